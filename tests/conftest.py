@@ -1,0 +1,95 @@
+"""Fixtures: a test server over the real built site, one Chromium, one booted page.
+
+The page is booted once per session (Pyodide, numpy, Pillow, TF.js, pyapp);
+tests run Python inside it through :mod:`harness`. Browser tests are marked
+``browser``; ``-m "not browser"`` runs the host tests alone.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import CHROMIUM_FLAGS, Pyodide, chromium_path  # noqa: E402
+
+import serve  # noqa: E402
+
+BACKENDS = ("wasm", "webgl", "cpu")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: runs in headless Chromium")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "pyodide" in getattr(item, "fixturenames", ()) or "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def built() -> None:
+    """web/vendor and models/ are up to date (the real asset build)."""
+    from pyapp import assets
+
+    assets.build()
+
+
+@pytest.fixture(scope="session")
+def server_url(built: None) -> Iterator[str]:
+    mounts = {**serve.default_mounts(), "/__tests__/": ROOT / "tests" / "browser"}
+    server = serve.make_server("127.0.0.1", 0, mounts, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    yield f"http://{host}:{port}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="session")
+def pyodide_session(browser: Any, server_url: str) -> Iterator[Pyodide]:
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server_url + "__tests__/harness.html")
+    page.evaluate("() => harnessReady")
+    handle = Pyodide(page)
+    handle.run("import pyapp")
+    yield handle
+    context.close()
+
+
+@pytest.fixture
+def pyodide(pyodide_session: Pyodide) -> Pyodide:
+    """The booted page; every test gets the same Python interpreter."""
+    return pyodide_session
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, pyodide_session: Pyodide) -> str:
+    """Each browser test that asks for it runs once per backend, that backend active."""
+    name: str = request.param
+    got = pyodide_session.run(f"import pyapp\nrt = await pyapp.init(backends=({name!r},))\n__value__ = rt.backend")
+    assert got == name
+    return name

@@ -1,0 +1,118 @@
+"""Run Python inside Pyodide in a real Chromium page, from pytest.
+
+Modelled on pytest-pyodide's ``run_in_pyodide``: a test function decorated
+with :func:`run_in_pyodide` is not run on the host; its source is sent to the
+page and run there (sync or async), its arguments and return value travel as
+JSON, and a Python exception in the browser fails the test with the browser's
+own traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import shutil
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # WebGL through SwiftShader: real GL on machines without a GPU.
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
+
+
+def chromium_path() -> str:
+    """The Chromium to drive: $PYAPP_CHROMIUM, else ``chromium`` on PATH."""
+    path = os.environ.get("PYAPP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("no Chromium found: install Debian's `chromium` or set PYAPP_CHROMIUM=/path/to/chrome")
+    return path
+
+
+class BrowserPythonError(AssertionError):
+    """A Python exception raised inside Pyodide; the message is the browser-side traceback."""
+
+
+_PRELUDE = """from __future__ import annotations
+import json as __json
+def __default(o):
+    import numpy as np
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (tuple, set, frozenset)):
+        return list(o)
+    raise TypeError(f"cannot send {type(o).__name__} back to pytest")
+"""
+
+
+class Pyodide:
+    """A handle on the booted harness page."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+    def run(self, code: str, timeout: float = 300.0) -> Any:
+        """Run ``code`` (top-level await allowed); returns ``__result__`` decoded from JSON."""
+        wrapped = (
+            _PRELUDE
+            + textwrap.dedent(code)
+            + "\n__result__ = __json.dumps(globals().get('__value__'), default=__default)\n"
+        )
+        self.page.set_default_timeout(timeout * 1000)
+        out = self.page.evaluate("code => runPython(code)", wrapped)
+        if not out["ok"]:
+            raise BrowserPythonError("Python in the browser raised:\n" + out["error"])
+        return json.loads(out["result"])
+
+    def call(self, source: str, name: str, args: tuple[Any, ...], timeout: float = 300.0) -> Any:
+        code = (
+            f"{source}\n"
+            f"__args = __json.loads({json.dumps(json.dumps(args))})\n"
+            f"__value__ = {name}(*__args)\n"
+            "import inspect as __inspect\n"
+            "if __inspect.isawaitable(__value__):\n"
+            "    __value__ = await __value__\n"
+        )
+        return self.run(code, timeout=timeout)
+
+
+def run_in_pyodide(func: Callable[..., Any] | None = None, *, timeout: float = 300.0) -> Any:
+    """Run the decorated test's body in the browser.
+
+    The first parameter must be ``selenium``-style: here it is the ``pyodide``
+    fixture (a :class:`Pyodide`); the others are passed as JSON. The function
+    body sees none of the host's globals: import what it needs inside it.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        source = textwrap.dedent(inspect.getsource(fn))
+        # Drop decorator lines: the browser runs the bare function.
+        lines = source.splitlines()
+        while lines and lines[0].lstrip().startswith("@"):
+            lines.pop(0)
+        body = "\n".join(lines)
+        params = list(inspect.signature(fn).parameters)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> None:
+            bound = inspect.signature(fn).bind(*args, **kwargs)
+            values = [bound.arguments[p] for p in params]
+            handle, rest = values[0], values[1:]
+            if not isinstance(handle, Pyodide):
+                raise TypeError(f"{fn.__name__}: first argument must be the `pyodide` fixture")
+            handle.call(body, fn.__name__, (None, *rest), timeout=timeout)
+
+        return wrapper
+
+    return decorate(func) if func is not None else decorate
