@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyapp import quantize
 from pyapp._version import __version__
 from pyapp.manifest import weight_bytes
 
@@ -99,7 +100,7 @@ SAMPLES = (
 HOST_ONLY = ("assets.py",)
 
 #: Bumped when a step's output format changes, so old stamps go stale.
-_STEP_VERSION = "1"
+_STEP_VERSION = "2"
 
 
 class BuildError(RuntimeError):
@@ -205,11 +206,23 @@ class Step:
                 produced.append(rel)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        self._remove_stale(produced)
         stamp = {
             "inputs": self.inputs(),
             "files": {str(rel): sha256_file(self.out_dir / rel) for rel in produced},
         }
         _write_atomic(self.stamp_path, json.dumps(stamp, indent=1, sort_keys=True).encode())
+
+    def _remove_stale(self, produced: list[Path]) -> None:
+        """Delete what the previous build of this step made and this one did not."""
+        try:
+            old = json.loads(self.stamp_path.read_text()).get("files", {})
+        except (OSError, ValueError):
+            return
+        keep = {str(p) for p in produced}
+        for rel in old:
+            if rel not in keep:
+                (self.out_dir / rel).unlink(missing_ok=True)
 
     def files(self) -> dict[str, str]:
         """Output files (relative to ``out_dir``) and their sha256, from the stamp."""
@@ -438,14 +451,31 @@ def _build_model(out: Path) -> None:
         ],
     }
     dest = out / MODEL_NAME
-    dest.mkdir(parents=True)
-    files: dict[str, str] = {}
-    model_json = json.dumps(layers_model, separators=(",", ":")).encode()
-    (dest / "model.json").write_bytes(model_json)
-    files["model.json"] = _sha256_bytes(model_json)
+    original = dest / "uint8"
+    original.mkdir(parents=True)
+    (original / "model.json").write_bytes(json.dumps(layers_model, separators=(",", ":")).encode())
     for name, data in sorted(shards.items()):
-        (dest / f"{name}.bin").write_bytes(data)
-        files[f"{name}.bin"] = _sha256_bytes(data)
+        (original / f"{name}.bin").write_bytes(data)
+    # NSFWJS ships uint8-quantized weights. The float32 variant is their exact
+    # dequantization; float16 is made from that. Smallest first: the loader
+    # falls back along this order when a variant is missing or corrupt.
+    quantize.convert(original, dest / "float32", "float32")
+    quantize.convert(dest / "float32", dest / "float16", "float16")
+    variants = []
+    for dtype in ("uint8", "float16", "float32"):
+        files = {
+            f"{dtype}/{p.name}": sha256_file(p) for p in sorted((dest / dtype).iterdir()) if p.name != "manifest.json"
+        }
+        (dest / dtype / "manifest.json").unlink(missing_ok=True)
+        variants.append(
+            {
+                "name": dtype,
+                "format": "layers-model",
+                "weights_dtype": dtype,
+                "model": f"{dtype}/model.json",
+                "files": files,
+            }
+        )
     manifest = {
         "name": MODEL_NAME,
         "description": "NSFWJS MobileNetV2 image classifier (nsfwjs@4.4.0)",
@@ -453,15 +483,7 @@ def _build_model(out: Path) -> None:
         "labels": list(MODEL_LABELS),
         "input": {"size": 224, "channels": 3, "layout": "NHWC", "dtype": "float32"},
         "preprocess": {"resize": "bilinear", "align_corners": True, "normalize": "unit"},
-        "variants": [
-            {
-                "name": "uint8",
-                "format": "layers-model",
-                "weights_dtype": "uint8",
-                "model": "model.json",
-                "files": files,
-            }
-        ],
+        "variants": variants,
     }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 

@@ -9,6 +9,7 @@
     ├── StateError              the object is in the wrong lifecycle state
     │   └── DisposedError       used after dispose()
     ├── TidyError               awaiting inside ``with tidy():``
+    ├── LeakError (+AssertionError)  ``assert_no_leaks`` found tensors/bytes/proxies left
     └── JSError                 any other JavaScript exception, message kept
 
 Example::
@@ -66,6 +67,10 @@ class DisposedError(StateError):
 
 class TidyError(PyAppError):
     """An ``await`` happened inside ``with tidy():``; TF.js scopes are synchronous."""
+
+
+class LeakError(PyAppError, AssertionError):
+    """Memory was left behind inside ``with assert_no_leaks():``; the message is the report."""
 
 
 class JSError(PyAppError):

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from pyapp.errors import (
     StateError,
 )
 from pyapp.manifest import ModelManifest, Variant, weight_bytes
+from pyapp.memory import CleanupPolicy, MemoryGuard
 from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
 
 log = logging.getLogger("pyapp.model")
@@ -98,15 +99,17 @@ def build_artifacts(model_json: bytes, files: dict[str, bytes], variant: Variant
         raise ModelLoadError(f"{variant.url(variant.model)}: model.json has no modelTopology")
     manifest = spec.get("weightsManifest", [])
     need = weight_bytes(manifest)
+    # Shard paths in model.json are relative to model.json itself.
+    prefix = variant.model.rsplit("/", 1)[0] + "/" if "/" in variant.model else ""
     shards: list[bytes] = []
     specs: list[Any] = []
     for group in manifest:
         for path in group.get("paths", []):
-            if path not in files:
+            if prefix + path not in files:
                 raise ModelLoadError(
                     f"{variant.url(variant.model)} names shard {path!r}, which the manifest does not list"
                 )
-            shards.append(files[path])
+            shards.append(files[prefix + path])
         specs.extend(group["weights"])
     weights = b"".join(shards)
     if len(weights) != need:
@@ -143,6 +146,8 @@ class Model:
         self.load_info = load_info
         self._js_model: Any = js_model
         self.state = ModelState.READY
+        #: Set by :meth:`load` (``cleanup=``); counts predictions and cleans up.
+        self.memory: MemoryGuard | None = None
         inputs = js_model.inputs
         self.input_shape: tuple[int | None, ...] = tuple(None if d is None else int(d) for d in inputs[0].shape)
         outputs = js_model.outputs
@@ -157,12 +162,14 @@ class Model:
         *,
         variants: Sequence[str] | None = None,
         warmup: bool = True,
+        cleanup: CleanupPolicy | Literal[False] | None = None,
     ) -> Model:
         """Fetch, verify and build the first working variant of a model.
 
         ``source`` is a manifest URL or a parsed :class:`ModelManifest`;
-        ``variants`` overrides the order to try. Raises :class:`ModelLoadError`
-        (with ``attempts``) when no variant loads.
+        ``variants`` overrides the order to try; ``cleanup`` (default
+        ``CleanupPolicy()``; pass ``False`` to turn off) sets the memory policy.
+        Raises :class:`ModelLoadError` (with ``attempts``) when no variant loads.
         """
         refuse_in_tidy("Model.load")
         if isinstance(source, str):
@@ -183,6 +190,9 @@ class Model:
                 continue
             if warmup:
                 await model.warmup()
+            if cleanup is not False:
+                model.memory = MemoryGuard(cleanup or CleanupPolicy())
+                model.memory.start()
             return model
         error = ModelIntegrityError if only_integrity else ModelLoadError
         detail = "; ".join(f"{k}: {v}" for k, v in attempts.items())
@@ -294,7 +304,10 @@ class Model:
             raise JSError(f"predict: {error_message(exc)}") from None
         finally:
             engine.endScope()
-        return await to_numpy(output, dispose=True)
+        result = await to_numpy(output, dispose=True)
+        if self.memory is not None:
+            self.memory.after_predict()
+        return result
 
     async def predict_batched(self, x: Any, batch_size: int = 16) -> np.ndarray:
         """:meth:`predict` over a large array in chunks of ``batch_size``."""

@@ -81,27 +81,34 @@ def test_rebuild_is_a_no_op_then_repairs_partial_or_corrupt_output(sandbox: Path
     again = assets.build()
     assert again.rebuilt == []
     (sandbox / "web" / "vendor" / "tfjs" / "tfjs-backend-wasm.wasm").unlink()
-    shard = sandbox / "models" / "nsfw-mobilenet-v2" / "group1-shard1of1.bin"
+    shard = sandbox / "models" / "nsfw-mobilenet-v2" / "uint8" / "group1-shard1of1.bin"
     shard.write_bytes(shard.read_bytes()[:100])
     assert assets.status()["tfjs"] == "tfjs-backend-wasm.wasm missing"
-    assert assets.status()["model"] == "nsfw-mobilenet-v2/group1-shard1of1.bin modified or corrupt"
+    assert assets.status()["model"] == "nsfw-mobilenet-v2/uint8/group1-shard1of1.bin modified or corrupt"
     repaired = assets.build()
     assert repaired.rebuilt == ["tfjs", "model"]
     assert all(v == "ok" for v in assets.status().values())
 
 
-def test_model_is_a_standard_layers_model_with_a_checked_manifest(built: None) -> None:
-    """model.json + shard are consistent and the manifest's hashes and labels are right."""
+def test_model_variants_are_standard_layers_models_with_checked_manifest(built: None) -> None:
+    """Each variant's model.json + shards are consistent; the manifest's hashes and labels are right."""
     d = assets.MODELS / "nsfw-mobilenet-v2"
     manifest = ModelManifest.from_json((d / "manifest.json").read_text(), base_url="models/nsfw-mobilenet-v2/")
     assert manifest.labels == ("Drawing", "Hentai", "Neutral", "Porn", "Sexy")
     assert manifest.input.size == 224
-    for name, digest in manifest.variants[0].files.items():
-        assert hashlib.sha256((d / name).read_bytes()).hexdigest() == digest
-    model = json.loads((d / "model.json").read_text())
-    assert model["format"] == "layers-model"
-    assert model["weightsManifest"][0]["paths"] == ["group1-shard1of1.bin"]
-    assert (d / "group1-shard1of1.bin").stat().st_size == weight_bytes(model["weightsManifest"])
+    assert [v.name for v in manifest.variants] == ["uint8", "float16", "float32"]
+    sizes = {}
+    for variant in manifest.variants:
+        for name, digest in variant.files.items():
+            assert hashlib.sha256((d / name).read_bytes()).hexdigest() == digest
+        model = json.loads((d / variant.model).read_text())
+        assert model["format"] == "layers-model"
+        shards = [d / variant.name / p for g in model["weightsManifest"] for p in g["paths"]]
+        sizes[variant.name] = sum(p.stat().st_size for p in shards)
+        assert sizes[variant.name] == weight_bytes(model["weightsManifest"])
+    # The shipped uint8 weights are NSFWJS's own bytes; float32 is 4x, float16 2x their count.
+    assert sizes["float32"] == 4 * sizes["uint8"]
+    assert sizes["float16"] == 2 * sizes["uint8"]
 
 
 def test_pyapp_wheel_is_reproducible_and_browser_only(tmp_path: Path) -> None:

@@ -1,0 +1,253 @@
+"""Quantize TF.js models with numpy alone (no TensorFlow): uint8, uint16, float16, and back.
+
+Reads a TF.js layers or graph model (``model.json`` + binary shards), decodes
+every weight to float32 (dequantizing whatever it was stored as), encodes it
+in the TF.js weight-quantization format, reshards, and writes a
+``manifest.json`` with the sha256 of every file::
+
+    python -m pyapp.quantize models/nsfw-mobilenet-v2/float32 --dtype uint8 --out /tmp/uint8
+    python -m pyapp.quantize /tmp/uint8 --dtype float32 --out /tmp/back   # dequantize
+
+Format (what TF.js's ``decodeWeights`` reads): uint8/uint16 are per-tensor
+affine, ``value = q * scale + min`` with ``min``/``scale`` in the weight spec's
+``quantization``; the range is nudged so that 0.0 is exact (as the TF.js
+converter does). float16 stores IEEE half floats. Only float32 weights are
+quantized; int32/bool weights are copied. The error bound per weight is
+``scale / 2`` for the affine types and float16's rounding for float16.
+
+Example::
+
+    >>> import numpy as np
+    >>> w = np.array([-1.0, 0.0, 0.5, 1.0], np.float32)
+    >>> q, spec = quantize_array(w, "uint8")
+    >>> bool(np.abs(dequantize_array(q, spec) - w).max() <= spec["scale"] / 2 + 1e-7)
+    True
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from pyapp.errors import ModelLoadError
+
+Dtype = Literal["uint8", "uint16", "float16", "float32"]
+DTYPES: tuple[str, ...] = ("uint8", "uint16", "float16", "float32")
+SHARD_BYTES = 4 * 1024 * 1024  # TF.js converter's default shard size
+_STORED: dict[str, Any] = {
+    "float32": np.float32,
+    "int32": np.int32,
+    "bool": np.uint8,
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+    "float16": np.float16,
+}
+
+
+class QuantizeError(ModelLoadError):
+    """The input model is malformed or incomplete; the message names the file and field."""
+
+
+# ----------------------------------------------------------------------------- arrays
+
+
+def _affine_range(lo: float, hi: float, dtype: Dtype) -> tuple[float, float]:
+    """(min, scale) with 0.0 exactly representable, like the TF.js converter."""
+    qmax = float(2 ** (8 * np.dtype(_STORED[dtype]).itemsize) - 1)
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if hi == lo:
+        return lo, 1.0
+    scale = (hi - lo) / qmax
+    zero_point = round(-lo / scale)
+    return -zero_point * scale, scale
+
+
+def quantize_array(values: np.ndarray, dtype: Dtype) -> tuple[np.ndarray, dict[str, Any]]:
+    """float32 weights -> (stored array, ``quantization`` spec or {} for float32)."""
+    w = np.asarray(values, dtype=np.float32)
+    if dtype == "float32":
+        return w, {}
+    if dtype == "float16":
+        return w.astype(np.float16), {"dtype": "float16"}
+    if dtype not in ("uint8", "uint16"):
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {DTYPES}")
+    lo, scale = _affine_range(float(w.min()) if w.size else 0.0, float(w.max()) if w.size else 0.0, dtype)
+    qmax = 2 ** (8 * np.dtype(_STORED[dtype]).itemsize) - 1
+    q = np.clip(np.rint((w.astype(np.float64) - lo) / scale), 0, qmax).astype(_STORED[dtype])
+    return q, {"dtype": dtype, "min": lo, "scale": scale}
+
+
+def dequantize_array(stored: np.ndarray, quantization: dict[str, Any] | None) -> np.ndarray:
+    """Stored weights -> float32, as TF.js decodes them."""
+    if not quantization:
+        return np.asarray(stored, dtype=np.float32)
+    if quantization["dtype"] == "float16":
+        return np.asarray(stored, dtype=np.float16).astype(np.float32)
+    return (stored.astype(np.float32) * np.float32(quantization["scale"]) + np.float32(quantization["min"])).astype(
+        np.float32
+    )
+
+
+def error_bound(quantization: dict[str, Any] | None, values: np.ndarray) -> float:
+    """The largest |original - dequantized| the format allows for ``values``."""
+    if not quantization:
+        return 0.0
+    if quantization["dtype"] == "float16":
+        # Half of float16's spacing at the largest magnitude (relative 2**-11).
+        peak = float(np.abs(values).max()) if values.size else 0.0
+        return float(np.spacing(np.float16(peak))) / 2 + 6e-8
+    return float(quantization["scale"]) / 2 * (1 + 1e-5) + 1e-7
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise QuantizeError(f"{path}: not found") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise QuantizeError(f"{path}: malformed JSON ({exc})") from None
+
+
+def read_model(model_dir: Path) -> tuple[dict[str, Any], list[tuple[dict[str, Any], np.ndarray]]]:
+    """model.json and every weight as (spec without quantization, float32-or-int array)."""
+    model_json_path = model_dir / "model.json"
+    model = _read_json(model_json_path)
+    if not isinstance(model, dict):
+        raise QuantizeError(f"{model_json_path}: expected a JSON object")
+    if "modelTopology" not in model:
+        raise QuantizeError(f"{model_json_path}: no modelTopology (not a TF.js model.json)")
+    groups = model.get("weightsManifest")
+    if not isinstance(groups, list):
+        raise QuantizeError(f"{model_json_path}: weightsManifest missing or not a list")
+    weights: list[tuple[dict[str, Any], np.ndarray]] = []
+    for g, group in enumerate(groups):
+        if (
+            not isinstance(group, dict)
+            or not isinstance(group.get("paths"), list)
+            or not isinstance(group.get("weights"), list)
+        ):
+            raise QuantizeError(f"{model_json_path}: weightsManifest[{g}] needs 'paths' and 'weights' lists")
+        buffers = []
+        for rel in group["paths"]:
+            shard = model_dir / rel
+            if not shard.is_file():
+                raise QuantizeError(f"{model_json_path}: shard {rel!r} is missing")
+            buffers.append(shard.read_bytes())
+        data = b"".join(buffers)
+        offset = 0
+        for spec in group["weights"]:
+            try:
+                name, shape, dtype = spec["name"], [int(d) for d in spec["shape"]], spec["dtype"]
+            except (KeyError, TypeError, ValueError):
+                raise QuantizeError(f"{model_json_path}: malformed weight spec {spec!r:.100}") from None
+            quant = spec.get("quantization")
+            stored_dtype = quant["dtype"] if quant else dtype
+            if stored_dtype not in _STORED:
+                raise QuantizeError(f"{model_json_path}: weight {name!r} has unsupported dtype {stored_dtype!r}")
+            count = int(np.prod(shape)) if shape else 1
+            nbytes = count * np.dtype(_STORED[stored_dtype]).itemsize
+            if offset + nbytes > len(data):
+                raise QuantizeError(
+                    f"{model_json_path}: shards of group {g} end at byte {len(data)}, "
+                    f"weight {name!r} needs bytes {offset}..{offset + nbytes} (truncated shard?)"
+                )
+            stored = np.frombuffer(data, dtype=_STORED[stored_dtype], count=count, offset=offset).reshape(shape)
+            offset += nbytes
+            value = dequantize_array(stored, quant) if dtype == "float32" else stored.astype(_STORED[dtype]).copy()
+            weights.append(({"name": name, "shape": shape, "dtype": dtype}, value))
+        if offset != len(data):
+            raise QuantizeError(
+                f"{model_json_path}: group {g} shards hold {len(data) - offset} bytes more than its weights"
+            )
+    return model, weights
+
+
+def write_model(
+    model: dict[str, Any],
+    weights: Sequence[tuple[dict[str, Any], np.ndarray]],
+    out_dir: Path,
+    dtype: Dtype,
+    shard_bytes: int = SHARD_BYTES,
+) -> dict[str, str]:
+    """Encode ``weights`` as ``dtype``, write model.json + shards; return {file: sha256}."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for spec, value in weights:
+        out_spec = dict(spec)
+        if spec["dtype"] == "float32":
+            stored, quant = quantize_array(value, dtype)
+            if quant:
+                out_spec["quantization"] = quant
+        else:
+            stored = value.astype(_STORED[spec["dtype"]])
+        specs.append(out_spec)
+        blobs.append(np.ascontiguousarray(stored).astype(stored.dtype.newbyteorder("<")).tobytes())
+    data = b"".join(blobs)
+    n = max(1, -(-len(data) // shard_bytes))
+    paths = [f"group1-shard{i + 1}of{n}.bin" for i in range(n)]
+    for old in out_dir.glob("group*-shard*of*.bin"):
+        old.unlink()
+    files: dict[str, str] = {}
+    for i, name in enumerate(paths):
+        chunk = data[i * shard_bytes : (i + 1) * shard_bytes]
+        (out_dir / name).write_bytes(chunk)
+        files[name] = hashlib.sha256(chunk).hexdigest()
+    out_model = {k: v for k, v in model.items() if k != "weightsManifest"}
+    out_model["weightsManifest"] = [{"paths": paths, "weights": specs}]
+    out_model["convertedBy"] = f"pyapp.quantize ({dtype})"
+    text = json.dumps(out_model, separators=(",", ":")).encode()
+    (out_dir / "model.json").write_bytes(text)
+    files["model.json"] = hashlib.sha256(text).hexdigest()
+    return files
+
+
+def convert(model_dir: Path, out_dir: Path, dtype: Dtype, shard_bytes: int = SHARD_BYTES) -> dict[str, Any]:
+    """Read ``model_dir``, write it as ``dtype`` into ``out_dir`` with a manifest; return the manifest."""
+    if dtype not in DTYPES:
+        raise QuantizeError(f"unknown dtype {dtype!r}; expected one of {DTYPES}")
+    if Path(out_dir).resolve() == Path(model_dir).resolve():
+        raise QuantizeError("--out must differ from the input directory")
+    model, weights = read_model(Path(model_dir))
+    files = write_model(model, weights, Path(out_dir), dtype, shard_bytes)
+    source_manifest = Path(model_dir) / "manifest.json"
+    manifest: dict[str, Any] = (
+        _read_json(source_manifest) if source_manifest.exists() else {"name": Path(model_dir).name}
+    )
+    fmt = model.get("format") or ("graph-model" if "signature" in model else "layers-model")
+    manifest["variants"] = [
+        {"name": dtype, "format": fmt, "weights_dtype": dtype, "model": "model.json", "files": files}
+    ]
+    (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyapp.quantize", description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", type=Path, help="directory with model.json and its shards")
+    parser.add_argument("--dtype", required=True, choices=DTYPES, help="float32 dequantizes")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--shard-bytes", type=int, default=SHARD_BYTES)
+    args = parser.parse_args(argv)
+    try:
+        manifest = convert(args.model_dir, args.out, args.dtype, args.shard_bytes)
+    except QuantizeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    size = sum((args.out / f).stat().st_size for f in manifest["variants"][0]["files"])
+    print(f"wrote {args.out} ({args.dtype}, {size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
