@@ -45,8 +45,18 @@ def built() -> None:
 
 
 @pytest.fixture(scope="session")
-def server_url(built: None) -> Iterator[str]:
-    mounts = {**serve.default_mounts(), "/__tests__/": ROOT / "tests" / "browser"}
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory the test server serves at /__scratch__/ (for broken models, test files)."""
+    return tmp_path_factory.mktemp("scratch")
+
+
+@pytest.fixture(scope="session")
+def server_url(built: None, scratch: Path) -> Iterator[str]:
+    mounts = {
+        **serve.default_mounts(),
+        "/__tests__/": ROOT / "tests" / "browser",
+        "/__scratch__/": scratch,
+    }
     server = serve.make_server("127.0.0.1", 0, mounts, quiet=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()

@@ -1,0 +1,78 @@
+"""pyapp.classifier in Chromium: labels, top-k, one result per image, batching, bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from harness import run_in_pyodide
+
+from pyapp.classifier import top_k
+from pyapp.errors import InvalidInput
+
+
+def test_top_k_orders_and_clamps() -> None:
+    probs = np.array([0.05, 0.6, 0.1, 0.2, 0.05], np.float32)
+    labels = ["a", "b", "c", "d", "e"]
+    assert [label for label, _ in top_k(probs, labels, 3)] == ["b", "d", "c"]
+    assert len(top_k(probs, labels, 99)) == 5
+    assert len(top_k(probs, labels, 0)) == 1
+    with pytest.raises(InvalidInput, match="expected 5 probabilities"):
+        top_k(probs[:4], labels, 2)
+
+
+@run_in_pyodide
+async def test_classify_real_photos(pyodide: Any, backend: str) -> None:
+    """Safe-for-work photos from scikit-image come out safe (Neutral/Drawing), as sorted (label, prob) pairs."""
+    import testutil
+
+    clf = await testutil.classifier(backend)
+    for name in ("chelsea.png", "coffee.png", "rocket.jpg"):
+        top = await clf.classify(await testutil.fetch(f"/vendor/samples/{name}"))
+        assert top[0][0] in ("Neutral", "Drawing"), (name, top)
+        assert sum(p for label, p in top if label in ("Porn", "Hentai", "Sexy")) < 0.1, (name, top)
+        assert len(top) == 5
+        probs = [p for _, p in top]
+        assert probs == sorted(probs, reverse=True)
+        assert abs(sum(probs) - 1) < 1e-3
+    assert len(await clf.classify(await testutil.fetch("/vendor/samples/chelsea.png"), top=2)) == 2
+
+
+@run_in_pyodide
+async def test_classify_many_is_one_result_per_image(pyodide: Any) -> None:
+    import testutil
+    from pyapp.errors import InvalidInput
+
+    clf = await testutil.classifier("wasm")
+    photos = [await testutil.fetch(f"/vendor/samples/{n}") for n in ("chelsea.png", "astronaut.png", "camera.png")]
+    many = await clf.classify_many(photos, batch_size=2)
+    assert len(many) == 3
+    for photo, result in zip(photos, many, strict=True):
+        single = await clf.classify(photo)
+        assert [lbl for lbl, _ in single] == [lbl for lbl, _ in result]
+        assert max(abs(a - b) for (_, a), (_, b) in zip(single, result, strict=True)) < 1e-4
+    assert await clf.classify_many([]) == []
+    try:
+        await clf.classify_many(photos[0])
+    except InvalidInput as exc:
+        assert "list of images" in str(exc)
+    else:
+        raise AssertionError("bytes accepted as a list")
+
+
+@run_in_pyodide
+async def test_bad_image_is_invalid_image_and_leaks_nothing(pyodide: Any, backend: str) -> None:
+    import testutil
+    from pyapp.errors import InvalidImage
+    from pyapp.memory import assert_no_leaks
+
+    clf = await testutil.classifier(backend)
+    with assert_no_leaks():
+        for data, cause in [(b"", "empty"), (b"<!doctype html><p>hi", "HTML"), (b"\x89PNG\r\n\x1a\nxx", "")]:
+            try:
+                await clf.classify(data)
+            except InvalidImage as exc:
+                assert cause in str(exc)
+            else:
+                raise AssertionError(f"{data[:10]!r} accepted")

@@ -1,0 +1,236 @@
+"""pyapp.model in Chromium: verified loading with variant fallback, lifecycle, input checks, no leaks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import run_in_pyodide
+
+from pyapp import assets
+
+MODEL = assets.MODELS / "nsfw-mobilenet-v2"
+
+
+def _broken_copy(scratch: Path, case: str, damage: dict[str, str]) -> str:
+    """Copy the real model to scratch/case and damage files; returns the manifest URL.
+
+    damage: file -> "flip" (bytes changed, manifest hash kept), "delete",
+    "truncate" / "garble" (changed and the manifest hash updated, so only the
+    content check can catch it).
+    """
+    dest = scratch / case
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(MODEL, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for rel, how in damage.items():
+        path = dest / rel
+        if how == "delete":
+            path.unlink()
+            continue
+        data = path.read_bytes()
+        if how == "flip":
+            data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+        elif how == "truncate":
+            data = data[: len(data) // 2]
+        elif how == "garble":
+            data = b'{"modelTopology": '
+        path.write_bytes(data)
+        if how in ("truncate", "garble"):
+            for variant in manifest["variants"]:
+                if rel in variant["files"]:
+                    variant["files"][rel] = hashlib.sha256(data).hexdigest()
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return f"/__scratch__/{case}/manifest.json"
+
+
+@run_in_pyodide
+async def test_load_verifies_warms_up_and_predicts(pyodide: Any, backend: str) -> None:
+    import numpy as np
+    import testutil
+    from pyapp.model import ModelState
+
+    clf = await testutil.classifier(backend)
+    model = clf.model
+    assert model.state is ModelState.READY
+    assert model.load_info.variant == "uint8"
+    assert model.load_info.attempts == {}
+    assert model.load_info.warmup_ms is not None
+    assert model.load_info.warmup_ms > 0
+    assert model.input_shape == (None, 224, 224, 3)
+    assert model.output_shape == (None, 5)
+    probs = await model.predict(np.zeros((2, 224, 224, 3), np.float32))
+    assert probs.shape == (2, 5)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("case", "damage", "variant", "reason"),
+    [
+        ("corrupt-uint8", {"uint8/group1-shard1of1.bin": "flip"}, "float16", "sha256"),
+        ("missing-uint8", {"uint8/group1-shard1of1.bin": "delete"}, "float16", "HTTP 404"),
+        ("truncated-uint8", {"uint8/group1-shard1of1.bin": "truncate"}, "float16", "truncated"),
+        ("garbled-uint8", {"uint8/model.json": "garble"}, "float16", "malformed model.json"),
+        (
+            "quantized-both-bad",
+            {"uint8/group1-shard1of1.bin": "delete", "float16/group1-shard2of2.bin": "flip"},
+            "float32",
+            "HTTP 404",
+        ),
+    ],
+)
+def test_broken_quantized_variant_falls_back_to_full_precision(
+    pyodide: Any, scratch: Path, case: str, damage: dict[str, str], variant: str, reason: str
+) -> None:
+    """Each kind of damage to the preferred variant is caught, logged with its reason, and skipped."""
+    url = _broken_copy(scratch, case, damage)
+    got = pyodide.run(f"""
+        import numpy as np, testutil
+        from pyapp.model import Model
+        from pyapp.memory import assert_no_leaks
+        await testutil.use_backend("wasm")
+        model = await Model.load({url!r})
+        probs = await model.predict(np.zeros((1, 224, 224, 3), np.float32))
+        info = model.load_info
+        model.dispose()
+        __value__ = [info.variant, info.attempts, probs.shape]
+    """)
+    assert got[0] == variant
+    assert "uint8" in got[1]
+    assert reason in got[1]["uint8"], got[1]
+    assert got[2] == [1, 5]
+
+
+def test_every_variant_broken_is_one_clear_error_and_leaks_nothing(pyodide: Any, scratch: Path) -> None:
+    url = _broken_copy(
+        scratch,
+        "all-broken",
+        {"uint8/group1-shard1of1.bin": "flip", "float16/model.json": "flip", "float32/group1-shard3of3.bin": "flip"},
+    )
+    got = pyodide.run(f"""
+        import testutil
+        from pyapp.errors import ModelIntegrityError
+        from pyapp.memory import assert_no_leaks
+        from pyapp.model import Model
+        await testutil.use_backend("wasm")
+        with assert_no_leaks():
+            try:
+                await Model.load({url!r})
+            except ModelIntegrityError as exc:
+                __value__ = [str(exc), exc.attempts]
+    """)
+    message, attempts = got
+    assert "no variant could be loaded" in message
+    assert sorted(attempts) == ["float16", "float32", "uint8"]
+    assert all("sha256" in why for why in attempts.values())
+
+
+def test_missing_manifest_and_bad_manifest(pyodide: Any, scratch: Path) -> None:
+    (scratch / "badmanifest").mkdir(exist_ok=True)
+    (scratch / "badmanifest" / "manifest.json").write_text('{"name": "x", "input": {"size": -1}}')
+    got = pyodide.run("""
+        from pyapp.errors import ModelLoadError
+        from pyapp.model import Model
+        out = []
+        for url in ["/__scratch__/nope/manifest.json", "/__scratch__/badmanifest/manifest.json"]:
+            try:
+                await Model.load(url)
+            except ModelLoadError as exc:
+                out.append(str(exc))
+        __value__ = out
+    """)
+    assert got[0] == "cannot fetch /__scratch__/nope/manifest.json: HTTP 404"
+    assert got[1] == "invalid model manifest: input.size: expected a positive integer, got -1"
+
+
+@run_in_pyodide
+async def test_lifecycle_dispose_twice_and_misuse_after(pyodide: Any) -> None:
+    import js
+    import numpy as np
+    import testutil
+    from pyapp.errors import DisposedError
+    from pyapp.model import Model, ModelState
+
+    await testutil.use_backend("wasm")
+    start = int(js.tf.memory().numTensors)
+    async with await Model.load(testutil.MANIFEST, warmup=False) as model:
+        assert model.state is ModelState.READY
+        assert int(js.tf.memory().numTensors) > start
+    assert model.state is ModelState.DISPOSED
+    model.dispose()  # safe twice
+    assert int(js.tf.memory().numTensors) == start, "weights freed"
+    for call in (model.predict(np.zeros((1, 224, 224, 3), np.float32)), model.warmup()):
+        try:
+            await call
+        except DisposedError as exc:
+            assert "disposed" in str(exc)
+        else:
+            raise AssertionError("use after dispose was allowed")
+    try:
+        async with model:
+            pass
+    except DisposedError:
+        pass
+    else:
+        raise AssertionError("async with on a disposed model was allowed")
+    assert "disposed" in repr(model)
+
+
+@run_in_pyodide
+async def test_input_signature_errors_are_clear(pyodide: Any, backend: str) -> None:
+    import js
+    import numpy as np
+    import testutil
+    from pyapp.errors import InvalidInput
+
+    model = (await testutil.classifier(backend)).model
+    start = int(js.tf.memory().numTensors)
+    cases = [
+        (np.zeros((224, 224, 3), np.float32), "expects input of rank 4 (N, 224, 224, 3), got shape (224, 224, 3)"),
+        (np.zeros((1, 224, 225, 3), np.float32), "expects shape (N, 224, 224, 3), got (1, 224, 225, 3) (axis 2)"),
+        (np.zeros((0, 224, 224, 3), np.float32), "empty batch"),
+        (np.array([["a"]]), "must be numeric"),
+    ]
+    for x, message in cases:
+        try:
+            await model.predict(x)
+        except InvalidInput as exc:
+            assert message in str(exc), str(exc)
+        else:
+            raise AssertionError(f"accepted {x.shape}")
+    assert int(js.tf.memory().numTensors) == start
+
+
+@run_in_pyodide
+async def test_batched_predict_matches_one_by_one(pyodide: Any) -> None:
+    import numpy as np
+    import testutil
+
+    model = (await testutil.classifier("wasm")).model
+    x = np.random.default_rng(3).random((5, 224, 224, 3), dtype=np.float32)
+    batched = await model.predict_batched(x, batch_size=2)
+    single = np.concatenate([await model.predict(x[i : i + 1]) for i in range(5)])
+    assert batched.shape == (5, 5)
+    assert np.abs(batched - single).max() <= 1e-5
+
+
+@run_in_pyodide
+async def test_results_agree_across_backends(pyodide: Any) -> None:
+    """Same real photo, three backends: probabilities agree within 1e-3."""
+    import numpy as np
+    import testutil
+
+    photo = await testutil.fetch("/vendor/samples/coffee.png")
+    results = {}
+    for backend in ("wasm", "webgl", "cpu"):
+        clf = await testutil.classifier(backend)
+        results[backend] = await clf.model.predict(clf.prepare(photo))
+    for backend in ("webgl", "cpu"):
+        diff = float(np.abs(results[backend] - results["wasm"]).max())
+        assert diff <= 1e-3, (backend, diff, results)

@@ -1,0 +1,88 @@
+"""pyapp.runtime in Chromium: backend choice in order, reasons for rejections, switching, WASM threads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from harness import run_in_pyodide
+
+
+@run_in_pyodide
+async def test_init_skips_unavailable_backends_and_records_why(pyodide: Any) -> None:
+    """webgpu is not usable in headless Chromium here: init moves on and says why."""
+    import pyapp
+
+    rt = await pyapp.init(backends=("webgpu", "wasm", "cpu"))
+    assert rt.backend == "wasm"
+    assert list(rt.rejected) == ["webgpu"]
+    assert "navigator.gpu" in rt.rejected["webgpu"] or "adapter" in rt.rejected["webgpu"]
+    assert pyapp.runtime.current() is rt
+
+
+@run_in_pyodide
+async def test_init_fails_with_every_reason_when_nothing_starts(pyodide: Any) -> None:
+    import js
+    import pyapp
+    from pyapp.errors import BackendUnavailable, InvalidInput
+
+    before = str(js.tf.getBackend())
+    try:
+        await pyapp.init(backends=("webgpu",))
+    except BackendUnavailable as exc:
+        assert set(exc.reasons) == {"webgpu"}
+        assert "webgpu" in str(exc)
+    else:
+        raise AssertionError("expected BackendUnavailable")
+    assert str(js.tf.getBackend()) == before, "a failed init leaves the active backend alone"
+    for bad in (("tpu",), ()):
+        try:
+            await pyapp.init(backends=bad)
+        except InvalidInput:
+            pass
+        else:
+            raise AssertionError(f"expected InvalidInput for {bad}")
+
+
+@run_in_pyodide
+async def test_wasm_uses_vendored_threaded_simd_binary_when_isolated(pyodide: Any) -> None:
+    """The page is crossOriginIsolated, so TF.js picks the threaded SIMD build from vendor/tfjs/."""
+    import js
+    import pyapp
+
+    rt = await pyapp.init(backends=("wasm",))
+    assert rt.cross_origin_isolated is True
+    assert rt.wasm_simd is True
+    assert rt.wasm_threads is not None
+    assert rt.wasm_threads >= 1
+    loaded = [str(e.name) for e in js.performance.getEntriesByType("resource")]
+    wasm = [u for u in loaded if u.endswith(".wasm") and "/vendor/tfjs/" in u]
+    assert wasm
+    assert all(u.endswith("tfjs-backend-wasm-threaded-simd.wasm") for u in wasm), wasm
+
+
+@run_in_pyodide
+async def test_switch_backend_at_run_time_keeps_model_working(pyodide: Any) -> None:
+    """A model loaded on one backend still predicts (same numbers) after switching."""
+    import numpy as np
+    import testutil
+
+    clf = await testutil.classifier("wasm")
+    x = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
+    on_wasm = await clf.model.predict(x)
+    rt = await __import__("pyapp").init(backends=("wasm",))
+    await rt.switch("cpu")
+    assert rt.backend == "cpu"
+    assert rt.wasm_threads is None
+    on_cpu = await clf.model.predict(x)
+    await rt.switch("wasm")
+    assert np.abs(on_wasm - on_cpu).max() <= 1e-3
+
+
+@pytest.mark.parametrize("name", ["wasm", "webgl", "cpu"])
+def test_each_test_backend_starts(pyodide: Any, name: str) -> None:
+    """The three backends the suite runs on all start in headless Chromium."""
+    got = pyodide.run(
+        f"import pyapp\nrt = await pyapp.init(backends=({name!r},))\n__value__ = [rt.backend, rt.rejected]"
+    )
+    assert got == [name, {}]
