@@ -42,6 +42,7 @@ async def test_classify_real_photos(pyodide: Any, backend: str) -> None:
 @run_in_pyodide
 async def test_classify_many_is_one_result_per_image(pyodide: Any) -> None:
     import testutil
+
     from pyapp.errors import InvalidInput
 
     clf = await testutil.classifier("wasm")
@@ -64,6 +65,7 @@ async def test_classify_many_is_one_result_per_image(pyodide: Any) -> None:
 @run_in_pyodide
 async def test_bad_image_is_invalid_image_and_leaks_nothing(pyodide: Any, backend: str) -> None:
     import testutil
+
     from pyapp.errors import InvalidImage
     from pyapp.memory import assert_no_leaks
 

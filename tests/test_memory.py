@@ -20,6 +20,7 @@ def test_leak_report_names_what_grew() -> None:
 @run_in_pyodide
 async def test_snapshot_fields_per_backend(pyodide: Any, backend: str) -> None:
     import numpy as np
+
     from pyapp import memory
     from pyapp.tensors import to_tensor
 
@@ -41,10 +42,11 @@ async def test_snapshot_fields_per_backend(pyodide: Any, backend: str) -> None:
 def test_assert_no_leaks_catches_tensors_and_proxies(pyodide: Any, backend: str) -> None:
     """The guard itself must fail when something is left: a tensor, then a PyProxy."""
     import numpy as np
+    from pyodide.ffi import create_proxy
+
     from pyapp.errors import LeakError
     from pyapp.memory import assert_no_leaks
     from pyapp.tensors import to_tensor
-    from pyodide.ffi import create_proxy
 
     leaked = None
     try:
@@ -73,6 +75,7 @@ async def test_cleanup_policy_every_n_and_gpu_threshold(pyodide: Any, backend: s
     import js
     import numpy as np
     import testutil
+
     from pyapp.memory import CleanupPolicy, MemoryGuard
 
     clf = await testutil.classifier(backend)
@@ -101,6 +104,7 @@ async def test_thousand_classifications_leave_memory_unchanged(pyodide: Any) -> 
 
     import numpy as np
     import testutil
+
     from pyapp import memory
     from pyapp.images import decode
 
@@ -125,6 +129,7 @@ async def test_repeated_classifications_flat_on_gpu_and_cpu(pyodide: Any) -> Non
     import gc
 
     import testutil
+
     from pyapp import memory
 
     for backend in ("webgl", "cpu"):

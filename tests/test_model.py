@@ -53,6 +53,7 @@ def _broken_copy(scratch: Path, case: str, damage: dict[str, str]) -> str:
 async def test_load_verifies_warms_up_and_predicts(pyodide: Any, backend: str) -> None:
     import numpy as np
     import testutil
+
     from pyapp.model import ModelState
 
     clf = await testutil.classifier(backend)
@@ -154,6 +155,7 @@ async def test_lifecycle_dispose_twice_and_misuse_after(pyodide: Any) -> None:
     import js
     import numpy as np
     import testutil
+
     from pyapp.errors import DisposedError
     from pyapp.model import Model, ModelState
 
@@ -187,6 +189,7 @@ async def test_input_signature_errors_are_clear(pyodide: Any, backend: str) -> N
     import js
     import numpy as np
     import testutil
+
     from pyapp.errors import InvalidInput
 
     model = (await testutil.classifier(backend)).model

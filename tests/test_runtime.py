@@ -23,6 +23,7 @@ async def test_init_skips_unavailable_backends_and_records_why(pyodide: Any) -> 
 @run_in_pyodide
 async def test_init_fails_with_every_reason_when_nothing_starts(pyodide: Any) -> None:
     import js
+
     import pyapp
     from pyapp.errors import BackendUnavailable, InvalidInput
 
@@ -48,6 +49,7 @@ async def test_init_fails_with_every_reason_when_nothing_starts(pyodide: Any) ->
 async def test_wasm_uses_vendored_threaded_simd_binary_when_isolated(pyodide: Any) -> None:
     """The page is crossOriginIsolated, so TF.js picks the threaded SIMD build from vendor/tfjs/."""
     import js
+
     import pyapp
 
     rt = await pyapp.init(backends=("wasm",))

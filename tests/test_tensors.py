@@ -19,12 +19,12 @@ def test_dtype_map_is_documented_and_total() -> None:
     assert tf_dtype(np.uint8) == "int32"
     assert tf_dtype(np.int64) == "int32"
     assert tf_dtype(np.bool_) == "bool"
-    with pytest.raises(InvalidInput, match="complex128 has no TF.js equivalent"):
+    with pytest.raises(InvalidInput, match=r"complex128 has no TF\.js equivalent"):
         tf_dtype(np.complex128)
 
 
 def test_prepare_checks_what_tfjs_would_silently_get_wrong() -> None:
-    with pytest.raises(InvalidInput, match="do not fit TF.js int32"):
+    with pytest.raises(InvalidInput, match=r"do not fit TF\.js int32"):
         prepare(np.array([2**40], np.int64))
     with pytest.raises(InvalidInput, match="truncate a float array"):
         prepare(np.ones(3), dtype="int32")
@@ -40,6 +40,7 @@ def test_prepare_checks_what_tfjs_would_silently_get_wrong() -> None:
 async def test_roundtrip_every_dtype(pyodide: Any, backend: str) -> None:
     """Values, shapes and dtypes survive numpy -> TF.js -> numpy on each backend."""
     import numpy as np
+
     from pyapp.memory import assert_no_leaks
     from pyapp.tensors import to_numpy, to_numpy_sync, to_tensor
 
@@ -69,6 +70,7 @@ async def test_roundtrip_every_dtype(pyodide: Any, backend: str) -> None:
 def test_tidy_disposes_all_but_kept(pyodide: Any, backend: str) -> None:
     import js
     import numpy as np
+
     from pyapp.tensors import tidy, to_numpy_sync, to_tensor
 
     start = int(js.tf.memory().numTensors)
@@ -100,6 +102,7 @@ async def test_awaiting_inside_tidy_is_refused(pyodide: Any) -> None:
     import js
     import numpy as np
     import testutil
+
     from pyapp.errors import TidyError
     from pyapp.tensors import tidy, to_tensor
 
@@ -130,6 +133,7 @@ async def test_awaiting_inside_tidy_is_refused(pyodide: Any) -> None:
 @run_in_pyodide
 async def test_conversion_errors_are_specific_and_leave_nothing(pyodide: Any, backend: str) -> None:
     import numpy as np
+
     from pyapp.errors import InvalidInput
     from pyapp.memory import assert_no_leaks
     from pyapp.tensors import to_tensor
