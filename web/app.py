@@ -24,4 +24,5 @@ async def main(backends: str) -> None:
     ms = (time.perf_counter() - started) * 1e3
     rows = "".join(f"<tr><td>{label}</td><td>{p:.3f}</td></tr>" for label, p in top)
     _show("result", f"<table>{rows}</table><p>{ms:.0f} ms on {runtime.backend}</p>")
+    js.performance.mark("pyapp:first-prediction")
     js.document.body.dataset.top1 = top[0][0]

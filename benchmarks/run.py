@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Run pyapp's benchmarks in headless Chromium; write JSON, a markdown table and a PNG chart.
+
+    .venv/bin/python benchmarks/run.py                       # every suite, wasm backend
+    .venv/bin/python benchmarks/run.py --suite steady,stages --backend webgl
+    .venv/bin/python benchmarks/run.py --soak-n 1000         # a shorter soak
+
+Comparisons are measured side by side in one browser run (alternating where
+it matters), never against numbers from another run. Results land in
+benchmarks/results/ (results.json, results.md, chart.png).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from harness import CHROMIUM_FLAGS, Pyodide, chromium_path  # noqa: E402
+
+import serve  # noqa: E402
+
+SUITES = ("steady", "stages", "preprocess", "cold", "batch", "variants", "soak")
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """median / p90 / min / mean of a list of ms."""
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+    return {
+        "n": len(values),
+        "median": statistics.median(values),
+        "p90": p90,
+        "min": ordered[0],
+        "mean": statistics.fmean(values),
+    }
+
+
+class Bench:
+    def __init__(self, browser: Any, url: str, backend: str) -> None:
+        self.browser = browser
+        self.url = url
+        self.backend = backend
+        self.context = browser.new_context()
+        page = self.context.new_page()
+        page.goto(url + "__bench__/bench.html")
+        page.evaluate("() => benchReady")
+        self.py = Pyodide(page)
+
+    def call(self, fn: str, *args: Any) -> Any:
+        arglist = ", ".join(json.dumps(a) for a in args)
+        return self.py.run(f"import bench_py\n__value__ = await bench_py.{fn}({arglist})", timeout=3600)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def cold_start(browser: Any, url: str, backend: str, repeats: int) -> dict[str, Any]:
+    """Time to first prediction in fresh contexts (empty cache), ours vs references, interleaved."""
+    pages = {
+        "pyapp page": f"{url}?backend={backend}",
+        "plain TF.js page": f"{url}__bench__/plain.html?backend={backend}",
+        "Pyodide + numpy boot only": f"{url}__bench__/pyodide_only.html",
+    }
+    times: dict[str, list[float]] = {k: [] for k in pages}
+    for _ in range(repeats):
+        for name, page_url in pages.items():
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(page_url)
+            page.wait_for_function("performance.getEntriesByName('pyapp:first-prediction').length > 0", timeout=300_000)
+            times[name].append(page.evaluate("performance.getEntriesByName('pyapp:first-prediction')[0].startTime"))
+            context.close()
+    return {name: summary(v) for name, v in times.items()}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    from pyapp import assets
+
+    assets.build()
+    mounts = {**serve.default_mounts(), "/__bench__/": ROOT / "benchmarks"}
+    server = serve.make_server("127.0.0.1", 0, mounts, quiet=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    suites = args.suite.split(",")
+    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "suites": {}}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        results["browser"] = browser.version
+        bench = Bench(browser, url, args.backend)
+        results["environment"] = bench.call("environment", args.backend)
+        s = results["suites"]
+        try:
+            for suite in suites:
+                started = time.perf_counter()
+                print(f"[bench] {suite} ...", file=sys.stderr, flush=True)
+                if suite == "steady":
+                    raw = bench.call("steady", args.backend, args.n, args.warmup)
+                    py, jsb = summary(raw["py_ms"]), summary(raw["js_ms"])
+                    s[suite] = {
+                        "python": py,
+                        "plain_js": jsb,
+                        "ratio_median": py["median"] / jsb["median"],
+                        "same_output": raw["same_output"],
+                    }
+                elif suite == "stages":
+                    raw = bench.call("stages", args.backend, args.n, args.warmup)
+                    s[suite] = {k: summary(v) for k, v in raw.items()}
+                elif suite == "preprocess":
+                    raw = bench.call("preprocess", args.n)
+                    s[suite] = {k: summary(v) if isinstance(v, list) else v for k, v in raw.items()}
+                    s[suite]["ratio_numpy_over_gpu"] = s[suite]["numpy_ms"]["median"] / s[suite]["gpu_ms"]["median"]
+                elif suite == "cold":
+                    s[suite] = cold_start(browser, url, args.backend, args.cold_repeats)
+                elif suite == "batch":
+                    s[suite] = bench.call("batch", args.backend, 64, 16)
+                    s[suite]["speedup"] = s[suite]["one_by_one_ms"] / s[suite]["batched_ms"]
+                elif suite == "variants":
+                    raw = bench.call("variants", args.backend, args.n)
+                    s[suite] = {k: {**v, "predict_ms": summary(v["predict_ms"])} for k, v in raw.items()}
+                elif suite == "soak":
+                    raw = bench.call("soak", args.backend, args.soak_n, max(1, args.soak_n // 20))
+                    first, last = raw["samples"][0], raw["samples"][-1]
+                    growth = {
+                        k: last[k] - first[k]
+                        for k in ("num_tensors", "num_bytes", "live_proxies", "tf_wasm_heap_bytes", "python_heap_bytes")
+                        if isinstance(first.get(k), int) and isinstance(last.get(k), int)
+                    }
+                    s[suite] = {"n": raw["n"], "growth": growth, "samples": raw["samples"], "seconds": last["t_s"]}
+                else:
+                    raise SystemExit(f"unknown suite {suite!r}; choose from {SUITES}")
+                print(f"[bench] {suite} done in {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
+        finally:
+            bench.close()
+            browser.close()
+    server.shutdown()
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    env = results["environment"]
+    lines = [
+        "# pyapp benchmarks",
+        "",
+        f"Chromium {results['browser']}, backend **{env['backend']}**, "
+        f"crossOriginIsolated={env['cross_origin_isolated']}, "
+        f"WASM SIMD={env['wasm_simd']}, threads={env['wasm_threads']}, cores={env['hardware_concurrency']}, "
+        f"TF.js {env['tfjs']}. Run {results['started']}.",
+        "",
+    ]
+    s = results["suites"]
+    ms = "{:.1f}".format
+    if "steady" in s:
+        r = s["steady"]
+        lines += [
+            "## Steady-state prediction (alternating in one page)",
+            "",
+            "| path | n | median ms | p90 ms |",
+            "|---|---|---|---|",
+            f"| pyapp (Python) | {r['python']['n']} | {ms(r['python']['median'])} | {ms(r['python']['p90'])} |",
+            f"| plain-JS TF.js | {r['plain_js']['n']} | {ms(r['plain_js']['median'])} | {ms(r['plain_js']['p90'])} |",
+            "",
+            f"Ratio Python/JS (median): **{r['ratio_median']:.3f}**; same output: {r['same_output']}",
+            "",
+        ]
+    if "stages" in s:
+        lines += [
+            "## Python path, per stage (encoded 300x451 PNG -> top-5)",
+            "",
+            "| stage | median ms | p90 ms |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {k} | {ms(v['median'])} | {ms(v['p90'])} |" for k, v in s["stages"].items()]
+        lines.append("")
+    if "preprocess" in s:
+        r = s["preprocess"]
+        lines += [
+            f"## Preprocessing a {r['pixels'] / 1e6:.2f} MP photo to 1x224x224x3",
+            "",
+            "| path | median ms | p90 ms |",
+            "|---|---|---|",
+            f"| numpy (decoded array) | {ms(r['numpy_ms']['median'])} | {ms(r['numpy_ms']['p90'])} |",
+            f"| numpy incl. PNG decode | {ms(r['numpy_with_decode_ms']['median'])} | "
+            f"{ms(r['numpy_with_decode_ms']['p90'])} |",
+            f"| TF.js fromPixels+resize on backend | {ms(r['gpu_ms']['median'])} | {ms(r['gpu_ms']['p90'])} |",
+            "",
+            f"numpy / backend (median): **{r['ratio_numpy_over_gpu']:.2f}**",
+            "",
+        ]
+    if "cold" in s:
+        lines += [
+            "## Cold start: time to first prediction (fresh context, empty cache)",
+            "",
+            "| page | n | median ms | min ms |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {k} | {v['n']} | {ms(v['median'])} | {ms(v['min'])} |" for k, v in s["cold"].items()]
+        lines.append("")
+    if "batch" in s:
+        r = s["batch"]
+        lines += [
+            "## Batch",
+            "",
+            f"{r['count']} images: one by one {ms(r['one_by_one_ms'])} ms, "
+            f"batched ({r['batch_size']}) {ms(r['batched_ms'])} ms, speed-up **{r['speedup']:.2f}x**",
+            "",
+        ]
+    if "variants" in s:
+        lines += [
+            "## Model variants",
+            "",
+            "| variant | bytes | load ms | predict median ms | top-1 vs float32 | max prob diff |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {v['bytes']:,} | {ms(v['load_ms'])} | {ms(v['predict_ms']['median'])} | "
+            f"{v['top1_agreement']} | {v['max_prob_diff']:.4f} |"
+            for k, v in s["variants"].items()
+        ]
+        lines.append("")
+    if "soak" in s:
+        r = s["soak"]
+        lines += [
+            f"## Soak: {r['n']:,} classifications in {r['seconds']:.0f} s",
+            "",
+            "| measure | growth first -> last sample |",
+            "|---|---|",
+        ]
+        lines += [f"| {k} | {v:+,} |" for k, v in r["growth"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    """A small bar chart of the medians (Pillow only)."""
+    from PIL import Image, ImageDraw
+
+    bars: list[tuple[str, float]] = []
+    s = results["suites"]
+    if "steady" in s:
+        bars += [
+            ("predict: Python", s["steady"]["python"]["median"]),
+            ("predict: plain JS", s["steady"]["plain_js"]["median"]),
+        ]
+    if "stages" in s:
+        bars += [(f"stage: {k}", v["median"]) for k, v in s["stages"].items()]
+    if "preprocess" in s:
+        bars += [
+            ("prep: numpy", s["preprocess"]["numpy_ms"]["median"]),
+            ("prep: TF.js backend", s["preprocess"]["gpu_ms"]["median"]),
+        ]
+    if "variants" in s:
+        bars += [(f"predict {k}", v["predict_ms"]["median"]) for k, v in s["variants"].items()]
+    if not bars:
+        return
+    width, row = 900, 28
+    img = Image.new("RGB", (width, 60 + row * len(bars)), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((10, 10), f"pyapp medians (ms), backend {results['environment']['backend']}", fill="black")
+    peak = max(v for _, v in bars) or 1.0
+    for i, (label, value) in enumerate(bars):
+        y = 40 + i * row
+        draw.text((10, y + 6), label, fill="black")
+        length = int((width - 330) * value / peak)
+        draw.rectangle((240, y + 4, 240 + max(length, 1), y + row - 6), fill=(11, 95, 255))
+        draw.text((248 + length, y + 6), f"{value:.1f}", fill="black")
+    img.save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--suite", default=",".join(SUITES))
+    parser.add_argument("--backend", default="wasm", choices=("wasm", "webgl", "cpu", "webgpu"))
+    parser.add_argument("--n", type=int, default=60, help="timed iterations (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--cold-repeats", type=int, default=3)
+    parser.add_argument("--soak-n", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    results = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    table = markdown(results)
+    (args.out / "results.md").write_text(table + "\n")
+    chart(results, args.out / "chart.png")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
