@@ -75,7 +75,11 @@ TFJS_FILES = {
     "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm": "tfjs-backend-wasm.wasm",
     "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm": "tfjs-backend-wasm-simd.wasm",
     "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm": ("tfjs-backend-wasm-threaded-simd.wasm"),
-    "nsfwjs/dist/browser/nsfwjs.min.js": "nsfwjs.min.js",
+}
+#: NSFWJS's own ES module code: the reference classifier for parity tests and benchmarks.
+NSFWJS_FILES = {
+    "nsfwjs/dist/esm/core.js": "core.js",
+    "nsfwjs/dist/esm/nsfw_classes.js": "nsfw_classes.js",
 }
 MODEL_NAME = "nsfw-mobilenet-v2"
 MODEL_SOURCE = "nsfwjs/dist/models/mobilenet_v2"
@@ -409,6 +413,11 @@ def _build_tfjs(out: Path) -> None:
         shutil.copyfile(_node_module(src), out / dest)
 
 
+def _build_nsfwjs(out: Path) -> None:
+    for src, dest in NSFWJS_FILES.items():
+        shutil.copyfile(_node_module(src), out / dest)
+
+
 # --------------------------------------------------------------------------- model
 
 _NODE_EXTRACT = r"""
@@ -615,6 +624,7 @@ def steps() -> list[Step]:
         Step("pyodide", VENDOR / "pyodide", npm_inputs("pyodide"), _build_pyodide_core),
         Step("wheels", VENDOR / "pyodide", npm_inputs("wheels"), _build_wheels),
         Step("tfjs", VENDOR / "tfjs", npm_inputs("tfjs"), _build_tfjs),
+        Step("nsfwjs", VENDOR / "nsfwjs", npm_inputs("nsfwjs"), _build_nsfwjs),
         Step("model", MODELS, npm_inputs("model"), _build_model),
         Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
         Step("pyapp", VENDOR / "wheels", _pyapp_inputs, _build_pyapp),
@@ -622,7 +632,7 @@ def steps() -> list[Step]:
 
 
 def _needs_npm(step: Step) -> bool:
-    return step.name in ("pyodide", "wheels", "tfjs", "model")
+    return step.name in ("pyodide", "wheels", "tfjs", "nsfwjs", "model")
 
 
 def build(only: Iterable[str] | None = None, force: bool = False) -> BuildReport:

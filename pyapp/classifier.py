@@ -6,21 +6,30 @@ Example (in the browser)::
     top = await clf.classify(png_bytes)          # [("Neutral", 0.93), ("Drawing", 0.04), ...]
     many = await clf.classify_many([a, b, c])    # one list per image
     clf.dispose()
+
+Images may be bytes, a PIL image, an (H, W, C) numpy array, or a browser
+object: File/Blob/ArrayBuffer (decoded by Pillow) or ImageBitmap, <img>,
+<canvas>, ImageData (preprocessed on the TF.js backend, ``path="auto"``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from pyapp import browser
 from pyapp.errors import InvalidInput
 from pyapp.images import preprocess
 from pyapp.manifest import ModelManifest
 from pyapp.model import Model
 
 Prediction = list[tuple[str, float]]
+#: ``numpy``: decode/resize in Python; ``backend``: tf.browser.fromPixels + resize on the
+#: TF.js backend (browser image objects only); ``auto``: backend for browser image
+#: objects (their pixels never enter Python), numpy for everything else.
+PreprocessPath = Literal["auto", "numpy", "backend"]
 
 
 def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> Prediction:
@@ -39,19 +48,24 @@ def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> Prediction:
 class ImageClassifier:
     """A model plus its labels and preprocessing, callable on images."""
 
-    def __init__(self, model: Model, top: int = 5) -> None:
+    def __init__(self, model: Model, top: int = 5, path: PreprocessPath = "auto") -> None:
+        if path not in ("auto", "numpy", "backend"):
+            raise InvalidInput(f"path must be 'auto', 'numpy' or 'backend', not {path!r}")
         self.model = model
         self.manifest: ModelManifest = model.manifest
         self.labels = model.manifest.labels
         self.top = top
+        self.path: PreprocessPath = path
 
     @classmethod
-    async def load(cls, source: str | ModelManifest, *, top: int = 5, **kwargs: Any) -> ImageClassifier:
+    async def load(
+        cls, source: str | ModelManifest, *, top: int = 5, path: PreprocessPath = "auto", **kwargs: Any
+    ) -> ImageClassifier:
         """Load the model behind ``source`` (a manifest URL); see :meth:`Model.load`."""
-        return cls(await Model.load(source, **kwargs), top=top)
+        return cls(await Model.load(source, **kwargs), top=top, path=path)
 
     def prepare(self, image: Any) -> np.ndarray:
-        """One image as the model's (1, size, size, 3) float32 input."""
+        """One image (bytes, PIL, numpy) as the model's (1, size, size, 3) float32 input, in numpy."""
         pre = self.manifest.preprocess
         return preprocess(
             image,
@@ -61,22 +75,67 @@ class ImageClassifier:
             normalize_mode=pre.normalize,
         )
 
-    async def classify(self, image: Any, top: int | None = None) -> Prediction:
+    async def prepare_any(self, image: Any, path: PreprocessPath | None = None) -> Any:
+        """Any supported image as model input: a numpy array, or a tf.Tensor on the backend path.
+
+        The caller disposes a returned tensor.
+        """
+        path = path or self.path
+        pixel_source = browser.is_pixel_source(image)
+        if path == "backend" or (path == "auto" and pixel_source):
+            pre = self.manifest.preprocess
+            return browser.preprocess_on_backend(
+                image,
+                self.manifest.input.size,
+                resize=pre.resize,
+                align_corners=pre.align_corners,
+                normalize_mode=pre.normalize,
+            )
+        if browser.js_class(image) is not None:
+            image = await browser.to_array(image)
+        return self.prepare(image)
+
+    async def classify(self, image: Any, top: int | None = None, path: PreprocessPath | None = None) -> Prediction:
         """Top-k (label, probability) for one image."""
-        probs = await self.model.predict(self.prepare(image))
+        x = await self.prepare_any(image, path)
+        try:
+            probs = await self.model.predict(x)
+        finally:
+            if not isinstance(x, np.ndarray):
+                x.dispose()
         return top_k(probs[0], self.labels, top or self.top)
 
     async def classify_many(
-        self, images: Sequence[Any], batch_size: int = 8, top: int | None = None
+        self, images: Sequence[Any], batch_size: int = 8, top: int | None = None, path: PreprocessPath | None = None
     ) -> list[Prediction]:
-        """Top-k for each image, predicted in batches of ``batch_size``."""
+        """Top-k for each image, predicted in batches of ``batch_size``; one result per image, in order."""
         if isinstance(images, (bytes, str)) or not isinstance(images, Sequence):
             raise InvalidInput("classify_many takes a list of images; use classify for one")
-        if not images:
-            return []
-        batch = np.concatenate([self.prepare(img) for img in images], axis=0)
-        probs = await self.model.predict_batched(batch, batch_size=batch_size)
-        return [top_k(p, self.labels, top or self.top) for p in probs]
+        if batch_size < 1:
+            raise InvalidInput("batch_size must be >= 1")
+        results: list[Prediction] = []
+        for start in range(0, len(images), batch_size):
+            chunk = [await self.prepare_any(img, path) for img in images[start : start + batch_size]]
+            probs = await self._predict_chunk(chunk)
+            results.extend(top_k(p, self.labels, top or self.top) for p in probs)
+        return results
+
+    async def _predict_chunk(self, chunk: list[Any]) -> np.ndarray:
+        if all(isinstance(x, np.ndarray) for x in chunk):
+            return await self.model.predict(np.concatenate(chunk, axis=0))
+        from pyapp._js import tf, to_js
+        from pyapp.tensors import to_tensor
+
+        tensors = [x if not isinstance(x, np.ndarray) else to_tensor(x) for x in chunk]
+        batch = None
+        try:
+            batch = tf().concat(to_js(tensors), 0)
+            return await self.model.predict(batch)
+        finally:
+            for t in tensors:
+                t.dispose()
+            if batch is not None:
+                batch.dispose()
 
     def dispose(self) -> None:
         """Dispose the model; safe twice."""

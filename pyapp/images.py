@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pyapp.errors import InvalidImage, InvalidInput
+from pyapp.icc import to_srgb as icc_to_srgb
 
 #: Decompression-bomb guard: images with more pixels than this are refused.
 MAX_PIXELS = 40_000_000
@@ -30,11 +31,37 @@ _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def sniff(data: bytes) -> str | None:
+    r"""The image format named by the first bytes, if any (for clearer errors).
+
+    >>> sniff(b"\x89PNG\r\n\x1a\n...."), sniff(b"RIFF0000WEBPVP8 "), sniff(b"hello")
+    ('PNG', 'WEBP', None)
+    """
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
 def decode(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode encoded image bytes into an RGB ``uint8`` array of shape (H, W, 3).
 
-    EXIF orientation is applied (as browsers do); any mode (CMYK, L, LA, P,
-    RGBA, 16-bit) becomes RGB; for animations the first frame is used.
+    EXIF orientation and embedded ICC profiles are applied (as browsers do);
+    any mode (CMYK, L, LA, P, RGBA, 16-bit) becomes RGB; transparent pixels
+    are composited on white; for animations the first frame is used.
     Raises :class:`InvalidImage` naming the cause.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -51,16 +78,27 @@ def decode(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -
             if width * height > max_pixels:
                 raise InvalidImage(f"image too large: {width}x{height} exceeds the {max_pixels} pixel limit")
             img.seek(0)
+            # Only RGB data carries an RGB profile we can apply; others are left as decoded.
+            icc = img.info.get("icc_profile") if img.mode in ("RGB", "RGBA", "RGBX", "P", "PA") else None
             oriented = ImageOps.exif_transpose(img)
-            return to_rgb(oriented)
+            rgb = to_rgb(oriented)
     except InvalidImage:
         raise
     except Image.DecompressionBombError as exc:
         raise InvalidImage(f"image too large (decompression bomb guard): {exc}") from None
     except UnidentifiedImageError:
+        kind = sniff(raw)
+        if kind is not None:
+            raise InvalidImage(f"corrupt {kind} file: its header could not be parsed") from None
         raise InvalidImage("not a recognised image format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"corrupt or truncated image: {exc}") from None
+    if icc:
+        # Browsers show (and NSFWJS classifies) such photos converted to sRGB.
+        converted = icc_to_srgb(rgb, icc)
+        if converted is not None:
+            return converted
+    return rgb
 
 
 def to_rgb(img: Any) -> np.ndarray:
@@ -171,7 +209,8 @@ def resize_nearest(
         coords = _source_coords(out_size, in_size, align_corners, half_pixel_centers)
         if half_pixel_centers:
             coords = coords + 0.5
-        idx = np.round(coords) if align_corners else np.floor(coords)
+        # JS Math.round rounds halves up; np.round would round them to even.
+        idx = np.floor(coords + 0.5) if align_corners else np.floor(coords)
         return np.clip(idx.astype(np.int64), 0, in_size - 1)
 
     out: np.ndarray = image[index(out_h, in_h)][:, index(out_w, in_w)]

@@ -268,37 +268,49 @@ class Model:
         self.load_info.warmup_ms = (time.perf_counter() - started) * 1e3
         return self.load_info.warmup_ms
 
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        want = self.input_shape
+        if len(shape) != len(want):
+            raise InvalidInput(
+                f"model {self.manifest.name!r} expects input of rank {len(want)} {_fmt(want)}, got shape {shape}"
+            )
+        for axis, (got, exp) in enumerate(zip(shape, want, strict=True)):
+            if exp is not None and got != exp:
+                raise InvalidInput(
+                    f"model {self.manifest.name!r} expects shape {_fmt(want)}, got {shape} (axis {axis})"
+                )
+        if shape[0] == 0:
+            raise InvalidInput("empty batch")
+
     def check_input(self, x: Any) -> np.ndarray:
         """``x`` as a float32 array matching the model's input signature, or :class:`InvalidInput`."""
         arr = np.asarray(x)
         if arr.dtype.kind not in "fiub":
             raise InvalidInput(f"model input must be numeric, got dtype {arr.dtype}")
-        want = self.input_shape
-        if arr.ndim != len(want):
-            raise InvalidInput(
-                f"model {self.manifest.name!r} expects input of rank {len(want)} {_fmt(want)}, got shape {arr.shape}"
-            )
-        for axis, (got, exp) in enumerate(zip(arr.shape, want, strict=True)):
-            if exp is not None and got != exp:
-                raise InvalidInput(
-                    f"model {self.manifest.name!r} expects shape {_fmt(want)}, got {arr.shape} (axis {axis})"
-                )
-        if arr.shape[0] == 0:
-            raise InvalidInput("empty batch")
+        self._check_shape(arr.shape)
         return arr.astype(np.float32, copy=False)
 
     async def predict(self, x: Any) -> np.ndarray:
-        """Run the model on a batch; returns the output as a numpy array."""
+        """Run the model on a batch (numpy array or tf.Tensor); returns the output as numpy.
+
+        A tensor passed in stays the caller's: it is not disposed.
+        """
         self._require_ready("predict")
         refuse_in_tidy("Model.predict")
-        arr = self.check_input(x)
-        from pyapp._js import JsException, error_message, tf
+        from pyapp._js import JsException, JsProxy, error_message, tf
 
+        tensor_in = isinstance(x, JsProxy)
+        if tensor_in:
+            self._check_shape(tuple(int(d) for d in x.shape))
+            if str(x.dtype) != "float32":
+                raise InvalidInput(f"model input tensor must be float32, got {x.dtype}")
+        else:
+            arr = self.check_input(x)
         engine = tf().engine()
         engine.startScope("pyapp.predict")
         output = None
         try:
-            output = self._js_model.predict(to_tensor(arr))
+            output = self._js_model.predict(x if tensor_in else to_tensor(arr))
             tf().keep(output)
         except JsException as exc:
             raise JSError(f"predict: {error_message(exc)}") from None

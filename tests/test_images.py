@@ -1,0 +1,291 @@
+"""pyapp.images (+ pyapp.browser): safe decoding, TF-exact resizing, the backend path, a malformed-image corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import corpus
+import numpy as np
+import pytest
+from harness import run_in_pyodide
+
+from pyapp.errors import InvalidImage, InvalidInput
+from pyapp.images import center_crop, normalize, preprocess, resize_bilinear, resize_nearest
+
+
+def _naive_bilinear(img: np.ndarray, oh: int, ow: int, align: bool, half: bool) -> np.ndarray:
+    """TF's resize_bilinear kernel written as plain loops (the reference)."""
+    ih, iw, c = img.shape
+    out = np.zeros((oh, ow, c), np.float64)
+    hs = (ih - 1) / (oh - 1) if align and oh > 1 else ih / oh
+    ws = (iw - 1) / (ow - 1) if align and ow > 1 else iw / ow
+    for y in range(oh):
+        sy = (y + 0.5) * hs - 0.5 if half else y * hs
+        sy = max(sy, 0.0)
+        y0 = min(int(np.floor(sy)), ih - 1)
+        y1 = min(y0 + 1, ih - 1)
+        dy = sy - y0
+        for x in range(ow):
+            sx = (x + 0.5) * ws - 0.5 if half else x * ws
+            sx = max(sx, 0.0)
+            x0 = min(int(np.floor(sx)), iw - 1)
+            x1 = min(x0 + 1, iw - 1)
+            dx = sx - x0
+            top = img[y0, x0] + (img[y0, x1] - img[y0, x0]) * dx
+            bot = img[y1, x0] + (img[y1, x1] - img[y1, x0]) * dx
+            out[y, x] = top + (bot - top) * dy
+    return out
+
+
+@pytest.mark.parametrize(("align", "half"), [(True, False), (False, False), (False, True)])
+@pytest.mark.parametrize(("ih", "iw", "oh", "ow"), [(7, 5, 3, 4), (3, 4, 9, 11), (1, 1, 4, 4), (10, 10, 1, 1)])
+def test_bilinear_matches_tf_kernel(align: bool, half: bool, ih: int, iw: int, oh: int, ow: int) -> None:
+    img = np.random.default_rng(ih * iw + oh).random((ih, iw, 3)).astype(np.float32) * 255
+    got = resize_bilinear(img, (oh, ow), align_corners=align, half_pixel_centers=half)
+    want = _naive_bilinear(img.astype(np.float64), oh, ow, align, half)
+    assert got.shape == (oh, ow, 3)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_nearest_and_crop_and_normalize() -> None:
+    img = np.arange(16, dtype=np.float32).reshape(4, 4, 1)
+    assert resize_nearest(img, (2, 2))[..., 0].tolist() == [[0, 2], [8, 10]]
+    assert resize_nearest(img, (2, 2), align_corners=True)[..., 0].tolist() == [[0, 3], [12, 15]]
+    assert center_crop(np.zeros((10, 6, 3))).shape == (6, 6, 3)
+    px = np.array([[[0, 127.5, 255]]], np.float32)
+    np.testing.assert_allclose(normalize(px, "unit"), [[[0, 0.5, 1]]])
+    np.testing.assert_allclose(normalize(px, "symmetric"), [[[-1, 0, 1]]])
+    np.testing.assert_allclose(normalize(px, "imagenet")[0, 0, 0], -0.485 / 0.229, rtol=1e-5)
+    with pytest.raises(InvalidInput, match="both be true"):
+        resize_bilinear(img, (2, 2), align_corners=True, half_pixel_centers=True)
+
+
+def test_preprocess_accepts_arrays_and_rejects_bad_ones() -> None:
+    out = preprocess(np.zeros((10, 20, 3), np.uint8), 8)
+    assert out.shape == (1, 8, 8, 3)
+    assert out.dtype == np.float32
+    assert preprocess(np.full((4, 4), 255, np.uint8), 4).max() == 1.0  # grey -> 3 channels, 0..1
+    assert preprocess(np.full((4, 4, 3), 0.5, np.float32), 4).max() == 0.5  # floats: already normalised
+    for bad, msg in [
+        (np.zeros((4, 4, 5), np.uint8), "1, 3 or 4 channels"),
+        (np.zeros((0, 4, 3), np.uint8), "empty image"),
+        (np.full((2, 2, 3), np.nan, np.float32), "NaN"),
+        (np.zeros((2, 2, 3), np.int64), "must be uint8"),
+        (np.zeros((2, 2, 2, 2), np.uint8), "(H, W, C)"),
+    ]:
+        with pytest.raises(InvalidImage, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            preprocess(bad, 4)
+    with pytest.raises(InvalidInput, match="unsupported image type"):
+        preprocess(12, 4)
+
+
+@pytest.fixture(scope="module")
+def corpus_url(scratch: Path) -> str:
+    cases = corpus.build(scratch / "corpus")
+    assert len(cases) >= 25
+    return "/__scratch__/corpus/"
+
+
+def test_corpus_each_case_decodes_right_or_fails_right_without_leaks(
+    pyodide: Any, corpus_url: str, scratch: Path
+) -> None:
+    """Every malformed/unusual image: the right pixels, or InvalidImage naming the cause; nothing leaked."""
+    report = pyodide.run(
+        f"""
+        import io, json
+        import numpy as np, testutil
+        from pyapp.errors import InvalidImage
+        from pyapp.images import decode
+        from pyapp.memory import assert_no_leaks
+
+        base = {corpus_url!r}
+        cases = json.loads((await testutil.fetch(base + "cases.json")).decode())
+        clf = await testutil.classifier("wasm")
+        problems = []
+        for case in cases:
+            data = await testutil.fetch(base + case["file"])
+            try:
+                with assert_no_leaks():
+                    try:
+                        pixels = decode(data)
+                        top = await clf.classify(data)
+                    except InvalidImage as exc:
+                        if case["error"] is None:
+                            problems.append(f"{{case['name']}}: unexpected InvalidImage: {{exc}}")
+                        elif case["error"] not in str(exc):
+                            problems.append(f"{{case['name']}}: message {{exc!s}} lacks {{case['error']!r}}")
+                        continue
+            except Exception as exc:
+                problems.append(f"{{case['name']}}: {{type(exc).__name__}}: {{exc}}")
+                continue
+            if case["error"] is not None:
+                problems.append(f"{{case['name']}}: decoded, expected InvalidImage({{case['error']!r}})")
+                continue
+            if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+                problems.append(f"{{case['name']}}: bad array {{pixels.dtype}} {{pixels.shape}}")
+            if case["shape"] and tuple(pixels.shape) != tuple(case["shape"]):
+                problems.append(f"{{case['name']}}: shape {{pixels.shape}} != {{case['shape']}}")
+            if case["reference"]:
+                ref = np.load(io.BytesIO(await testutil.fetch(base + case["reference"])))
+                if ref.shape != pixels.shape:
+                    problems.append(f"{{case['name']}}: shape {{pixels.shape}} vs reference {{ref.shape}}")
+                else:
+                    diff = float(np.abs(ref.astype(float) - pixels).mean())
+                    if diff > case["tolerance"]:
+                        problems.append(f"{{case['name']}}: mean |diff| {{diff:.3f}} > {{case['tolerance']}}")
+            if len(top) != 5:
+                problems.append(f"{{case['name']}}: classify gave {{top}}")
+        __value__ = {{"n": len(cases), "problems": problems}}
+        """,
+        timeout=600,
+    )
+    assert report["n"] >= 25
+    assert report["problems"] == []
+
+
+@run_in_pyodide
+async def test_browser_objects_are_accepted(pyodide: Any) -> None:
+    """Blob, File, ArrayBuffer, ImageBitmap, <img>, <canvas>, ImageData: same answer as the bytes."""
+    import js
+    import numpy as np
+    import testutil
+
+    from pyapp import browser
+    from pyapp.images import decode
+    from pyapp.memory import assert_no_leaks
+
+    data = await testutil.fetch("/vendor/samples/chelsea.png")
+    want = decode(data)
+    u8 = js.Uint8Array.new(len(data))
+    u8.assign(data)
+    opts = js.Object.fromEntries([["type", "image/png"]])
+    blob = js.Blob.new([u8], opts)
+    file = js.File.new([u8], "cat.png", opts)
+    bitmap = await js.createImageBitmap(blob)
+    img = js.document.createElement("img")
+    img.src = "/vendor/samples/chelsea.png"
+    await img.decode()
+    canvas = js.document.createElement("canvas")
+    canvas.width, canvas.height = 451, 300
+    canvas.getContext("2d").drawImage(bitmap, 0, 0)
+    image_data = canvas.getContext("2d").getImageData(0, 0, 451, 300)
+    with assert_no_leaks():
+        for name, obj in [("Blob", blob), ("File", file), ("ArrayBuffer", u8.buffer), ("Uint8Array", u8)]:
+            got = await browser.to_array(obj)
+            assert np.array_equal(got, want), name
+        for name, obj in [
+            ("ImageBitmap", bitmap),
+            ("HTMLImageElement", img),
+            ("HTMLCanvasElement", canvas),
+            ("ImageData", image_data),
+        ]:
+            assert browser.js_class(obj) == name
+            got = await browser.to_array(obj)
+            # The browser decodes the PNG itself; an sRGB PNG gives the same pixels.
+            assert got.shape == want.shape, name
+            assert float(np.abs(got.astype(int) - want).mean()) < 1.0, name
+    broken = js.document.createElement("img")
+    try:
+        await browser.to_array(broken)
+    except Exception as exc:
+        assert "has not loaded" in str(exc)
+    else:
+        raise AssertionError("a broken <img> was accepted")
+    bitmap.close()
+
+
+@run_in_pyodide
+async def test_backend_path_matches_numpy_path(pyodide: Any, backend: str) -> None:
+    """tf.browser.fromPixels + resize on the backend gives the numpy path's input and the same top-1."""
+    import js
+    import numpy as np
+    import testutil
+
+    from pyapp.memory import assert_no_leaks
+    from pyapp.tensors import to_numpy
+
+    clf = await testutil.classifier(backend)
+    img = js.document.createElement("img")
+    img.src = "/vendor/samples/coffee.png"
+    await img.decode()
+    data = await testutil.fetch("/vendor/samples/coffee.png")
+    with assert_no_leaks():
+        on_backend = await to_numpy(await clf.prepare_any(img, "backend"), dispose=True)
+        in_numpy = clf.prepare(data)
+        assert on_backend.shape == in_numpy.shape == (1, 224, 224, 3)
+        assert float(np.abs(on_backend - in_numpy).max()) < 2e-3
+        auto = await clf.classify(img)  # auto: a browser image goes the backend path
+        numpy_path = await clf.classify(data)
+        assert auto[0][0] == numpy_path[0][0]
+        assert max(abs(a - b) for (_, a), (_, b) in zip(auto, numpy_path, strict=True)) < 0.01
+        many = await clf.classify_many([img, data, img], batch_size=2)
+        assert [m[0][0] for m in many] == [auto[0][0]] * 3
+
+
+@run_in_pyodide
+async def test_numpy_resize_matches_tfjs_resize(pyodide: Any, backend: str) -> None:
+    """The numpy bilinear/nearest resizes agree with tf.image.* on this backend, both align_corners."""
+    import js
+    import numpy as np
+
+    from pyapp.images import resize_bilinear, resize_nearest
+    from pyapp.tensors import to_numpy, to_tensor
+
+    img = np.random.default_rng(5).random((37, 53, 3)).astype(np.float32)
+    t = to_tensor(img)
+    try:
+        for align in (True, False):
+            ours = resize_bilinear(img, (24, 17), align_corners=align)
+            theirs = await to_numpy(js.tf.image.resizeBilinear(t, [24, 17], align), dispose=True)
+            assert float(np.abs(ours - theirs).max()) < 1e-3, ("bilinear", align)
+            ours = resize_nearest(img, (24, 17), align_corners=align)
+            theirs = await to_numpy(js.tf.image.resizeNearestNeighbor(t, [24, 17], align), dispose=True)
+            assert float(np.abs(ours - theirs).max()) < 1e-6, ("nearest", align)
+    finally:
+        t.dispose()
+
+
+PARITY_PHOTOS = (
+    "chelsea.png",
+    "coffee.png",
+    "astronaut.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "camera.png",
+)
+
+
+@pytest.mark.parametrize("parity_backend", ["wasm", "webgl"])
+def test_parity_with_nsfwjs_classify(pyodide: Any, parity_backend: str) -> None:
+    """NSFWJS's own classify() on the same page and backend is the reference: same top-1, probs within 0.02."""
+    got = pyodide.run(
+        f"""
+        import js, testutil
+        from pyodide.code import run_js
+        await testutil.use_backend({parity_backend!r})
+        nsfwjs = await run_js("import('/vendor/nsfwjs/core.js')")
+        options = js.Object.fromEntries([["size", 224]])
+        reference = await nsfwjs.load("/models/nsfw-mobilenet-v2/uint8/model.json", options)
+        clf = await testutil.classifier({parity_backend!r})
+        rows = []
+        for name in {PARITY_PHOTOS!r}:
+            img = js.document.createElement("img")
+            img.src = "/vendor/samples/" + name
+            await img.decode()
+            theirs = {{r.className: float(r.probability) for r in await reference.classify(img)}}
+            ours = dict(await clf.classify(await testutil.fetch("/vendor/samples/" + name), path="numpy"))
+            rows.append([name, theirs, ours])
+        reference.dispose()
+        __value__ = rows
+        """,
+        timeout=600,
+    )
+    for name, theirs, ours in got:
+        assert max(theirs, key=theirs.get) == max(ours, key=ours.get), (name, theirs, ours)
+        worst = max(abs(theirs[k] - ours[k]) for k in theirs)
+        assert worst <= 0.02, (name, worst, theirs, ours)
+    print(json.dumps(got, indent=1))
