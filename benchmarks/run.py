@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     raw = bench.call("stages", args.backend, args.n, args.warmup)
                     s[suite] = {k: summary(v) for k, v in raw.items()}
                 elif suite == "preprocess":
-                    raw = bench.call("preprocess", args.n)
+                    raw = bench.call("preprocess", args.backend, args.n)
                     s[suite] = {k: summary(v) if isinstance(v, list) else v for k, v in raw.items()}
                     s[suite]["ratio_numpy_over_gpu"] = s[suite]["numpy_ms"]["median"] / s[suite]["gpu_ms"]["median"]
                 elif suite == "cold":
@@ -193,7 +193,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"| numpy (decoded array) | {ms(r['numpy_ms']['median'])} | {ms(r['numpy_ms']['p90'])} |",
             f"| numpy incl. PNG decode | {ms(r['numpy_with_decode_ms']['median'])} | "
             f"{ms(r['numpy_with_decode_ms']['p90'])} |",
-            f"| TF.js fromPixels+resize on backend | {ms(r['gpu_ms']['median'])} | {ms(r['gpu_ms']['p90'])} |",
+            f"| numpy incl. reading ImageBitmap pixels | {ms(r['numpy_from_bitmap_ms']['median'])} | "
+            f"{ms(r['numpy_from_bitmap_ms']['p90'])} |",
+            f"| pyapp backend path (fromPixels+resize) | {ms(r['gpu_ms']['median'])} | {ms(r['gpu_ms']['p90'])} |",
             "",
             f"numpy / backend (median): **{r['ratio_numpy_over_gpu']:.2f}**",
             "",

@@ -27,8 +27,9 @@ from pyapp.model import Model
 
 Prediction = list[tuple[str, float]]
 #: ``numpy``: decode/resize in Python; ``backend``: tf.browser.fromPixels + resize on the
-#: TF.js backend (browser image objects only); ``auto``: backend for browser image
-#: objects (their pixels never enter Python), numpy for everything else.
+#: TF.js backend (browser image objects only); ``auto``: the backend path for browser
+#: image objects where it is the faster one (wasm, WebGPU, hardware WebGL; see
+#: :attr:`pyapp.runtime.Runtime.gpu_preprocessing`), numpy for everything else.
 PreprocessPath = Literal["auto", "numpy", "backend"]
 
 
@@ -43,6 +44,13 @@ def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> Prediction:
     k = max(1, min(k, len(labels)))
     order = np.argsort(-probs, kind="stable")[:k]
     return [(labels[i], round(float(probs[i]), 6)) for i in order]
+
+
+def _backend_is_faster() -> bool:
+    from pyapp import runtime
+
+    rt = runtime.current()
+    return rt is not None and rt.gpu_preprocessing
 
 
 class ImageClassifier:
@@ -81,8 +89,7 @@ class ImageClassifier:
         The caller disposes a returned tensor.
         """
         path = path or self.path
-        pixel_source = browser.is_pixel_source(image)
-        if path == "backend" or (path == "auto" and pixel_source):
+        if path == "backend" or (path == "auto" and browser.is_pixel_source(image) and _backend_is_faster()):
             pre = self.manifest.preprocess
             return browser.preprocess_on_backend(
                 image,

@@ -32,6 +32,24 @@ class Runtime:
     wasm_simd: bool | None = None
     wasm_threads: int | None = None
     tfjs_version: str = ""
+    #: WebGL renderer string (webgl backend), e.g. "ANGLE (..., SwiftShader driver)".
+    gl_renderer: str | None = None
+
+    @property
+    def software_gl(self) -> bool:
+        """True when WebGL runs on a CPU rasteriser (SwiftShader, llvmpipe): no real GPU."""
+        name = (self.gl_renderer or "").lower()
+        return any(s in name for s in ("swiftshader", "llvmpipe", "software"))
+
+    @property
+    def gpu_preprocessing(self) -> bool:
+        """Whether resizing on the backend beats numpy here (measured: benchmarks/run.py --suite preprocess).
+
+        wasm and real GPUs: yes; the plain-JS cpu backend and software WebGL: no.
+        """
+        if self.backend == "webgl":
+            return not self.software_gl
+        return self.backend in ("wasm", "webgpu")
 
     async def switch(self, backend: str) -> Runtime:
         """Make ``backend`` the active one; :class:`BackendUnavailable` if it cannot start.
@@ -126,6 +144,11 @@ async def _fill_flags(rt: Runtime) -> None:
         rt.wasm_threads = int(tfm.wasm.getThreadsCount())
     else:
         rt.wasm_simd = rt.wasm_threads = None
+    rt.gl_renderer = None
+    if rt.backend == "webgl":
+        gl = tfm.backend().gpgpu.gl
+        info = gl.getExtension("WEBGL_debug_renderer_info")
+        rt.gl_renderer = str(gl.getParameter(info.UNMASKED_RENDERER_WEBGL if info else gl.RENDERER))
 
 
 async def init(backends: Sequence[str] = DEFAULT_BACKENDS) -> Runtime:

@@ -88,3 +88,20 @@ def test_each_test_backend_starts(pyodide: Any, name: str) -> None:
         f"import pyapp\nrt = await pyapp.init(backends=({name!r},))\n__value__ = [rt.backend, rt.rejected]"
     )
     assert got == [name, {}]
+
+
+@run_in_pyodide
+async def test_runtime_knows_when_backend_preprocessing_pays(pyodide: Any) -> None:
+    """Headless Chromium's WebGL is SwiftShader: detected as software, so auto keeps numpy there."""
+    import pyapp
+
+    rt = await pyapp.init(backends=("webgl",))
+    assert "SwiftShader" in rt.gl_renderer
+    assert rt.software_gl is True
+    assert rt.gpu_preprocessing is False
+    rt = await pyapp.init(backends=("wasm",))
+    assert rt.gl_renderer is None
+    assert rt.gpu_preprocessing is True
+    rt = await pyapp.init(backends=("cpu",))
+    assert rt.gpu_preprocessing is False
+    await pyapp.init(backends=("wasm",))
