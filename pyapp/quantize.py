@@ -103,7 +103,10 @@ def error_bound(quantization: dict[str, Any] | None, values: np.ndarray) -> floa
         # Half of float16's spacing at the largest magnitude (relative 2**-11).
         peak = float(np.abs(values).max()) if values.size else 0.0
         return float(np.spacing(np.float16(peak))) / 2 + 6e-8
-    return float(quantization["scale"]) / 2 * (1 + 1e-5) + 1e-7
+    # Half a quantization step, plus float32 rounding of ``q * scale + min`` (TF.js
+    # dequantizes in float32 too), which matters for large values at uint16.
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    return float(quantization["scale"]) / 2 + 4 * float(np.finfo(np.float32).eps) * (peak + abs(quantization["min"]))
 
 
 # ----------------------------------------------------------------------------- models

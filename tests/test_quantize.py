@@ -1,0 +1,119 @@
+"""pyapp.quantize: numpy-only TF.js weight quantization round-trips within the format's error bound."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from harness import run_in_pyodide
+
+from pyapp import assets, quantize
+from pyapp.quantize import QuantizeError, dequantize_array, error_bound, quantize_array
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float16"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(0).normal(0, 0.1, 1000),
+        np.random.default_rng(1).uniform(2, 5, 300),  # all positive: the range must still contain 0
+        np.random.default_rng(2).uniform(-7, -1, 300),
+        np.zeros(10),
+        np.array([3.5]),
+    ],
+)
+def test_array_round_trip_within_bound(dtype: Any, values: np.ndarray) -> None:
+    w = values.astype(np.float32)
+    stored, spec = quantize_array(w, dtype)
+    back = dequantize_array(stored, spec)
+    assert back.dtype == np.float32
+    assert np.abs(back - w).max() <= error_bound(spec, w)
+    if dtype != "float16":
+        assert stored.dtype == np.dtype(dtype)
+        # 0.0 must come back exactly (padding and ReLU zeros stay zeros).
+        zero_q, zspec = quantize_array(np.array([0.0, w.min(), w.max()], np.float32), dtype)
+        assert dequantize_array(zero_q, zspec)[0] == 0.0
+
+
+def test_model_round_trip_and_reshard(tmp_path: Path, built: None) -> None:
+    """float32 -> uint8/uint16/float16 -> float32 stays within each weight's bound; shards split at the limit."""
+    f32 = assets.MODELS / "nsfw-mobilenet-v2" / "float32"
+    _, original = quantize.read_model(f32)
+    for dtype in ("uint8", "uint16", "float16"):
+        out = tmp_path / dtype
+        manifest = quantize.convert(f32, out, dtype, shard_bytes=1_000_000)
+        files = manifest["variants"][0]["files"]
+        assert all(size <= 1_000_000 for size in ((out / f).stat().st_size for f in files if f.endswith(".bin")))
+        model = json.loads((out / "model.json").read_text())
+        specs = {s["name"]: s for g in model["weightsManifest"] for s in g["weights"]}
+        back_dir = tmp_path / f"{dtype}-back"
+        quantize.convert(out, back_dir, "float32")
+        _, back = quantize.read_model(back_dir)
+        for (spec, w), (spec2, w2) in zip(original, back, strict=True):
+            assert spec["name"] == spec2["name"]
+            assert w.shape == w2.shape
+            bound = error_bound(specs[spec["name"]].get("quantization"), w)
+            assert np.abs(w - w2).max() <= bound, spec["name"]
+
+
+def test_cli_and_clear_errors(tmp_path: Path, built: None) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(assets.MODELS / "nsfw-mobilenet-v2" / "uint8", src)
+    ok = subprocess.run(
+        [sys.executable, "-m", "pyapp.quantize", str(src), "--dtype", "float16", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=assets.ROOT,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "float16" in ok.stdout
+    (src / "group1-shard1of1.bin").write_bytes(b"\0" * 1000)
+    with pytest.raises(QuantizeError, match="truncated shard"):
+        quantize.read_model(src)
+    (src / "group1-shard1of1.bin").unlink()
+    with pytest.raises(QuantizeError, match="shard 'group1-shard1of1.bin' is missing"):
+        quantize.read_model(src)
+    (src / "model.json").write_text("{not json")
+    with pytest.raises(QuantizeError, match="malformed JSON"):
+        quantize.read_model(src)
+    (src / "model.json").write_text('{"weightsManifest": []}')
+    with pytest.raises(QuantizeError, match="no modelTopology"):
+        quantize.read_model(src)
+    bad = subprocess.run(
+        [sys.executable, "-m", "pyapp.quantize", str(src), "--dtype", "uint8", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        cwd=assets.ROOT,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: ")
+
+
+@run_in_pyodide
+async def test_every_variant_loads_and_agrees_with_float32(pyodide: Any, backend: str) -> None:
+    """uint8, float16 and float32 variants load in the browser and give float32's top-1 on real photos."""
+    import numpy as np
+    import testutil
+
+    from pyapp.classifier import ImageClassifier
+    from pyapp.model import Model
+
+    await testutil.use_backend(backend)
+    photos = [await testutil.fetch(f"/vendor/samples/{n}") for n in ("chelsea.png", "rocket.jpg", "coffee.png")]
+    outputs = {}
+    for variant in ("float32", "float16", "uint8"):
+        async with await Model.load(testutil.MANIFEST, variants=[variant], warmup=False) as model:
+            assert model.load_info.variant == variant
+            clf = ImageClassifier(model)
+            outputs[variant] = np.concatenate([await model.predict(clf.prepare(p)) for p in photos])
+    for variant in ("float16", "uint8"):
+        assert (outputs[variant].argmax(1) == outputs["float32"].argmax(1)).all(), variant
+    # uint8 is NSFWJS's own weights and float32 their exact dequantization: same numbers.
+    assert float(np.abs(outputs["uint8"] - outputs["float32"]).max()) < 1e-3
+    assert float(np.abs(outputs["float16"] - outputs["float32"]).max()) < 1e-2
