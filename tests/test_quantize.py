@@ -77,7 +77,7 @@ def test_cli_and_clear_errors(tmp_path: Path, built: None) -> None:
     with pytest.raises(QuantizeError, match="truncated shard"):
         quantize.read_model(src)
     (src / "group1-shard1of1.bin").unlink()
-    with pytest.raises(QuantizeError, match="shard 'group1-shard1of1.bin' is missing"):
+    with pytest.raises(QuantizeError, match=r"shard 'group1-shard1of1\.bin' is missing"):
         quantize.read_model(src)
     (src / "model.json").write_text("{not json")
     with pytest.raises(QuantizeError, match="malformed JSON"):
