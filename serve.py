@@ -27,6 +27,7 @@ import sys
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
@@ -217,7 +218,19 @@ def make_server(
             ) from None
         raise
     server.daemon_threads = True
+    server.handle_error = _quiet_disconnects(server.handle_error)  # type: ignore[method-assign]
     return server
+
+
+def _quiet_disconnects(handle_error: Any) -> Any:
+    """Browsers drop connections all the time (cancelled fetches, reloads); that is not an error."""
+
+    def handle(request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return
+        handle_error(request, client_address)
+
+    return handle
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

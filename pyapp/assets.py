@@ -10,6 +10,8 @@ Steps, each with its own stamp so a re-run does only what is stale::
     wheels     numpy, Pillow, micropip, packaging wheels built for Pyodide,
                sha256-checked against the official pyodide-lock.json
     tfjs       TF.js bundles and the three backend-wasm binaries
+    pyscript   PyScript (@pyscript/core) runtime files
+    nsfwjs     NSFWJS's ES module code (the reference classifier)
     model      NSFWJS MobileNetV2 as a standard TF.js layers model + manifest
     samples    real photos from scikit-image's wheel (tests, demo)
     pyapp      this package as a wheel for Pyodide
@@ -413,6 +415,14 @@ def _build_tfjs(out: Path) -> None:
         shutil.copyfile(_node_module(src), out / dest)
 
 
+def _build_pyscript(out: Path) -> None:
+    # The whole dist (its chunks import each other by relative name), minus source maps.
+    dist = _node_module("@pyscript/core/dist")
+    for path in sorted(dist.iterdir()):
+        if path.suffix in (".js", ".css") and path.is_file():
+            shutil.copyfile(path, out / path.name)
+
+
 def _build_nsfwjs(out: Path) -> None:
     for src, dest in NSFWJS_FILES.items():
         shutil.copyfile(_node_module(src), out / dest)
@@ -624,6 +634,7 @@ def steps() -> list[Step]:
         Step("pyodide", VENDOR / "pyodide", npm_inputs("pyodide"), _build_pyodide_core),
         Step("wheels", VENDOR / "pyodide", npm_inputs("wheels"), _build_wheels),
         Step("tfjs", VENDOR / "tfjs", npm_inputs("tfjs"), _build_tfjs),
+        Step("pyscript", VENDOR / "pyscript", npm_inputs("pyscript"), _build_pyscript),
         Step("nsfwjs", VENDOR / "nsfwjs", npm_inputs("nsfwjs"), _build_nsfwjs),
         Step("model", MODELS, npm_inputs("model"), _build_model),
         Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
@@ -632,7 +643,7 @@ def steps() -> list[Step]:
 
 
 def _needs_npm(step: Step) -> bool:
-    return step.name in ("pyodide", "wheels", "tfjs", "nsfwjs", "model")
+    return step.name in ("pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model")
 
 
 def build(only: Iterable[str] | None = None, force: bool = False) -> BuildReport:
@@ -663,13 +674,19 @@ def build(only: Iterable[str] | None = None, force: bool = False) -> BuildReport
 def _write_build_info() -> None:
     """web/vendor/build.json: versions, file list and a build id for the page and service worker."""
     files: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     for step in steps():
         if not step.stamp_path.exists():
             continue
-        base = "models" if step.out_dir == MODELS else step.out_dir.relative_to(WEB).as_posix()
+        out_dir = step.out_dir
+        base = "models" if out_dir == MODELS else out_dir.relative_to(WEB).as_posix()
         for rel, digest in step.files().items():
             files[f"{base}/{rel}"] = digest
-    build_id = _fingerprint(*(f"{k}={v}" for k, v in sorted(files.items())))[:16]
+            sizes[f"{base}/{rel}"] = (out_dir / rel).stat().st_size
+    shell = _shell_files()
+    for rel in shell:
+        sizes[rel] = (WEB / rel).stat().st_size
+    build_id = _fingerprint(*(f"{k}={v}" for k, v in sorted({**files, **shell}.items())))[:16]
     info = {
         "build_id": build_id,
         "pyapp": __version__,
@@ -679,11 +696,49 @@ def _write_build_info() -> None:
         "tfjs": "4.22.0",
         "model": f"models/{MODEL_NAME}/manifest.json",
         "files": files,
+        "shell": shell,
+        "sizes": sizes,
+        "boot": _boot_groups(files),
     }
     data = (json.dumps(info, indent=1, sort_keys=True) + "\n").encode()
     path = VENDOR / "build.json"
     if not path.exists() or path.read_bytes() != data:
         _write_atomic(path, data)
+
+
+#: Served by the browser itself, never from the service worker's cache.
+_NOT_SHELL = ("sw.js",)
+
+
+def _shell_files() -> dict[str, str]:
+    """The app shell (web/ minus vendor/): path -> sha256, for the service worker's precache."""
+    return {
+        path.relative_to(WEB).as_posix(): sha256_file(path)
+        for path in sorted(WEB.rglob("*"))
+        if path.is_file()
+        and VENDOR not in path.parents
+        and "__pycache__" not in path.parts
+        and path.relative_to(WEB).as_posix() not in _NOT_SHELL
+    }
+
+
+def _boot_groups(files: dict[str, str]) -> dict[str, list[str]]:
+    """What the app downloads to start, by progress bar (the rest is fetched for offline use)."""
+    entries = _lock_entries()
+    wheels = [f"vendor/pyodide/{e['file_name']}" for name, e in entries.items() if name in ("numpy", "pillow")]
+    groups = {
+        "Pyodide": [f"vendor/pyodide/{n}" for n in (*PYODIDE_CORE, "pyodide-lock.json")],
+        "Python packages": [*wheels, f"vendor/wheels/{wheel_name()}"],
+        "TF.js": [
+            "vendor/tfjs/tf.min.js",
+            "vendor/tfjs/tf-backend-wasm.min.js",
+            "vendor/tfjs/tf-backend-webgpu.min.js",
+            "vendor/tfjs/tfjs-backend-wasm-threaded-simd.wasm",
+        ],
+        "Model": [f"models/{MODEL_NAME}/manifest.json"]
+        + [f for f in files if f.startswith(f"models/{MODEL_NAME}/uint8/")],
+    }
+    return {name: [f for f in group if f in files] for name, group in groups.items()}
 
 
 def status() -> dict[str, str]:

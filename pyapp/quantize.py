@@ -106,7 +106,8 @@ def error_bound(quantization: dict[str, Any] | None, values: np.ndarray) -> floa
     # Half a quantization step, plus float32 rounding of ``q * scale + min`` (TF.js
     # dequantizes in float32 too), which matters for large values at uint16.
     peak = float(np.abs(values).max()) if values.size else 0.0
-    return float(quantization["scale"]) / 2 + 4 * float(np.finfo(np.float32).eps) * (peak + abs(quantization["min"]))
+    eps = float(np.finfo(np.float32).eps)
+    return float(quantization["scale"]) / 2 + 4 * eps * (peak + abs(float(quantization["min"])))
 
 
 # ----------------------------------------------------------------------------- models

@@ -77,7 +77,7 @@ def test_verify_detects_tampered_vendored_wheel(sandbox: Path) -> None:
 def test_rebuild_is_a_no_op_then_repairs_partial_or_corrupt_output(sandbox: Path) -> None:
     """Up to date -> nothing rebuilt; a deleted or modified output -> only that step is rebuilt."""
     first = assets.build()
-    assert first.rebuilt == ["pyodide", "wheels", "tfjs", "nsfwjs", "model", "samples", "pyapp"]
+    assert first.rebuilt == ["pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model", "samples", "pyapp"]
     again = assets.build()
     assert again.rebuilt == []
     (sandbox / "web" / "vendor" / "tfjs" / "tfjs-backend-wasm.wasm").unlink()

@@ -1,28 +1,188 @@
-"""The page's Python: start a backend, load the model once, classify the sample photo."""
+"""The web app's logic. Runs under PyScript in a Web Worker, so the page never freezes.
 
+The page (js/page.js) hands over files and user choices through ``sync``;
+everything else happens here: starting TF.js, loading the model once,
+queueing and classifying images one after another, rendering results and the
+live memory panel into the page (``pyscript.document`` reaches it from the worker).
+"""
+
+import asyncio
 import time
+from collections import deque
 
-import js  # type: ignore[import-not-found]
-from pyodide.http import pyfetch  # type: ignore[import-not-found]
+import js  # the worker's own global scope
+from pyodide.code import run_js
+from pyscript import document, sync
 
 import pyapp
+from pyapp import memory, ui
+from pyapp.classifier import ImageClassifier
+from pyapp.errors import InvalidImage, PyAppError
+
+MANIFEST = "models/nsfw-mobilenet-v2/manifest.json"
+BACKENDS = ("webgpu", "webgl", "wasm", "cpu")
 
 
-def _show(element_id: str, html: str) -> None:
-    js.document.getElementById(element_id).innerHTML = html
+class App:
+    """One classifier, one queue, one consumer task."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
+        self.classifier: ImageClassifier | None = None
+        self.runtime: pyapp.Runtime | None = None
+        self.lock = asyncio.Lock()  # held while classifying or switching backend
+        self.latencies: deque[float] = deque(maxlen=240)
+        self.tensors: deque[float] = deque(maxlen=240)
+        self.done = 0
+        self.failed = 0
+        self.next_id = 0
+        self.consumer: asyncio.Task[None] | None = None
+        self.root = ""
+
+    # ------------------------------------------------------------------ page helpers
+
+    @staticmethod
+    def el(element_id: str):
+        return document.getElementById(element_id)
+
+    def stage(self, name: str, state: str, detail: str = "") -> None:
+        """Mark a boot stage in the page's progress list (the page draws download bars itself)."""
+        item = self.el(f"stage-{name}")
+        if item is not None:
+            item.dataset.state = state
+            item.querySelector(".detail").textContent = detail
+
+    def show_backend(self) -> None:
+        rt = self.runtime
+        assert rt is not None
+        self.el("backend-select").value = rt.backend
+        notes = [f"{name}: {why}" for name, why in rt.rejected.items()]
+        if rt.software_gl:
+            notes.append("WebGL runs on a software renderer here")
+        text = f"Running on {rt.backend}" + (f" (WASM threads: {rt.wasm_threads})" if rt.wasm_threads else "")
+        self.el("backend-status").textContent = text
+        self.el("backend-notes").textContent = "; ".join(notes)
+
+    def update_counts(self) -> None:
+        self.el(
+            "queue-status"
+        ).textContent = f"{self.done} classified, {self.failed} failed, {self.queue.qsize()} waiting"
+
+    def update_live(self) -> None:
+        snap = memory.snapshot()
+        self.tensors.append(snap.num_tensors)
+        self.el("live").innerHTML = ui.live_panel(snap, list(self.latencies), list(self.tensors))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, preferred: str, root: str) -> str:
+        """Start TF.js on the preferred backend (or the best available) and load the model once.
+
+        ``root`` is the site's base URL (the worker's own URL is not under it).
+        """
+        self.root = root
+        js.globalThis.PYAPP_ROOT = root  # where pyapp finds vendor/tfjs/*.wasm
+        self.stage("runtime", "active")
+        # TF.js loads as ES modules here (the worker is a module worker): UMD bundles set globalThis.tf.
+        tfjs = root + "vendor/tfjs/"
+        await run_js(f"import('{tfjs}tf.min.js')")
+        await run_js(f"Promise.all([import('{tfjs}tf-backend-wasm.min.js'), import('{tfjs}tf-backend-webgpu.min.js')])")
+        order = (preferred, *(b for b in BACKENDS if b != preferred)) if preferred in BACKENDS else BACKENDS
+        self.runtime = await pyapp.init(backends=order)
+        if preferred not in BACKENDS and self.runtime.backend == "webgl" and self.runtime.software_gl:
+            # No real GPU: WebGL on a CPU rasteriser is slower than WASM (benchmarks/run.py).
+            renderer = self.runtime.gl_renderer
+            await self.runtime.switch("wasm")
+            self.runtime.rejected["webgl"] = f"software renderer ({renderer}); WASM is faster"
+        self.stage("runtime", "done", self.runtime.backend)
+        self.show_backend()
+        await self.load_model()
+        self.consumer = asyncio.ensure_future(self.consume())
+        return self.runtime.backend
+
+    async def load_model(self) -> None:
+        self.stage("warmup", "active", "compiling kernels…")
+        started = time.perf_counter()
+        self.classifier = await ImageClassifier.load(self.root + MANIFEST)
+        info = self.classifier.model.load_info
+        self.stage("warmup", "done", f"{info.variant} weights, warm-up {info.warmup_ms:.0f} ms")
+        self.el("app").dataset.ready = "true"
+        took = (time.perf_counter() - started) * 1e3
+        self.el("boot-total").textContent = f"Model loaded and warmed up in {took:.0f} ms"
+        self.update_live()
+
+    async def switch_backend(self, name: str) -> str:
+        """Move to another backend: wait for the current image, reload the model there."""
+        async with self.lock:
+            assert self.runtime is not None
+            try:
+                await self.runtime.switch(name)
+            except PyAppError as exc:
+                self.el("backend-notes").textContent = str(exc)
+                self.show_backend()
+                return self.runtime.backend
+            if self.classifier is not None:
+                self.classifier.dispose()
+            await self.load_model()
+            self.show_backend()
+            return self.runtime.backend
+
+    # ------------------------------------------------------------------ work
+
+    def add_files(self, files: object) -> int:
+        """Queue images from the page (a JS array of File/Blob); returns how many were queued."""
+        count = 0
+        for file in files:  # type: ignore[attr-defined]
+            self.next_id += 1
+            item_id = self.next_id
+            name = str(getattr(file, "name", "") or f"image {item_id}")
+            li = document.createElement("li")
+            li.id = f"item-{item_id}"
+            li.className = "result pending"
+            thumb_url = js.URL.createObjectURL(file)
+            li.innerHTML = (
+                f'<img class="thumb" alt="" src="{thumb_url}" width="96" height="96">'
+                f'<div class="body"><h3 class="name"></h3><p class="status">Waiting…</p></div>'
+            )
+            li.querySelector(".name").textContent = name
+            self.el("results").prepend(li)
+            self.queue.put_nowait((item_id, file))
+            count += 1
+        self.update_counts()
+        return count
+
+    async def consume(self) -> None:
+        while True:
+            item_id, file = await self.queue.get()
+            async with self.lock:
+                await self.classify_one(item_id, file)
+            self.update_counts()
+
+    async def classify_one(self, item_id: int, file: object) -> None:
+        li = self.el(f"item-{item_id}")
+        body = li.querySelector(".body")
+        li.querySelector(".status").textContent = "Classifying…"
+        assert self.classifier is not None
+        started = time.perf_counter()
+        try:
+            top = await self.classifier.classify(file, top=5)
+        except PyAppError as exc:
+            # InvalidImage says what is wrong with the file; anything else is ours.
+            message = str(exc) if isinstance(exc, InvalidImage) else f"internal error: {exc}"
+            self.failed += 1
+            body.querySelector(".status").outerHTML = ui.error_card(message)
+            li.className = "result failed"  # last: the class says the item is finished
+            return
+        ms = (time.perf_counter() - started) * 1e3
+        self.done += 1
+        self.latencies.append(ms)
+        body.querySelector(".status").outerHTML = ui.result_card(top, ms)
+        li.dataset.top1 = top[0][0]
+        li.className = "result done"
+        self.update_live()
 
 
-async def main(backends: str) -> None:
-    runtime = await pyapp.init(backends=tuple(b for b in backends.split(",") if b))
-    skipped = ", ".join(f"{k} ({v})" for k, v in runtime.rejected.items())
-    _show("backend", f"Backend: <strong>{runtime.backend}</strong>" + (f" — skipped {skipped}" if skipped else ""))
-    classifier = await pyapp.ImageClassifier.load("models/nsfw-mobilenet-v2/manifest.json")
-    js.globalThis.pyappClassifier = classifier  # the page keeps one model for its lifetime
-    photo = await (await pyfetch("vendor/samples/chelsea.png")).bytes()
-    started = time.perf_counter()
-    top = await classifier.classify(photo)
-    ms = (time.perf_counter() - started) * 1e3
-    rows = "".join(f"<tr><td>{label}</td><td>{p:.3f}</td></tr>" for label, p in top)
-    _show("result", f"<table>{rows}</table><p>{ms:.0f} ms on {runtime.backend}</p>")
-    js.performance.mark("pyapp:first-prediction")
-    js.document.body.dataset.top1 = top[0][0]
+app = App()
+sync.start = app.start
+sync.add_files = app.add_files
+sync.switch_backend = app.switch_backend

@@ -1,34 +1,248 @@
-// Page glue: boot the runtime, then hand over to Python (web/app.py).
-import { boot } from "./boot.js";
+// Page glue for the app. Thin by design: the app's logic is Python (web/app.py),
+// running under PyScript in a Web Worker. This file only does what needs the
+// main thread: the service worker, download progress, starting the worker,
+// and turning drops, pastes, file pickers and the camera into File objects.
 
-const list = document.getElementById("boot");
-const items = new Map();
-function onProgress(stage, info) {
-  let li = items.get(stage);
-  if (!li) {
-    li = document.createElement("li");
-    items.set(stage, li);
-    list.append(li);
+const root = new URL("..", import.meta.url).href;
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
+
+// ---------------------------------------------------------------- service worker
+
+async function startServiceWorker(info) {
+  if (!("serviceWorker" in navigator) || params.has("nosw")) return null;
+  const url = new URL(`sw.js?build=${info.build_id}`, root);
+  const reg = await navigator.serviceWorker.register(url, { scope: root });
+  if (!navigator.serviceWorker.controller) {
+    // First visit: the worker caches the shell and takes over at once, so every
+    // download below goes through it (into its cache) exactly once.
+    const claimed = new Promise((r) => navigator.serviceWorker.addEventListener("controllerchange", r, { once: true }));
+    await Promise.race([claimed, sleep(8000)]);
   }
-  li.dataset.state = info.state;
-  li.textContent = info.state === "done" ? `${stage}: ${Math.round(info.ms)} ms` : `${stage}…`;
+  navigator.storage?.persist?.().then((granted) => {
+    document.body.dataset.persisted = String(granted);
+  });
+  return reg;
 }
 
-globalThis.PYAPP_ROOT = new URL("..", import.meta.url).href;
-const ready = (async () => {
-  const { pyodide, timings } = await boot({ onProgress });
-  const source = await (await fetch(new URL("app.py", globalThis.PYAPP_ROOT))).text();
-  pyodide.runPython(source, { filename: "app.py" });
-  const main = pyodide.globals.get("main");
-  const params = new URLSearchParams(location.search);
-  await main(params.get("backend") ?? "wasm,webgl,cpu");
-  main.destroy();
-  return { pyodide, timings };
-})();
-globalThis.pyappReady = ready;
-ready.catch((err) => {
-  const li = document.createElement("li");
-  li.dataset.state = "error";
-  li.textContent = `Failed: ${err.message}`;
-  list.append(li);
+function offlineStatus(text, state) {
+  const el = $("offline-status");
+  el.textContent = text;
+  document.body.dataset.offline = state;
+}
+
+/** After the boot: cache the rest of this build, then look for a newer one. */
+async function afterBoot(reg, info) {
+  if (!reg || !navigator.serviceWorker.controller) return;
+  const sw = navigator.serviceWorker;
+  sw.addEventListener("message", (event) => {
+    if (event.data?.type === "offline-ready") offlineStatus("Available offline ✓", "ready");
+    if (event.data?.type === "offline-failed") offlineStatus(`Offline copy incomplete: ${event.data.error}`, "failed");
+  });
+  offlineStatus("Saving for offline use…", "saving");
+  sw.controller.postMessage({ type: "complete" });
+  checkForUpdate(reg, info);
+}
+
+async function checkForUpdate(reg, info) {
+  let latest;
+  try {
+    latest = await (await fetch(new URL("vendor/build.json?fresh", root), { cache: "no-store" })).json();
+  } catch {
+    return; // offline: keep running this version
+  }
+  if (latest.build_id === info.build_id) return;
+  // A new build: its worker caches all of it, then waits; we offer the switch.
+  const next = await navigator.serviceWorker.register(new URL(`sw.js?build=${latest.build_id}`, root), { scope: root });
+  const waiting = () => {
+    $("update").hidden = false;
+    document.body.dataset.update = latest.build_id;
+  };
+  if (next.waiting) waiting();
+  next.addEventListener("updatefound", () => {
+    const installing = next.installing;
+    installing?.addEventListener("statechange", () => installing.state === "installed" && waiting());
+  });
+  $("update-button").addEventListener("click", () => {
+    navigator.serviceWorker.addEventListener("controllerchange", () => location.reload(), { once: true });
+    next.waiting?.postMessage({ type: "activate-now" });
+  });
+}
+
+// ---------------------------------------------------------------- download progress
+
+function trackProgress(info) {
+  const groups = new Map(); // group -> {files: Map(file -> loaded), total, el}
+  for (const [name, files] of Object.entries(info.boot)) {
+    const el = document.querySelector(`[data-group="${name}"]`);
+    const total = files.reduce((n, f) => n + (info.sizes[f] ?? 0), 0);
+    groups.set(name, { files: new Map(files.map((f) => [f, 0])), total, el });
+  }
+  const owner = new Map();
+  for (const [name, g] of groups) for (const f of g.files.keys()) owner.set(f, name);
+  const draw = (g) => {
+    const loaded = [...g.files.values()].reduce((a, b) => a + b, 0);
+    const bar = g.el.querySelector("progress");
+    bar.max = g.total;
+    bar.value = loaded;
+    g.el.querySelector(".detail").textContent = `${mb(loaded)} / ${mb(g.total)}`;
+    g.el.dataset.state = loaded >= g.total ? "done" : "active";
+  };
+  const channel = new BroadcastChannel("pyapp-progress");
+  channel.onmessage = ({ data }) => {
+    const g = groups.get(owner.get(data.file));
+    if (!g) return;
+    g.files.set(data.file, data.type === "cached" ? info.sizes[data.file] : data.loaded);
+    draw(g);
+  };
+  return {
+    finish() {
+      // Without a service worker there are no byte counts: show the stages as finished.
+      for (const g of groups.values()) {
+        for (const f of g.files.keys()) g.files.set(f, info.sizes[f] ?? 0);
+        draw(g);
+      }
+      channel.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- the Python worker
+
+async function startPython(info) {
+  const abs = (p) => new URL(p, root).href;
+  const script = document.createElement("script");
+  script.type = "py";
+  script.setAttribute("worker", "");
+  script.setAttribute("name", "pyapp");
+  script.src = abs("app.py");
+  script.setAttribute(
+    "config",
+    JSON.stringify({
+      interpreter: abs("vendor/pyodide/pyodide.mjs"),
+      packages: [...info.pyodide_packages.filter((p) => p === "numpy" || p === "pillow"), abs(info.pyapp_wheel)],
+      packages_cache: "passthrough",
+    }),
+  );
+  const done = new Promise((resolve) => script.addEventListener("py:done", resolve, { once: true }));
+  document.body.append(script);
+  await import(abs("vendor/pyscript/core.js"));
+  await done;
+  return script.xworker.sync;
+}
+
+// ---------------------------------------------------------------- input
+
+function wireInputs(py) {
+  const add = (files) => {
+    const images = [...files].filter((f) => f.size >= 0);
+    if (images.length) py.add_files(images);
+  };
+  const drop = $("drop");
+  $("file-input").addEventListener("change", (e) => {
+    add(e.target.files);
+    e.target.value = "";
+  });
+  drop.addEventListener("keydown", (e) => {
+    if (e.target === drop && (e.key === "Enter" || e.key === " ")) {
+      e.preventDefault();
+      $("file-input").click();
+    }
+  });
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    add(e.dataTransfer.files);
+  });
+  document.addEventListener("paste", (e) => add(e.clipboardData?.files ?? []));
+  $("sample-button").addEventListener("click", async () => {
+    const names = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png"];
+    const files = await Promise.all(
+      names.map(async (n) => new File([await (await fetch(new URL(`vendor/samples/${n}`, root))).blob()], n)),
+    );
+    add(files);
+  });
+  wireCamera(add);
+  const select = $("backend-select");
+  select.disabled = false;
+  select.addEventListener("change", async () => {
+    select.disabled = true;
+    const chosen = await py.switch_backend(select.value);
+    select.value = chosen;
+    select.disabled = false;
+    const url = new URL(location.href);
+    url.searchParams.set("backend", chosen);
+    history.replaceState(null, "", url);
+  });
+}
+
+function wireCamera(add) {
+  let stream = null;
+  const video = $("camera-video");
+  const close = () => {
+    stream?.getTracks().forEach((t) => t.stop());
+    stream = null;
+    $("camera").hidden = true;
+  };
+  $("camera-button").addEventListener("click", async () => {
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+    } catch (err) {
+      $("queue-status").textContent = `Camera unavailable: ${err.message}`;
+      return;
+    }
+    video.srcObject = stream;
+    $("camera").hidden = false;
+    await video.play();
+    $("camera-capture").focus();
+  });
+  $("camera-capture").addEventListener("click", () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    canvas.toBlob((blob) => add([new File([blob], `camera-${Date.now()}.jpg`, { type: "image/jpeg" })]), "image/jpeg", 0.92);
+  });
+  $("camera-close").addEventListener("click", close);
+}
+
+// ---------------------------------------------------------------- boot
+
+async function main() {
+  const t0 = performance.now();
+  const info = await (await fetch(new URL("vendor/build.json", root))).json();
+  document.body.dataset.build = info.build_id;
+  const reg = await startServiceWorker(info).catch((err) => {
+    offlineStatus(`Offline support unavailable: ${err.message}`, "unavailable");
+    return null;
+  });
+  const progress = trackProgress(info);
+  if (navigator.serviceWorker?.controller) {
+    // Overlap: TF.js and the model download (into the cache) while Pyodide boots.
+    for (const f of [...info.boot["TF.js"], ...info.boot.Model]) fetch(new URL(f, root)).catch(() => {});
+  }
+  const py = await startPython(info);
+  const backend = await py.start(params.get("backend") ?? "auto", root);
+  progress.finish();
+  performance.mark("pyapp:ready");
+  document.body.dataset.backend = backend;
+  document.body.dataset.bootMs = String(Math.round(performance.now() - t0));
+  wireInputs(py);
+  globalThis.pyapp = py; // for tests and the console
+  document.body.dataset.ready = "true";
+  afterBoot(reg, info);
+}
+
+main().catch((err) => {
+  const stage = $("stage-runtime");
+  stage.dataset.state = "error";
+  stage.querySelector(".detail").textContent = `Failed to start: ${err.message ?? err}`;
+  document.body.dataset.failed = "true";
 });

@@ -1,0 +1,198 @@
+"""The web app in real Chromium: uploads, bad files, backend switch, offline reload, updates, a smooth main thread."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import serve
+from pyapp import assets
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = assets.VENDOR / "samples"
+SHOTS = ROOT / "test-results"
+
+
+def _open_app(browser: Any, url: str) -> tuple[Any, Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='true']")
+    page.errors = errors  # type: ignore[attr-defined]
+    return context, page
+
+
+def _wait_results(page: Any, count: int) -> list[dict[str, str]]:
+    page.wait_for_function(
+        f"document.querySelectorAll('#results .result.done, #results .result.failed').length >= {count}"
+    )
+    return page.evaluate(
+        """() => [...document.querySelectorAll('#results .result')].map(li => ({
+            name: li.querySelector('.name').textContent,
+            state: li.className,
+            top1: li.dataset.top1 || '',
+            text: li.innerText,
+        }))"""
+    )
+
+
+@pytest.fixture
+def bad_file(tmp_path: Path) -> Path:
+    data = (SAMPLES / "coffee.png").read_bytes()
+    path = tmp_path / "broken.png"
+    path.write_bytes(data[: len(data) // 3])
+    return path
+
+
+def test_upload_photos_and_a_corrupt_file(browser: Any, server_url: str, bad_file: Path) -> None:
+    """Several real photos get top-k bars and a latency; the corrupt one gets a clear message. Screenshot saved."""
+    context, page = _open_app(browser, server_url + "?backend=wasm")
+    assert page.evaluate("document.body.dataset.backend") == "wasm"
+    assert page.get_by_role("status").filter(has_text="Running on wasm").count() == 1
+    photos = [SAMPLES / n for n in ("chelsea.png", "astronaut.png", "camera.png")]
+    page.set_input_files("#file-input", [*photos, bad_file])
+    results = {r["name"]: r for r in _wait_results(page, 4)}
+    assert results["chelsea.png"]["top1"] == "Neutral"
+    assert "ms" in results["chelsea.png"]["text"]
+    for name in ("chelsea.png", "astronaut.png", "camera.png"):
+        assert "done" in results[name]["state"]
+        assert page.locator(f"#results li:has-text('{name}') meter").count() == 5
+    assert "failed" in results["broken.png"]["state"]
+    assert "Could not classify this file: corrupt or truncated image" in results["broken.png"]["text"]
+    # The live panel shows tensors and a latency chart.
+    assert page.locator("#live table").inner_text().count("Tensors") == 1
+    assert page.locator("#live svg polyline").count() == 2
+    # Boot bars reached their totals.
+    for group in ("Pyodide", "Python packages", "TF.js", "Model"):
+        bar = page.locator(f"[data-group='{group}'] progress")
+        assert bar.evaluate("b => b.value > 0 && b.value === b.max"), group
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "app.png"), full_page=True)
+    assert page.errors == []
+    context.close()
+
+
+def test_keyboard_and_backend_switch(browser: Any, server_url: str) -> None:
+    """The picker opens from the keyboard (native input, and Enter on the drop zone); switching backend works."""
+    context, page = _open_app(browser, server_url + "?backend=wasm")
+    page.evaluate("document.getElementById('file-input').addEventListener('click', () => window.pickerOpened = true)")
+    page.focus("#drop")
+    page.keyboard.press("Enter")
+    assert page.evaluate("window.pickerOpened") is True
+    page.focus("#file-input")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files([SAMPLES / "chelsea.png"])
+    _wait_results(page, 1)
+    page.select_option("#backend-select", "cpu")
+    page.wait_for_function("document.getElementById('backend-status').textContent.includes('cpu')")
+    page.set_input_files("#file-input", [SAMPLES / "coffee.png"])
+    results = _wait_results(page, 2)
+    assert {r["top1"] for r in results} == {"Neutral"}
+    assert "backend=cpu" in page.url
+    context.close()
+
+
+def test_main_thread_stays_under_50ms_during_a_50_image_batch(browser: Any, server_url: str) -> None:
+    """Long Tasks observer: while 50 images are classified (in the worker), no main-thread task reaches 50 ms."""
+    context, page = _open_app(browser, server_url + "?backend=wasm")
+    page.evaluate(
+        """() => {
+            window.longTasks = [];
+            new PerformanceObserver(list => {
+                for (const e of list.getEntries()) window.longTasks.push(e.duration);
+            }).observe({ type: 'longtask' });
+        }"""
+    )
+    names = ["chelsea.png", "coffee.png", "astronaut.png", "camera.png", "rocket.jpg"]
+    page.evaluate(
+        """async (names) => {
+            const blobs = await Promise.all(names.map(async n => (await fetch('vendor/samples/' + n)).blob()));
+            const files = [];
+            for (let i = 0; i < 50; i++) files.push(new File([blobs[i % blobs.length]], `batch-${i}-${names[i % 5]}`));
+            window.pyapp.add_files(files);
+        }""",
+        names,
+    )
+    results = _wait_results(page, 50)
+    assert sum("done" in r["state"] for r in results) == 50
+    long_tasks = page.evaluate("window.longTasks")
+    assert long_tasks == [], f"main-thread long tasks (ms): {long_tasks}"
+    context.close()
+
+
+# ------------------------------------------------------------------------ offline + updates
+
+
+@pytest.fixture
+def site(built: None, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A static export served on its own origin, so a test can deploy a new build to it."""
+    out = assets.export_static(tmp_path / "site", serve.static_host_headers())
+    server = serve.make_server("127.0.0.1", 0, {"/": out}, quiet=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", out
+    server.shutdown()
+    server.server_close()
+
+
+def _deploy_new_build(site_dir: Path) -> str:
+    """Change the app shell and publish a new build.json, as a new release would."""
+    index = site_dir / "index.html"
+    index.write_text(index.read_text().replace('<main id="app"', '<main data-release="two" id="app"', 1))
+    info = json.loads((site_dir / "vendor" / "build.json").read_text())
+    data = index.read_bytes()
+    info["shell"]["index.html"] = hashlib.sha256(data).hexdigest()
+    info["sizes"]["index.html"] = len(data)
+    info["build_id"] = hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
+    (site_dir / "vendor" / "build.json").write_text(json.dumps(info))
+    return str(info["build_id"])
+
+
+def test_offline_reload_then_update_takes_over_whole(browser: Any, site: tuple[str, Path]) -> None:
+    url, site_dir = site
+    context, page = _open_app(browser, url + "?backend=wasm")
+    first_build = page.evaluate("document.body.dataset.build")
+    page.wait_for_selector("body[data-offline='ready']")
+    assert page.evaluate("navigator.serviceWorker.controller !== null")
+
+    # Offline: reload and classify again, everything from the service worker's cache.
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
+    assert _wait_results(page, 1)[0]["top1"] == "Neutral"
+    context.set_offline(False)
+
+    # A new release on the server: the old worker never serves its files ...
+    new_build = _deploy_new_build(site_dir)
+    status = page.evaluate(
+        """async () => {
+            const cache = await caches.open('pyapp-' + document.body.dataset.build);
+            await cache.delete(new URL('index.html', location.href).href);
+            return (await fetch('index.html')).status;
+        }"""
+    )
+    assert status == 409, "an old worker must not mix in a file of the new build"
+    # ... the page notices the new build, its worker caches all of it, then takes over on request.
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    page.wait_for_selector("#update:not([hidden])")
+    with page.expect_navigation():
+        page.click("#update-button")
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.evaluate("document.body.dataset.build") == new_build != first_build
+    assert page.evaluate("document.getElementById('app').dataset.release") == "two"
+    caches = page.evaluate("caches.keys()")
+    assert caches == [f"pyapp-{new_build}"], caches
+    page.set_input_files("#file-input", [SAMPLES / "coffee.png"])
+    assert _wait_results(page, 1)[0]["top1"] == "Neutral"
+    context.close()

@@ -1,0 +1,175 @@
+// Service worker: offline support with one versioned cache per build.
+//
+// Registered as sw.js?build=<build_id> (from vendor/build.json), so a new build
+// is a new script URL, hence a new worker with its own cache. Rules:
+// - every file of the build is checked against its sha256 in build.json before
+//   it is cached or served from the network, so one version never mixes with
+//   another (a server that already has a newer build gets a 409 instead);
+// - the first install caches only the app shell and activates at once, so the
+//   first visit downloads each file once (through this worker, which caches it);
+//   the page then asks for the rest ("complete"); later installs cache the whole
+//   build before they take over, then delete the older caches whole;
+// - bytes fetched are reported on the "pyapp-progress" BroadcastChannel, which is
+//   how the page draws real download progress for files its worker loads.
+
+const BUILD = new URL(self.location.href).searchParams.get("build") || "dev";
+const CACHE = `pyapp-${BUILD}`;
+const progress = new BroadcastChannel("pyapp-progress");
+let infoPromise = null;
+
+const scopeUrl = (rel) => new URL(rel, self.registration.scope).href;
+const INFO = "vendor/build.json";
+
+/** This worker's build.json: from its cache, else from the network (which must still be this build). */
+function buildInfo() {
+  infoPromise ??= (async () => {
+    const cache = await caches.open(CACHE);
+    let response = await cache.match(scopeUrl(INFO));
+    if (!response) {
+      response = await fetch(scopeUrl(INFO), { cache: "no-store" });
+      const info = await response.clone().json();
+      if (info.build_id !== BUILD) throw new Error(`server has build ${info.build_id}, this worker is ${BUILD}`);
+      await cache.put(scopeUrl(INFO), response.clone());
+    }
+    const info = await response.json();
+    return { info, files: { ...info.shell, ...info.files } };
+  })();
+  infoPromise.catch(() => {
+    infoPromise = null; // try again on the next request
+  });
+  return infoPromise;
+}
+const relOf = (url) => url.slice(self.registration.scope.length).split("?")[0] || "index.html";
+
+async function digestHex(buffer) {
+  const d = await crypto.subtle.digest("SHA-256", buffer);
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Fetch one file of the build, counting bytes, and check its sha256. */
+async function fetchChecked(rel, sha, size) {
+  const response = await fetch(scopeUrl(rel), { cache: "no-store" });
+  if (!response.ok) throw new Error(`${rel}: HTTP ${response.status}`);
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  let last = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.byteLength;
+    if (loaded - last > 256 * 1024) {
+      last = loaded;
+      progress.postMessage({ type: "bytes", file: rel, loaded, total: size });
+    }
+  }
+  const body = new Uint8Array(loaded);
+  let offset = 0;
+  for (const c of chunks) {
+    body.set(c, offset);
+    offset += c.byteLength;
+  }
+  if ((await digestHex(body)) !== sha) {
+    throw Object.assign(new Error(`${rel} on the server is not build ${BUILD}`), { mismatch: true });
+  }
+  progress.postMessage({ type: "bytes", file: rel, loaded, total: size, done: true });
+  return new Response(body, { status: 200, headers: response.headers });
+}
+
+async function cacheFiles(rels) {
+  const { info, files } = await buildInfo();
+  const cache = await caches.open(CACHE);
+  const queue = rels.filter((r) => files[r]);
+  const worker = async () => {
+    while (queue.length) {
+      const rel = queue.shift();
+      if (await cache.match(scopeUrl(rel))) continue;
+      const resp = await fetchChecked(rel, files[rel], info.sizes?.[rel]);
+      await cache.put(scopeUrl(rel), resp);
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+}
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    (async () => {
+      const { info, files } = await buildInfo();
+      const others = (await caches.keys()).filter((k) => k.startsWith("pyapp-") && k !== CACHE);
+      if (others.length === 0) {
+        await cacheFiles(Object.keys(info.shell)); // first visit: shell now, the rest as it is used
+        await self.skipWaiting();
+      } else {
+        await cacheFiles(Object.keys(files)); // an update: complete before it may take over
+      }
+    })(),
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    (async () => {
+      const names = await caches.keys();
+      await Promise.all(names.filter((k) => k.startsWith("pyapp-") && k !== CACHE).map((k) => caches.delete(k)));
+      await self.clients.claim();
+    })(),
+  );
+});
+
+self.addEventListener("message", (event) => {
+  const { type } = event.data ?? {};
+  if (type === "complete") {
+    // Cache every file of this build (after the first visit's boot), then report.
+    event.waitUntil(
+      buildInfo()
+        .then(({ files }) => cacheFiles(Object.keys(files)))
+        .then(() => event.source?.postMessage({ type: "offline-ready", build: BUILD }))
+        .catch((err) => event.source?.postMessage({ type: "offline-failed", error: String(err) })),
+    );
+  } else if (type === "activate-now") {
+    self.skipWaiting();
+  } else if (type === "build") {
+    event.source?.postMessage({ type: "build", build: BUILD });
+  }
+});
+
+self.addEventListener("fetch", (event) => {
+  const url = event.request.url;
+  if (event.request.method !== "GET" || !url.startsWith(self.registration.scope)) return;
+  if (new URL(url).searchParams.has("fresh")) return; // update checks go to the network
+  event.respondWith(respond(event.request));
+});
+
+async function respond(request) {
+  const cache = await caches.open(CACHE);
+  const rel = request.mode === "navigate" ? "index.html" : relOf(request.url);
+  if (rel === INFO) {
+    const info = await cache.match(scopeUrl(INFO));
+    if (info) return info;
+  }
+  const hit = await cache.match(scopeUrl(rel));
+  if (hit) {
+    progress.postMessage({ type: "cached", file: rel });
+    return hit;
+  }
+  let files;
+  try {
+    ({ files } = await buildInfo());
+  } catch {
+    return fetch(request); // no build info (offline and uncached): plain network
+  }
+  if (!files[rel]) return fetch(request); // not part of the build (e.g. test pages)
+  try {
+    const { info } = await buildInfo();
+    const response = await fetchChecked(rel, files[rel], info.sizes?.[rel]);
+    await cache.put(scopeUrl(rel), response.clone());
+    return response;
+  } catch (err) {
+    const status = err.mismatch ? 409 : 503;
+    return new Response(`${err.message}\n`, {
+      status,
+      headers: { "Content-Type": "text/plain", "Cross-Origin-Resource-Policy": "same-origin" },
+    });
+  }
+}
