@@ -27,6 +27,9 @@ CHROMIUM_FLAGS = [
     # WebGL through SwiftShader: real GL on machines without a GPU.
     "--use-angle=swiftshader",
     "--enable-unsafe-swiftshader",
+    # A synthetic camera, granted without a prompt, for the app's camera capture.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 
 

@@ -102,6 +102,48 @@ def test_keyboard_and_backend_switch(browser: Any, server_url: str) -> None:
     context.close()
 
 
+def test_paste_drop_and_camera(browser: Any, server_url: str) -> None:
+    """Images arrive by paste, by drag and drop, and from the camera (Chromium's fake device)."""
+    context, page = _open_app(browser, server_url + "?backend=wasm")
+    page.evaluate(
+        """async () => {
+            const file = async (n) => new File([await (await fetch('vendor/samples/' + n)).blob()], n);
+            const pasted = new DataTransfer();
+            pasted.items.add(await file('chelsea.png'));
+            document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true }));
+            const dropped = new DataTransfer();
+            dropped.items.add(await file('coffee.png'));
+            dropped.items.add(await file('astronaut.png'));
+            const zone = document.getElementById('drop');
+            zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dropped, bubbles: true, cancelable: true }));
+            zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dropped, bubbles: true, cancelable: true }));
+        }"""
+    )
+    names = {r["name"] for r in _wait_results(page, 3)}
+    assert names == {"chelsea.png", "coffee.png", "astronaut.png"}
+    page.click("#camera-button")
+    page.wait_for_function("document.getElementById('camera-video').videoWidth > 0")
+    assert page.evaluate("document.activeElement.id") == "camera-capture"
+    page.click("#camera-capture")
+    results = _wait_results(page, 4)
+    camera = [r for r in results if r["name"].startswith("camera-")]
+    assert len(camera) == 1
+    assert "done" in camera[0]["state"]
+    page.click("#camera-close")
+    assert page.evaluate("document.getElementById('camera').hidden") is True
+    context.close()
+
+
+def test_webgl_runs_inside_the_worker(browser: Any, server_url: str) -> None:
+    """TF.js WebGL in the Python worker (OffscreenCanvas); the page says which renderer it is."""
+    context, page = _open_app(browser, server_url + "?backend=webgl")
+    assert page.evaluate("document.body.dataset.backend") == "webgl"
+    assert "software renderer" in page.inner_text("#backend-notes")
+    page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
+    assert _wait_results(page, 1)[0]["top1"] == "Neutral"
+    context.close()
+
+
 def test_main_thread_stays_under_50ms_during_a_50_image_batch(browser: Any, server_url: str) -> None:
     """Long Tasks observer: while 50 images are classified (in the worker), no main-thread task reaches 50 ms."""
     context, page = _open_app(browser, server_url + "?backend=wasm")
@@ -177,8 +219,12 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: tuple[s
     status = page.evaluate(
         """async () => {
             const cache = await caches.open('pyapp-' + document.body.dataset.build);
-            await cache.delete(new URL('index.html', location.href).href);
-            return (await fetch('index.html')).status;
+            const url = new URL('index.html', location.href).href;
+            const saved = await cache.match(url);
+            await cache.delete(url);  // as if it had never been cached
+            const status = (await fetch('index.html')).status;
+            await cache.put(url, saved);
+            return status;
         }"""
     )
     assert status == 409, "an old worker must not mix in a file of the new build"
