@@ -7,20 +7,26 @@ from typing import Any
 from harness import run_in_pyodide
 
 
-def test_index_page_classifies_sample_photo_on_wasm(browser: Any, server_url: str) -> None:
-    """The page a visitor gets: Pyodide + numpy + Pillow + TF.js wasm + MobileNetV2 -> a label."""
+def test_index_page_classifies_sample_photos_on_wasm(browser: Any, server_url: str) -> None:
+    """The page a visitor gets: Pyodide + numpy + Pillow + TF.js wasm + MobileNetV2 -> labels for the samples."""
     context = browser.new_context()
     page = context.new_page()
+    page.set_default_timeout(180_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server_url + "?backend=wasm")
-    page.wait_for_function("document.body.dataset.top1 !== undefined", timeout=180_000)
+    page.wait_for_selector("body[data-ready='true']")
     assert page.evaluate("crossOriginIsolated") is True
-    assert page.inner_text("#backend").startswith("Backend: wasm")
+    assert page.inner_text("#backend-status").startswith("Running on wasm")
+    page.click("#sample-button")
+    page.wait_for_function("document.querySelectorAll('#results .result.done').length === 5")
     # chelsea.png is a photo of a cat: safe content, so "Neutral" must win.
-    assert page.evaluate("document.body.dataset.top1") == "Neutral"
-    rows = page.locator("#result tr")
-    assert rows.count() == 5
+    top1 = page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#results .result')]"
+        ".map(li => [li.querySelector('.name').textContent, li.dataset.top1]))"
+    )
+    assert top1["chelsea.png"] == "Neutral"
+    assert page.locator("#results li:has-text('chelsea.png') meter").count() == 5
     assert errors == []
     context.close()
 
