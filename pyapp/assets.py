@@ -44,6 +44,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyapp import quantize
 from pyapp._version import __version__
@@ -85,6 +86,8 @@ NSFWJS_FILES = {
 }
 MODEL_NAME = "nsfw-mobilenet-v2"
 MODEL_SOURCE = "nsfwjs/dist/models/mobilenet_v2"
+GRAPH_MODEL_NAME = "nsfw-mobilenet-v2-mid"
+GRAPH_MODEL_SOURCE = "nsfwjs/dist/models/mobilenet_v2_mid"
 MODEL_LABELS = ("Drawing", "Hentai", "Neutral", "Porn", "Sexy")
 #: scikit-image's wheel ships real photos; pinned by file name and sha256 so
 #: every machine (whatever its architecture) gets the same bytes.
@@ -441,63 +444,59 @@ process.stdout.write(JSON.stringify({model, shards}));
 """
 
 
-def _build_model(out: Path) -> None:
+def _unpack_nsfwjs(source: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """model.json content and shard bytes of one of NSFWJS's base64 JS model modules, checked."""
     node = shutil.which("node")
     if node is None:
         raise BuildError("node is required to unpack the NSFWJS model modules")
-    src = _node_module(MODEL_SOURCE)
-    proc = subprocess.run([node, "-e", _NODE_EXTRACT, str(src)], capture_output=True)
+    proc = subprocess.run([node, "-e", _NODE_EXTRACT, str(_node_module(source))], capture_output=True)
     if proc.returncode != 0:
-        raise BuildError(f"unpacking the NSFWJS model failed:\n{proc.stderr.decode()}")
+        raise BuildError(f"unpacking {source} failed:\n{proc.stderr.decode()}")
     bundle = json.loads(proc.stdout)
-    model = bundle["model"]
-    shards: dict[str, bytes] = {k: base64.b64decode(v, validate=True) for k, v in bundle["shards"].items()}
+    model: dict[str, Any] = bundle["model"]
+    shards = {k: base64.b64decode(v, validate=True) for k, v in bundle["shards"].items()}
     paths = [p for group in model["weightsManifest"] for p in group["paths"]]
     if sorted(paths) != sorted(shards):
-        raise BuildError(f"NSFWJS model lists shards {paths} but the package has {sorted(shards)}")
+        raise BuildError(f"{source} lists shards {paths} but the package has {sorted(shards)}")
     size = sum(len(b) for b in shards.values())
     if size != weight_bytes(model["weightsManifest"]):
-        raise BuildError(f"NSFWJS shard bytes ({size}) do not match its weightsManifest")
-    # The npm package ships a bare {modelTopology, weightsManifest}; tf.loadLayersModel
-    # wants the standard fields too, and shard paths pointing at real files.
-    layers_model = {
-        "format": "layers-model",
-        "generatedBy": model["modelTopology"].get("keras_version", "keras"),
+        raise BuildError(f"{source}: shard bytes ({size}) do not match its weightsManifest")
+    return model, shards
+
+
+def _write_tfjs_model(model: dict[str, Any], shards: dict[str, bytes], fmt: str, dest: Path) -> None:
+    # The npm package ships bare JSON objects; tf.load*Model wants the standard
+    # fields too, and shard paths that point at real files.
+    standard = {
+        "format": fmt,
+        "generatedBy": model.get("generatedBy") or model["modelTopology"].get("keras_version", "keras"),
         "convertedBy": "pyapp asset build from nsfwjs@4.4.0",
         "modelTopology": model["modelTopology"],
         "weightsManifest": [
             {"paths": [p + ".bin" for p in g["paths"]], "weights": g["weights"]} for g in model["weightsManifest"]
         ],
     }
-    dest = out / MODEL_NAME
-    original = dest / "uint8"
-    original.mkdir(parents=True)
-    (original / "model.json").write_bytes(json.dumps(layers_model, separators=(",", ":")).encode())
+    if "userDefinedMetadata" in model:
+        standard["userDefinedMetadata"] = model["userDefinedMetadata"]
+    dest.mkdir(parents=True)
+    (dest / "model.json").write_bytes(json.dumps(standard, separators=(",", ":")).encode())
     for name, data in sorted(shards.items()):
-        (original / f"{name}.bin").write_bytes(data)
-    # NSFWJS ships uint8-quantized weights. The float32 variant is their exact
-    # dequantization; float16 is made from that. Smallest first: the loader
-    # falls back along this order when a variant is missing or corrupt.
-    quantize.convert(original, dest / "float32", "float32")
-    quantize.convert(dest / "float32", dest / "float16", "float16")
+        (dest / f"{name}.bin").write_bytes(data)
+
+
+def _manifest(name: str, description: str, fmt: str, dest: Path, dtypes: tuple[str, ...]) -> None:
     variants = []
-    for dtype in ("uint8", "float16", "float32"):
+    for dtype in dtypes:
         files = {
             f"{dtype}/{p.name}": sha256_file(p) for p in sorted((dest / dtype).iterdir()) if p.name != "manifest.json"
         }
         (dest / dtype / "manifest.json").unlink(missing_ok=True)
         variants.append(
-            {
-                "name": dtype,
-                "format": "layers-model",
-                "weights_dtype": dtype,
-                "model": f"{dtype}/model.json",
-                "files": files,
-            }
+            {"name": dtype, "format": fmt, "weights_dtype": dtype, "model": f"{dtype}/model.json", "files": files}
         )
     manifest = {
-        "name": MODEL_NAME,
-        "description": "NSFWJS MobileNetV2 image classifier (nsfwjs@4.4.0)",
+        "name": name,
+        "description": description,
         "task": "image-classification",
         "labels": list(MODEL_LABELS),
         "input": {"size": 224, "channels": 3, "layout": "NHWC", "dtype": "float32"},
@@ -505,6 +504,29 @@ def _build_model(out: Path) -> None:
         "variants": variants,
     }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _build_model(out: Path) -> None:
+    model, shards = _unpack_nsfwjs(MODEL_SOURCE)
+    dest = out / MODEL_NAME
+    _write_tfjs_model(model, shards, "layers-model", dest / "uint8")
+    # NSFWJS ships uint8-quantized weights. The float32 variant is their exact
+    # dequantization; float16 is made from that. Smallest first: the loader
+    # falls back along this order when a variant is missing or corrupt.
+    quantize.convert(dest / "uint8", dest / "float32", "float32")
+    quantize.convert(dest / "float32", dest / "float16", "float16")
+    _manifest(
+        MODEL_NAME,
+        "NSFWJS MobileNetV2 image classifier (nsfwjs@4.4.0)",
+        "layers-model",
+        dest,
+        ("uint8", "float16", "float32"),
+    )
+    # NSFWJS's MobileNetV2Mid is a TF.js *graph* model: the same task, the other loader.
+    model, shards = _unpack_nsfwjs(GRAPH_MODEL_SOURCE)
+    dest = out / GRAPH_MODEL_NAME
+    _write_tfjs_model(model, shards, "graph-model", dest / "uint8")
+    _manifest(GRAPH_MODEL_NAME, "NSFWJS MobileNetV2Mid (graph model, nsfwjs@4.4.0)", "graph-model", dest, ("uint8",))
 
 
 # --------------------------------------------------------------------------- samples

@@ -148,10 +148,8 @@ class Model:
         self.state = ModelState.READY
         #: Set by :meth:`load` (``cleanup=``); counts predictions and cleans up.
         self.memory: MemoryGuard | None = None
-        inputs = js_model.inputs
-        self.input_shape: tuple[int | None, ...] = tuple(None if d is None else int(d) for d in inputs[0].shape)
-        outputs = js_model.outputs
-        self.output_shape: tuple[int | None, ...] = tuple(None if d is None else int(d) for d in outputs[0].shape)
+        self.input_shape: tuple[int | None, ...] = _shape_of(js_model.inputs[0])
+        self.output_shape: tuple[int | None, ...] = _shape_of(js_model.outputs[0])
 
     # ------------------------------------------------------------------ loading
 
@@ -270,6 +268,8 @@ class Model:
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         want = self.input_shape
+        if not want:
+            return  # the model does not declare its input shape
         if len(shape) != len(want):
             raise InvalidInput(
                 f"model {self.manifest.name!r} expects input of rank {len(want)} {_fmt(want)}, got shape {shape}"
@@ -328,6 +328,14 @@ class Model:
         arr = self.check_input(x)
         parts = [await self.predict(arr[i : i + batch_size]) for i in range(0, arr.shape[0], batch_size)]
         return np.concatenate(parts, axis=0)
+
+
+def _shape_of(info: Any) -> tuple[int | None, ...]:
+    """A layers model says None for a free dimension, a graph model -1 (or no shape at all)."""
+    shape = getattr(info, "shape", None)
+    if shape is None:
+        return ()
+    return tuple(None if d is None or int(d) < 0 else int(d) for d in shape)
 
 
 def _fmt(shape: tuple[int | None, ...]) -> str:

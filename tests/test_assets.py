@@ -109,6 +109,11 @@ def test_model_variants_are_standard_layers_models_with_checked_manifest(built: 
     # The shipped uint8 weights are NSFWJS's own bytes; float32 is 4x, float16 2x their count.
     assert sizes["float32"] == 4 * sizes["uint8"]
     assert sizes["float16"] == 2 * sizes["uint8"]
+    graph = ModelManifest.from_json((assets.MODELS / "nsfw-mobilenet-v2-mid" / "manifest.json").read_text())
+    assert graph.variants[0].format == "graph-model"
+    assert json.loads((assets.MODELS / "nsfw-mobilenet-v2-mid" / "uint8" / "model.json").read_text())["format"] == (
+        "graph-model"
+    )
 
 
 def test_pyapp_wheel_is_reproducible_and_browser_only(tmp_path: Path) -> None:

@@ -237,3 +237,35 @@ async def test_results_agree_across_backends(pyodide: Any) -> None:
     for backend in ("webgl", "cpu"):
         diff = float(np.abs(results[backend] - results["wasm"]).max())
         assert diff <= 1e-3, (backend, diff, results)
+
+
+@run_in_pyodide
+async def test_graph_model_loads_and_predicts(pyodide: Any, backend: str) -> None:
+    """A TF.js graph model (NSFWJS MobileNetV2Mid) goes through the same checked loader; NSFWJS agrees."""
+    import js
+    import numpy as np
+    import testutil
+    from pyodide.code import run_js
+
+    from pyapp.classifier import ImageClassifier
+
+    await testutil.use_backend(backend)
+    async with await ImageClassifier.load("/models/nsfw-mobilenet-v2-mid/manifest.json") as clf:
+        model = clf.model
+        assert model.manifest.variants[0].format == "graph-model"
+        assert model.input_shape == (None, 224, 224, 3)
+        probs = await model.predict(np.zeros((2, 224, 224, 3), np.float32))
+        assert probs.shape == (2, 5)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+        nsfwjs = await run_js("import('/vendor/nsfwjs/core.js')")
+        options = js.Object.fromEntries([["size", 224], ["type", "graph"]])
+        reference = await nsfwjs.load("/models/nsfw-mobilenet-v2-mid/uint8/model.json", options)
+        for name in ("chelsea.png", "coffee.png"):
+            img = js.document.createElement("img")
+            img.src = "/vendor/samples/" + name
+            await img.decode()
+            theirs = {r.className: float(r.probability) for r in await reference.classify(img)}
+            ours = dict(await clf.classify(await testutil.fetch("/vendor/samples/" + name), path="numpy"))
+            assert max(ours, key=ours.get) == max(theirs, key=theirs.get), (name, ours, theirs)
+            assert max(abs(ours[k] - theirs[k]) for k in ours) <= 0.02, (name, ours, theirs)
+        reference.dispose()

@@ -62,6 +62,21 @@ def test_model_round_trip_and_reshard(tmp_path: Path, built: None) -> None:
             assert np.abs(w - w2).max() <= bound, spec["name"]
 
 
+def test_graph_model_round_trip(tmp_path: Path, built: None) -> None:
+    """Graph models (NSFWJS MobileNetV2Mid) quantize and dequantize the same way; the format is kept."""
+    src = assets.MODELS / "nsfw-mobilenet-v2-mid" / "uint8"
+    manifest = quantize.convert(src, tmp_path / "f32", "float32")
+    assert manifest["variants"][0]["format"] == "graph-model"
+    quantize.convert(tmp_path / "f32", tmp_path / "u16", "uint16")
+    _, a = quantize.read_model(tmp_path / "f32")
+    _, b = quantize.read_model(tmp_path / "u16")
+    model = json.loads((tmp_path / "u16" / "model.json").read_text())
+    assert model["format"] == "graph-model"
+    specs = {s["name"]: s for g in model["weightsManifest"] for s in g["weights"]}
+    for (spec, w), (_, w2) in zip(a, b, strict=True):
+        assert np.abs(w - w2).max() <= error_bound(specs[spec["name"]].get("quantization"), w)
+
+
 def test_cli_and_clear_errors(tmp_path: Path, built: None) -> None:
     src = tmp_path / "src"
     shutil.copytree(assets.MODELS / "nsfw-mobilenet-v2" / "uint8", src)

@@ -105,3 +105,23 @@ async def test_runtime_knows_when_backend_preprocessing_pays(pyodide: Any) -> No
     rt = await pyapp.init(backends=("cpu",))
     assert rt.gpu_preprocessing is False
     await pyapp.init(backends=("wasm",))
+
+
+@run_in_pyodide
+def test_js_errors_become_jserror_with_their_message(pyodide: Any) -> None:
+    """A JavaScript exception crossing into pyapp keeps its name and message, under the one root."""
+    import js
+
+    from pyapp._js import js_errors
+    from pyapp.errors import JSError, PyAppError
+
+    try:
+        with js_errors("parsing settings"):
+            js.JSON.parse("{not json")
+    except JSError as exc:
+        assert isinstance(exc, PyAppError)
+        assert exc.js_name == "SyntaxError"
+        assert str(exc).startswith("parsing settings: SyntaxError: ")
+        assert "JSON" in str(exc)
+    else:
+        raise AssertionError("no JSError")
