@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from harness import run_in_pyodide
 
+from pyapp import assets
 from pyapp.errors import InvalidImage, InvalidInput
 from pyapp.images import center_crop, normalize, preprocess, resize_bilinear, resize_nearest
 
@@ -251,16 +252,7 @@ async def test_numpy_resize_matches_tfjs_resize(pyodide: Any, backend: str) -> N
         t.dispose()
 
 
-PARITY_PHOTOS = (
-    "chelsea.png",
-    "coffee.png",
-    "astronaut.png",
-    "rocket.jpg",
-    "motorcycle_left.png",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "camera.png",
-)
+PARITY_PHOTOS = assets.SAMPLES  # every real photo the build ships
 
 
 @pytest.mark.parametrize("parity_backend", ["wasm", "webgl"])
