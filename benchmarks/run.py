@@ -284,7 +284,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     if "preprocess" in s:
         bars += [
             ("prep: numpy", s["preprocess"]["numpy_ms"]["median"]),
-            ("prep: TF.js backend", s["preprocess"]["gpu_ms"]["median"]),
+            ("prep: pyapp backend path", s["preprocess"]["gpu_ms"]["median"]),
         ]
     if "variants" in s:
         bars += [(f"predict {k}", v["predict_ms"]["median"]) for k, v in s["variants"].items()]
