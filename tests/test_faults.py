@@ -15,16 +15,19 @@ SAMPLES = assets.VENDOR / "samples"
 
 @pytest.mark.parametrize("use_sw", [True, False], ids=["service-worker", "no-service-worker"])
 def test_no_image_bytes_leave_the_page(browser: Any, server_url: str, use_sw: bool) -> None:
-    """Every request made while images are classified is a same-origin GET of a file of the build; none has a body."""
+    """From page load to results, every request is a same-origin GET of a file of the build; none has a body.
+
+    (This also caught PyScript preloading its default interpreter from a CDN at boot.)
+    """
     info = json.loads((assets.VENDOR / "build.json").read_text())
     known = {server_url + f for f in [*info["files"], *info["shell"], "vendor/build.json", "sw.js"]}
     context = browser.new_context()
+    seen: list[Any] = []
+    context.on("request", lambda request: seen.append(request))
     page = context.new_page()
     page.set_default_timeout(180_000)
     page.goto(server_url + ("?backend=wasm" if use_sw else "?backend=wasm&nosw"))
     page.wait_for_selector("body[data-ready='true']")
-    seen: list[Any] = []
-    context.on("request", lambda request: seen.append(request))
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png", SAMPLES / "rocket.jpg"])
     page.wait_for_function("document.querySelectorAll('#results .result.done').length === 2")
     photo = (SAMPLES / "chelsea.png").read_bytes()
@@ -32,7 +35,7 @@ def test_no_image_bytes_leave_the_page(browser: Any, server_url: str, use_sw: bo
         url = request.url.split("?")[0]
         assert request.method == "GET", (request.method, request.url)
         assert request.post_data_buffer is None, request.url
-        assert url.startswith(("blob:", "data:")) or url in known, f"unexpected request {request.url}"
+        assert url.startswith(("blob:", "data:")) or url in known or url == server_url, f"unexpected {request.url}"
         assert photo[:64].hex() not in request.url
     context.close()
 
