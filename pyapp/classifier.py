@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pyapp import browser
-from pyapp.errors import InvalidInput
+from pyapp.errors import BackendLost, InvalidInput
 from pyapp.images import preprocess
 from pyapp.manifest import ModelManifest
 from pyapp.model import Model
@@ -104,12 +104,7 @@ class ImageClassifier:
 
     async def classify(self, image: Any, top: int | None = None, path: PreprocessPath | None = None) -> Prediction:
         """Top-k (label, probability) for one image."""
-        x = await self.prepare_any(image, path)
-        try:
-            probs = await self.model.predict(x)
-        finally:
-            if not isinstance(x, np.ndarray):
-                x.dispose()
+        probs = await self._predict_images([image], path)
         return top_k(probs[0], self.labels, top or self.top)
 
     async def classify_many(
@@ -122,14 +117,35 @@ class ImageClassifier:
             raise InvalidInput("batch_size must be >= 1")
         results: list[Prediction] = []
         for start in range(0, len(images), batch_size):
-            chunk = [await self.prepare_any(img, path) for img in images[start : start + batch_size]]
-            probs = await self._predict_chunk(chunk)
+            probs = await self._predict_images(images[start : start + batch_size], path)
             results.extend(top_k(p, self.labels, top or self.top) for p in probs)
         return results
 
+    async def _predict_images(self, images: Sequence[Any], path: PreprocessPath | None) -> np.ndarray:
+        """Prepare and predict one batch; if the backend is lost, prepare again on the new one and retry."""
+        for attempt in (1, 2):
+            chunk: list[Any] = []
+            try:
+                for img in images:
+                    chunk.append(await self.prepare_any(img, path))
+                return await self._predict_chunk(chunk)
+            except BackendLost:
+                # numpy input is retried inside Model.predict; tensors made on the lost
+                # backend are not, so they are made again here.
+                if attempt == 2:
+                    raise
+                await self.model.recover()
+            finally:
+                for x in chunk:
+                    if not isinstance(x, np.ndarray):
+                        x.dispose()
+        raise AssertionError("unreachable")
+
     async def _predict_chunk(self, chunk: list[Any]) -> np.ndarray:
         if all(isinstance(x, np.ndarray) for x in chunk):
-            return await self.model.predict(np.concatenate(chunk, axis=0))
+            return await self.model.predict(chunk[0] if len(chunk) == 1 else np.concatenate(chunk, axis=0))
+        if len(chunk) == 1:
+            return await self.model.predict(chunk[0])
         from pyapp._js import tf, to_js
         from pyapp.tensors import to_tensor
 
@@ -139,8 +155,9 @@ class ImageClassifier:
             batch = tf().concat(to_js(tensors), 0)
             return await self.model.predict(batch)
         finally:
-            for t in tensors:
-                t.dispose()
+            for t, x in zip(tensors, chunk, strict=True):
+                if isinstance(x, np.ndarray):
+                    t.dispose()  # the caller disposes the prepared tensors
             if batch is not None:
                 batch.dispose()
 

@@ -2,6 +2,8 @@
 
     PyAppError
     ├── BackendUnavailable      no requested TF.js backend could start
+    ├── BackendLost             the active backend's device went away (WebGL context lost)
+    ├── FetchError              a file could not be fetched (network, HTTP status)
     ├── ModelLoadError          a model could not be fetched, parsed or built
     │   └── ModelIntegrityError a file's bytes differ from its manifest sha256
     ├── InvalidInput (+ValueError)  wrong shape, dtype or value handed to the API
@@ -35,6 +37,17 @@ class BackendUnavailable(PyAppError):
     def __init__(self, message: str, reasons: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.reasons: dict[str, str] = dict(reasons or {})
+
+
+class BackendLost(PyAppError):
+    """The active backend can no longer compute: its WebGL context was lost (GPU reset, driver
+    crash, too many contexts). Tensors on it are gone. :meth:`pyapp.model.Model.predict`
+    recovers by itself; code holding its own tensors calls :func:`pyapp.runtime.recover`.
+    """
+
+
+class FetchError(PyAppError):
+    """A file could not be fetched: a network failure or an HTTP error status."""
 
 
 class ModelLoadError(PyAppError):

@@ -6,12 +6,18 @@ Example (in the browser)::
         probs = await model.predict(np.zeros((1, 224, 224, 3), np.float32))
 
 Variants listed in the manifest are tried in order (e.g. uint8 -> float16 ->
-float32): a variant that is missing, corrupt, fails its sha256 or fails to
-build is skipped, and why is logged and kept in ``Model.load_info.attempts``.
+float32): a variant that is missing, corrupt, fails its sha256, fails to
+build or takes another input than the manifest says is skipped, and why is
+logged and kept in ``Model.load_info.attempts``.
+
+When the backend loses its device (a lost WebGL context), the next
+:meth:`Model.predict` re-creates the backend, reloads the same variant and
+runs the request again; ``Model.recoveries`` says when and why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import json
@@ -23,8 +29,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pyapp import runtime
 from pyapp.errors import (
+    BackendLost,
     DisposedError,
+    FetchError,
     InvalidInput,
     JSError,
     ModelIntegrityError,
@@ -60,17 +69,13 @@ class LoadInfo:
 
 
 async def fetch_bytes(url: str) -> bytes:
-    """GET ``url``; :class:`ModelLoadError` on network errors and non-2xx answers."""
-    from pyodide.http import pyfetch
+    """GET a model file (see :func:`pyapp.fetch.fetch_bytes`); :class:`ModelLoadError` when it cannot be fetched."""
+    from pyapp import fetch
 
     try:
-        resp = await pyfetch(url)
-    except Exception as exc:  # network failure surfaces as OSError or JsException
-        raise ModelLoadError(f"cannot fetch {url}: {exc}") from None
-    if not resp.ok:
-        raise ModelLoadError(f"cannot fetch {url}: HTTP {resp.status}")
-    data: bytes = await resp.bytes()
-    return data
+        return await fetch.fetch_bytes(url)
+    except FetchError as exc:
+        raise ModelLoadError(str(exc)) from None
 
 
 def _dirname(url: str) -> str:
@@ -131,6 +136,59 @@ def build_artifacts(model_json: bytes, files: dict[str, bytes], variant: Variant
     return artifacts, weights
 
 
+async def _load_variant(manifest: ModelManifest, variant: Variant) -> tuple[Any, LoadInfo]:
+    """Fetch, check and build one variant: the TF.js model and how loading went."""
+    from pyapp._js import JsException, error_message, js, tf, to_js
+
+    started = time.perf_counter()
+    files: dict[str, bytes] = {}
+    for name in variant.files:
+        data = await fetch_bytes(variant.url(name))
+        _check(variant, name, data)
+        files[name] = data
+    fetched = time.perf_counter()
+    artifacts, weights = build_artifacts(files[variant.model], files, variant)
+    tfm = tf()
+    js_artifacts = js.JSON.parse(json.dumps(artifacts))
+    js_artifacts.weightData = to_js(memoryview(weights)).buffer
+    try:
+        handler = tfm.io.fromMemory(js_artifacts)
+        if variant.format == "graph-model":
+            js_model = await tfm.loadGraphModel(handler)
+        else:
+            js_model = await tfm.loadLayersModel(handler)
+    except JsException as exc:
+        raise ModelLoadError(f"{variant.name}: TF.js could not build the model: {error_message(exc)}") from None
+    mismatch = _input_mismatch(_shape_of(js_model.inputs[0]), manifest)
+    if mismatch:
+        js_model.dispose()
+        raise ModelLoadError(f"{variant.name}: {mismatch}")
+    built = time.perf_counter()
+    info = LoadInfo(
+        variant=variant.name,
+        bytes=sum(len(b) for b in files.values()),
+        fetch_ms=(fetched - started) * 1e3,
+        build_ms=(built - fetched) * 1e3,
+    )
+    return js_model, info
+
+
+def _input_mismatch(shape: tuple[int | None, ...], manifest: ModelManifest) -> str | None:
+    """Why a model's declared input disagrees with its manifest's image input, or None.
+
+    >>> from pyapp.manifest import InputSpec
+    >>> m = ModelManifest("m", (), InputSpec(224), ())
+    >>> _input_mismatch((None, 224, 224, 3), m) is None, _input_mismatch((None, 299, 299, 3), m)
+    (True, 'the model takes input (N, 299, 299, 3) but the manifest says (N, 224, 224, 3)')
+    """
+    if not shape:
+        return None  # the model does not declare its input
+    want = (None, *manifest.input.shape)
+    if len(shape) == len(want) and all(a is None or b is None or a == b for a, b in zip(shape, want, strict=True)):
+        return None
+    return f"the model takes input {_fmt(shape)} but the manifest says {_fmt(want)}"
+
+
 class Model:
     """A loaded TF.js model. Create with :meth:`Model.load`; dispose when done.
 
@@ -150,6 +208,10 @@ class Model:
         self.memory: MemoryGuard | None = None
         self.input_shape: tuple[int | None, ...] = _shape_of(js_model.inputs[0])
         self.output_shape: tuple[int | None, ...] = _shape_of(js_model.outputs[0])
+        #: Why the weights were reloaded after a lost backend, oldest first.
+        self.recoveries: list[str] = []
+        self._generation = runtime.generation()
+        self._recovering = asyncio.Lock()
 
     # ------------------------------------------------------------------ loading
 
@@ -180,12 +242,14 @@ class Model:
         only_integrity = True
         for variant in manifest.ordered(variants):
             try:
-                model = await cls._load_variant(manifest, variant, attempts)
+                js_model, info = await _load_variant(manifest, variant)
             except ModelLoadError as exc:
                 attempts[variant.name] = str(exc)
                 only_integrity &= isinstance(exc, ModelIntegrityError)
                 log.warning("model %s: variant %s skipped: %s", manifest.name, variant.name, exc)
                 continue
+            info.attempts = dict(attempts)
+            model = cls(manifest, js_model, info)
             if warmup:
                 await model.warmup()
             if cleanup is not False:
@@ -196,44 +260,13 @@ class Model:
         detail = "; ".join(f"{k}: {v}" for k, v in attempts.items())
         raise error(f"model {manifest.name!r}: no variant could be loaded ({detail})", attempts)
 
-    @classmethod
-    async def _load_variant(cls, manifest: ModelManifest, variant: Variant, attempts: dict[str, str]) -> Model:
-        from pyapp._js import JsException, error_message, js, tf, to_js
-
-        started = time.perf_counter()
-        files: dict[str, bytes] = {}
-        for name in variant.files:
-            data = await fetch_bytes(variant.url(name))
-            _check(variant, name, data)
-            files[name] = data
-        fetched = time.perf_counter()
-        artifacts, weights = build_artifacts(files[variant.model], files, variant)
-        tfm = tf()
-        js_artifacts = js.JSON.parse(json.dumps(artifacts))
-        js_artifacts.weightData = to_js(memoryview(weights)).buffer
-        try:
-            handler = tfm.io.fromMemory(js_artifacts)
-            if variant.format == "graph-model":
-                js_model = await tfm.loadGraphModel(handler)
-            else:
-                js_model = await tfm.loadLayersModel(handler)
-        except JsException as exc:
-            raise ModelLoadError(f"{variant.name}: TF.js could not build the model: {error_message(exc)}") from None
-        built = time.perf_counter()
-        info = LoadInfo(
-            variant=variant.name,
-            attempts=dict(attempts),
-            bytes=sum(len(b) for b in files.values()),
-            fetch_ms=(fetched - started) * 1e3,
-            build_ms=(built - fetched) * 1e3,
-        )
-        return cls(manifest, js_model, info)
-
     # ------------------------------------------------------------------ lifecycle
 
-    def _require_ready(self, what: str) -> None:
+    def _require_ready(self, what: str, allow_loading: bool = False) -> None:
         if self.state is ModelState.DISPOSED:
             raise DisposedError(f"{what}: model {self.manifest.name!r} was disposed")
+        if allow_loading and self.state is ModelState.LOADING:
+            return
         if self.state is not ModelState.READY:
             raise StateError(f"{what}: model {self.manifest.name!r} is {self.state.value}, not ready")
 
@@ -242,9 +275,58 @@ class Model:
         if self.state is ModelState.DISPOSED:
             return
         self.state = ModelState.DISPOSED
+        self._release_js()
+
+    def _release_js(self) -> None:
+        from pyapp._js import JsException, error_message
+
         js_model, self._js_model = self._js_model, None
-        if js_model is not None:
+        if js_model is None:
+            return
+        try:
             js_model.dispose()
+        except JsException as exc:  # weights on a lost backend: gone either way
+            log.warning("model %s: disposing its weights failed: %s", self.manifest.name, error_message(exc))
+
+    def _stale(self) -> str | None:
+        """Why the weights cannot be used now (the backend was lost or re-created), or None."""
+        lost = runtime.backend_lost()
+        if lost is not None:
+            return lost
+        if self._generation != runtime.generation():
+            return "the backend was re-created since this model was loaded"
+        return None
+
+    async def recover(self, reason: str | None = None) -> None:
+        """Reload the same variant's weights after the backend was lost, re-creating the backend first.
+
+        :meth:`predict` calls this by itself; calling it when nothing was lost does nothing.
+        """
+        if self.state is ModelState.DISPOSED:
+            raise DisposedError(f"recover: model {self.manifest.name!r} was disposed")
+        async with self._recovering:
+            why = self._stale() if self.state is not ModelState.FAILED else "an earlier recovery failed"
+            if why is None:
+                return  # another caller recovered meanwhile
+            why = reason or why
+            self.state = ModelState.LOADING
+            self._release_js()
+            try:
+                if runtime.backend_lost() is not None:
+                    await runtime.recover(why)
+                variant = self.manifest.variant(self.load_info.variant)
+                self._js_model, _ = await _load_variant(self.manifest, variant)
+            except Exception:
+                self.state = ModelState.FAILED
+                raise
+            self._generation = runtime.generation()
+            self.state = ModelState.READY
+            self.recoveries.append(why)
+            log.warning("model %s: weights reloaded (%s) after: %s", self.manifest.name, variant.name, why)
+            if self.load_info.warmup_ms is not None:
+                await self.warmup()
+            if self.memory is not None:
+                self.memory.start()  # a new backend: a new baseline
 
     async def __aenter__(self) -> Model:
         self._require_ready("async with")
@@ -295,28 +377,31 @@ class Model:
 
         A tensor passed in stays the caller's: it is not disposed.
         """
-        self._require_ready("predict")
+        self._require_ready("predict", allow_loading=self._recovering.locked())
         refuse_in_tidy("Model.predict")
-        from pyapp._js import JsException, JsProxy, error_message, tf
+        from pyapp._js import JsProxy
 
         tensor_in = isinstance(x, JsProxy)
         if tensor_in:
             self._check_shape(tuple(int(d) for d in x.shape))
             if str(x.dtype) != "float32":
                 raise InvalidInput(f"model input tensor must be float32, got {x.dtype}")
+            if runtime.tensor_lost(x):
+                raise BackendLost("the input tensor was made on a backend that was lost since: make it again")
         else:
-            arr = self.check_input(x)
-        engine = tf().engine()
-        engine.startScope("pyapp.predict")
-        output = None
+            x = self.check_input(x)
+        if not self._recovering.locked() and self._stale():
+            if tensor_in:
+                raise BackendLost(f"{self._stale()}; the input tensor was on the old backend: make it again")
+            await self.recover()
         try:
-            output = self._js_model.predict(x if tensor_in else to_tensor(arr))
-            tf().keep(output)
-        except JsException as exc:
-            raise JSError(f"predict: {error_message(exc)}") from None
-        finally:
-            engine.endScope()
-        result = await to_numpy(output, dispose=True)
+            result = await predict_js(self._js_model, x)
+        except BackendLost as exc:
+            if tensor_in or self._recovering.locked():
+                raise
+            # Lost mid-request: recover, then run this request again (nothing is dropped).
+            await self.recover(str(exc))
+            result = await predict_js(self._js_model, x)
         if self.memory is not None:
             self.memory.after_predict()
         return result
@@ -328,6 +413,31 @@ class Model:
         arr = self.check_input(x)
         parts = [await self.predict(arr[i : i + batch_size]) for i in range(0, arr.shape[0], batch_size)]
         return np.concatenate(parts, axis=0)
+
+
+async def predict_js(js_model: Any, x: Any) -> np.ndarray:
+    """One forward pass of a TF.js model on a float32 array or tensor; the output is read back and disposed.
+
+    A tensor input stays the caller's. Raises :class:`BackendLost` when the backend
+    is lost during the call, :class:`JSError` for other TF.js errors.
+    """
+    from pyapp._js import JsException, error_message, tf
+
+    tfm = tf()
+    engine = tfm.engine()
+    engine.startScope("pyapp.predict")
+    output = None
+    try:
+        output = js_model.predict(x if not isinstance(x, np.ndarray) else to_tensor(x))
+        tfm.keep(output)
+    except JsException as exc:
+        lost = runtime.backend_lost()
+        if lost is not None:
+            raise BackendLost(lost) from None
+        raise JSError(f"predict: {error_message(exc)}") from None
+    finally:
+        engine.endScope()
+    return await to_numpy(output, dispose=True)
 
 
 def _shape_of(info: Any) -> tuple[int | None, ...]:

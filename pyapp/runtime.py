@@ -3,8 +3,15 @@
 ``await pyapp.init()`` tries each backend in order and keeps the first that
 starts; why each earlier one was rejected is kept in ``Runtime.rejected``.
 
+A lost WebGL context (GPU reset, driver crash, the browser reclaiming
+contexts) is noticed through the canvas's ``webglcontextlost`` event:
+:func:`guard` turns a readback that would otherwise wait forever into
+:class:`~pyapp.errors.BackendLost`, and :func:`recover` re-creates the backend.
+:class:`~pyapp.model.Model` does both by itself and reloads its weights.
+
 Example (in the browser)::
 
+    import pyapp
     rt = await pyapp.init(backends=("webgpu", "webgl", "wasm", "cpu"))
     print(rt.backend, rt.rejected)      # e.g. 'webgl' {'webgpu': 'navigator.gpu is undefined ...'}
     await rt.switch("wasm")
@@ -12,11 +19,17 @@ Example (in the browser)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from pyapp.errors import BackendUnavailable, InvalidInput
+from pyapp.errors import BackendLost, BackendUnavailable, InvalidInput
+
+log = logging.getLogger("pyapp.runtime")
+T = TypeVar("T")
 
 BACKENDS = ("webgpu", "webgl", "wasm", "cpu")
 DEFAULT_BACKENDS = ("webgpu", "webgl", "wasm", "cpu")
@@ -34,6 +47,8 @@ class Runtime:
     tfjs_version: str = ""
     #: WebGL renderer string (webgl backend), e.g. "ANGLE (..., SwiftShader driver)".
     gl_renderer: str | None = None
+    #: Why the backend was re-created, oldest first (see :func:`recover`).
+    recoveries: list[str] = field(default_factory=list)
 
     @property
     def software_gl(self) -> bool:
@@ -71,6 +86,158 @@ _current: Runtime | None = None
 def current() -> Runtime | None:
     """The runtime made by the last :func:`init`, if any."""
     return _current
+
+
+# --------------------------------------------------------------------------- losing the backend
+
+
+class _LossWatch:
+    """Listens for ``webglcontextlost`` on one WebGL backend's canvas; one per backend instance."""
+
+    def __init__(self, canvas: Any) -> None:
+        from pyodide.ffi import create_proxy
+
+        self.canvas = canvas
+        self.lost = asyncio.Event()
+        self.reason = ""
+        # Held for the backend's life and destroyed by close(): not a leak.
+        self._listener = create_proxy(self._on_lost)
+        canvas.addEventListener("webglcontextlost", self._listener)
+
+    def _on_lost(self, _event: Any) -> None:
+        self.reason = "the WebGL context was lost (webglcontextlost)"
+        log.warning("%s", self.reason)
+        self.lost.set()
+
+    def close(self) -> None:
+        self.canvas.removeEventListener("webglcontextlost", self._listener)
+        self._listener.destroy()
+
+
+_watch: _LossWatch | None = None
+_generation = 0
+
+
+def generation() -> int:
+    """Counts :func:`recover` calls: a model loaded in an older generation has lost its weights."""
+    return _generation
+
+
+def _watch_webgl(tfm: Any) -> None:
+    """Start watching the active WebGL backend's canvas (once per backend instance)."""
+    global _watch
+    canvas = tfm.backend().gpgpu.gl.canvas
+    if getattr(canvas, "pyappWatched", False):
+        return
+    if _watch is not None:
+        _watch.close()
+    _watch = _LossWatch(canvas)
+    canvas.pyappWatched = True
+
+
+def backend_lost() -> str | None:
+    """Why the active backend can no longer compute, or None while it can."""
+    from pyapp._js import tf
+
+    tfm = tf()
+    if str(tfm.getBackend()) != "webgl":
+        return None
+    if _watch is not None and _watch.lost.is_set():
+        return _watch.reason
+    if tfm.backend().gpgpu.gl.isContextLost():
+        return "the WebGL context was lost (isContextLost)"
+    return None
+
+
+def tensor_lost(tensor: Any) -> bool:
+    """True when ``tensor`` was made on a backend that has since been lost and re-created.
+
+    Its data is gone; reading it could wait forever. Free to call: it only looks
+    once a recovery has happened.
+    """
+    if _generation == 0:
+        return False
+    from pyapp._js import js, tf
+
+    engine = tf().engine()
+    info = engine.state.tensorInfo.get(tensor.dataId)
+    if info is None:
+        return False  # disposed: TF.js says so itself
+    registry = engine.registry
+    return not any(
+        js.Object.getOwnPropertyDescriptor(registry, name).value == info.backend for name in js.Object.keys(registry)
+    )
+
+
+async def guard(awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` (e.g. a tensor readback), or raise :class:`BackendLost` if the backend is lost first.
+
+    A readback on a lost WebGL context never completes; this is what keeps
+    such a request from hanging forever.
+    """
+    from pyapp._js import tf
+
+    tfm = tf()
+    if str(tfm.getBackend()) != "webgl":
+        return await awaitable
+    _watch_webgl(tfm)  # also when the page chose WebGL without pyapp.init
+    lost_already = backend_lost()
+    if lost_already is not None:
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        raise BackendLost(lost_already)
+    task: asyncio.Future[T] = asyncio.ensure_future(awaitable)
+    watch = _watch
+    assert watch is not None
+    lost: asyncio.Future[Any] = asyncio.ensure_future(watch.lost.wait())
+    try:
+        await asyncio.wait([task, lost], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        lost.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    raise BackendLost(watch.reason)
+
+
+async def recover(reason: str | None = None) -> int:
+    """Re-create the active backend after its device was lost; returns the new :func:`generation`.
+
+    Every tensor on the old backend is gone: models loaded before reload their
+    weights on their next prediction. Raises :class:`BackendUnavailable` when
+    the backend cannot start again (the caller may then :meth:`Runtime.switch`).
+    """
+    global _generation, _watch
+    from pyapp._js import JsException, error_message, tf
+
+    tfm = tf()
+    name = str(tfm.getBackend())
+    why = reason or backend_lost() or "re-created on request"
+    entry = getattr(tfm.engine().registryFactory, name)
+    factory, priority = entry.factory, int(entry.priority)
+    started = time.perf_counter()
+    if _watch is not None:
+        _watch.close()
+        _watch = None
+    try:
+        # The engine caches backend instances by name: removing and registering
+        # the same factory again is how TF.js makes a fresh one (a new context).
+        tfm.removeBackend(name)
+    except JsException as exc:  # the old instance failed to dispose itself; it is unusable anyway
+        log.warning("disposing the lost %s backend failed: %s", name, error_message(exc))
+    tfm.registerBackend(name, factory, priority)
+    failure = await _try_backend(name)
+    if failure is not None:
+        raise BackendUnavailable(f"backend {name!r} could not be re-created after: {why} ({failure})", {name: failure})
+    _generation += 1
+    rt = _current
+    if rt is not None and rt.backend == name:
+        await _fill_flags(rt)
+        rt.recoveries.append(why)
+    elif name == "webgl":
+        _watch_webgl(tfm)
+    log.warning("backend %s re-created in %.0f ms after: %s", name, (time.perf_counter() - started) * 1e3, why)
+    return _generation
 
 
 _wasm_paths_set = False
@@ -149,6 +316,7 @@ async def _fill_flags(rt: Runtime) -> None:
         gl = tfm.backend().gpgpu.gl
         info = gl.getExtension("WEBGL_debug_renderer_info")
         rt.gl_renderer = str(gl.getParameter(info.UNMASKED_RENDERER_WEBGL if info else gl.RENDERER))
+        _watch_webgl(tfm)
 
 
 async def init(backends: Sequence[str] = DEFAULT_BACKENDS) -> Runtime:

@@ -119,12 +119,20 @@ def _from_typed(typed: Any, tensor: Any) -> np.ndarray:
 
 
 async def to_numpy(tensor: Any, dispose: bool = False) -> np.ndarray:
-    """Read a tensor into a new numpy array (async: waits for the GPU without blocking)."""
+    """Read a tensor into a new numpy array (async: waits for the GPU without blocking).
+
+    Raises :class:`~pyapp.errors.BackendLost` if the WebGL context is lost before the data arrives.
+    """
     from pyapp._js import js_errors
+    from pyapp.errors import BackendLost
+    from pyapp.runtime import guard, tensor_lost
 
     try:
+        if tensor_lost(tensor):
+            raise BackendLost("this tensor was made on a backend that was lost and re-created since: make it again")
         with js_errors("tensor.data()"):
-            typed = await tensor.data()
+            # guard: a readback on a lost WebGL context would never complete.
+            typed = await guard(tensor.data())
         return _from_typed(typed, tensor)
     finally:
         if dispose:

@@ -20,8 +20,8 @@ def _broken_copy(scratch: Path, case: str, damage: dict[str, str]) -> str:
     """Copy the real model to scratch/case and damage files; returns the manifest URL.
 
     damage: file -> "flip" (bytes changed, manifest hash kept), "delete",
-    "truncate" / "garble" (changed and the manifest hash updated, so only the
-    content check can catch it).
+    "truncate" / "garble" / "reshape" (another input shape) (changed and the manifest
+    hash updated, so only the content checks can catch it).
     """
     dest = scratch / case
     if dest.exists():
@@ -40,8 +40,11 @@ def _broken_copy(scratch: Path, case: str, damage: dict[str, str]) -> str:
             data = data[: len(data) // 2]
         elif how == "garble":
             data = b'{"modelTopology": '
+        elif how == "reshape":
+            data = data.replace(b'"batch_input_shape":[null,224,224,3]', b'"batch_input_shape":[null,299,299,3]')
+            assert b"299,299" in data
         path.write_bytes(data)
-        if how in ("truncate", "garble"):
+        if how in ("truncate", "garble", "reshape"):
             for variant in manifest["variants"]:
                 if rel in variant["files"]:
                     variant["files"][rel] = hashlib.sha256(data).hexdigest()
@@ -78,6 +81,12 @@ async def test_load_verifies_warms_up_and_predicts(pyodide: Any, backend: str) -
         ("missing-uint8", {"uint8/group1-shard1of1.bin": "delete"}, "float16", "HTTP 404"),
         ("truncated-uint8", {"uint8/group1-shard1of1.bin": "truncate"}, "float16", "truncated"),
         ("garbled-uint8", {"uint8/model.json": "garble"}, "float16", "malformed model.json"),
+        (
+            "wrong-input-uint8",
+            {"uint8/model.json": "reshape"},
+            "float16",
+            "the model takes input (N, 299, 299, 3) but the manifest says (N, 224, 224, 3)",
+        ),
         (
             "quantized-both-bad",
             {"uint8/group1-shard1of1.bin": "delete", "float16/group1-shard2of2.bin": "flip"},

@@ -125,3 +125,63 @@ def test_js_errors_become_jserror_with_their_message(pyodide: Any) -> None:
         assert "JSON" in str(exc)
     else:
         raise AssertionError("no JSError")
+
+
+@run_in_pyodide(timeout=600)
+async def test_webgl_context_lost_mid_run_is_recovered_without_dropping_requests(pyodide: Any) -> None:
+    """WEBGL_lose_context while requests are in flight: the runtime notices, re-creates the backend,
+    the model reloads its weights, and every request completes with the answer it had before.
+
+    Without the loss watch the in-flight readback waits forever (the harness times out).
+    """
+    import asyncio
+
+    import js
+    import numpy as np
+    import testutil
+
+    import pyapp
+    from pyapp import runtime
+    from pyapp.classifier import ImageClassifier
+    from pyapp.errors import BackendLost
+    from pyapp.tensors import to_numpy, to_tensor
+
+    await testutil.use_backend("webgl")
+    rt = runtime.current()
+    assert rt is not None
+    generation, recoveries = runtime.generation(), len(rt.recoveries)
+    clf = await ImageClassifier.load(testutil.MANIFEST)
+    photos = [await testutil.fetch(f"/vendor/samples/{n}") for n in ("chelsea.png", "coffee.png", "astronaut.png")]
+    expected = [await clf.classify(p, path="numpy") for p in photos]
+    tensors_before = int(js.tf.memory().numTensors)
+    own = to_tensor(np.ones((2, 2), np.float32))  # the caller's own tensor, on the backend about to be lost
+    own.add(1).dispose()  # make it live on the GPU
+
+    async def lose_soon() -> None:
+        await asyncio.sleep(0.05)
+        js.tf.backend().gpgpu.gl.getExtension("WEBGL_lose_context").loseContext()
+
+    loser = asyncio.ensure_future(lose_soon())
+    results = [await asyncio.wait_for(clf.classify(p, path="numpy"), 120) for p in photos * 2]
+    await loser
+    assert results == expected * 2, "every request answered, as before the loss"
+    assert runtime.generation() == generation + 1
+    assert len(rt.recoveries) == recoveries + 1
+    assert "webglcontextlost" in rt.recoveries[-1]
+    assert clf.model.recoveries == [rt.recoveries[-1]]
+    assert rt.backend == "webgl"
+    assert not js.tf.backend().gpgpu.gl.isContextLost()
+    # The caller's tensor died with the old context: reading it says so instead of hanging.
+    try:
+        await asyncio.wait_for(to_numpy(own), 30)
+    except BackendLost as exc:
+        assert "lost and re-created" in str(exc)
+    else:
+        raise AssertionError("a tensor of the lost backend was read")
+    own.dispose()
+    assert int(js.tf.memory().numTensors) == tensors_before, "the old weights were released"
+    # Other models loaded before the loss (the shared test classifier) reload on their next call.
+    shared = await testutil.classifier("webgl")
+    assert (await shared.classify(photos[0], path="numpy"))[0] == expected[0][0]
+    clf.dispose()
+    await pyapp.init(backends=("wasm",))
