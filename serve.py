@@ -32,12 +32,34 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
+#: The app's Content-Security-Policy. No ``unsafe-eval`` and no inline script:
+#: ``wasm-unsafe-eval`` lets Pyodide and TF.js compile WebAssembly; ``blob:`` in
+#: script-src/worker-src is for the workers PyScript and TF.js's WASM thread pool
+#: start from blob URLs (their scripts are ours, not downloaded); images are
+#: previewed from blob: URLs; nothing may be sent anywhere but this origin.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval' blob:",
+        "worker-src 'self' blob:",
+        "connect-src 'self' blob: data:",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob: mediastream:",
+        "style-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
 #: Sent with every response. COOP+COEP make the page crossOriginIsolated
 #: (SharedArrayBuffer, so WASM threads); CORP lets the isolated page load them.
 SECURITY_HEADERS: Mapping[str, str] = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
     "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -123,6 +145,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"
     mounts: Mapping[str, Path] = {}
     quiet = False
+    #: URL prefixes served without the Content-Security-Policy (test pages with inline scripts).
+    csp_exempt: tuple[str, ...] = ()
+
+    def _headers(self) -> Mapping[str, str]:
+        if self.csp_exempt and self.path.startswith(self.csp_exempt):
+            return {k: v for k, v in SECURITY_HEADERS.items() if k != "Content-Security-Policy"}
+        return SECURITY_HEADERS
 
     def do_GET(self) -> None:
         self._serve(send_body=True)
@@ -144,7 +173,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _error(self, status: int, reason: str, extra: Mapping[str, str] | None = None) -> None:
         body = f"{status} {reason}\n".encode()
         self.send_response(status)
-        for key, value in {**SECURITY_HEADERS, **(extra or {})}.items():
+        for key, value in {**self._headers(), **(extra or {})}.items():
             self.send_header(key, value)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -176,7 +205,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ctype = MIME_TYPES.get(target.suffix.lower(), "application/octet-stream")
         data = target.read_bytes()
         self.send_response(200)
-        for key, value in SECURITY_HEADERS.items():
+        for key, value in self._headers().items():
             self.send_header(key, value)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -203,10 +232,16 @@ class PortInUse(OSError):
 
 
 def make_server(
-    host: str, port: int, mounts: Mapping[str, Path], quiet: bool = False
+    host: str, port: int, mounts: Mapping[str, Path], quiet: bool = False, csp_exempt: tuple[str, ...] = ()
 ) -> http.server.ThreadingHTTPServer:
-    """A ready (not yet serving) threaded server; raises :class:`PortInUse` with a clear message."""
-    handler = type("BoundHandler", (Handler,), {"mounts": dict(mounts), "quiet": quiet})
+    """A ready (not yet serving) threaded server; raises :class:`PortInUse` with a clear message.
+
+    ``csp_exempt``: URL prefixes answered without the Content-Security-Policy (test and
+    benchmark pages, which use inline scripts); everything else gets every security header.
+    """
+    handler = type(
+        "BoundHandler", (Handler,), {"mounts": dict(mounts), "quiet": quiet, "csp_exempt": tuple(csp_exempt)}
+    )
     http.server.ThreadingHTTPServer.allow_reuse_address = False
     try:
         server = http.server.ThreadingHTTPServer((host, port), handler)

@@ -101,7 +101,9 @@ def cold_start(browser: Any, url: str, backend: str, repeats: int) -> dict[str, 
             context = browser.new_context()
             page = context.new_page()
             page.goto(page_url)
-            page.wait_for_function("performance.getEntriesByName('pyapp:first-prediction').length > 0", timeout=300_000)
+            page.wait_for_function(
+                "() => performance.getEntriesByName('pyapp:first-prediction').length > 0", timeout=300_000
+            )
             times[name].append(page.evaluate("performance.getEntriesByName('pyapp:first-prediction')[0].startTime"))
             context.close()
     return {name: summary(v) for name, v in times.items()}
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     assets.build()
     mounts = {**serve.default_mounts(), "/__bench__/": ROOT / "benchmarks"}
-    server = serve.make_server("127.0.0.1", 0, mounts, quiet=True)
+    server = serve.make_server("127.0.0.1", 0, mounts, quiet=True, csp_exempt=("/__bench__/",))
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     suites = args.suite.split(",")

@@ -56,8 +56,11 @@ def server_url(built: None, scratch: Path) -> Iterator[str]:
         **serve.default_mounts(),
         "/__tests__/": ROOT / "tests" / "browser",
         "/__scratch__/": scratch,
+        # Served like the app (with its CSP): pages that check what the policy allows.
+        "/__probe__/": ROOT / "tests" / "browser" / "probe",
     }
-    server = serve.make_server("127.0.0.1", 0, mounts, quiet=True)
+    # The app's pages get every security header (its CSP included); the test pages use inline scripts.
+    server = serve.make_server("127.0.0.1", 0, mounts, quiet=True, csp_exempt=("/__tests__/",))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     host, port = server.server_address[:2]

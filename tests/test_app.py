@@ -33,7 +33,7 @@ def _open_app(browser: Any, url: str) -> tuple[Any, Any]:
 
 def _wait_results(page: Any, count: int) -> list[dict[str, str]]:
     page.wait_for_function(
-        f"document.querySelectorAll('#results .result.done, #results .result.failed').length >= {count}"
+        f"() => document.querySelectorAll('#results .result.done, #results .result.failed').length >= {count}"
     )
     return page.evaluate(
         """() => [...document.querySelectorAll('#results .result')].map(li => ({
@@ -84,17 +84,21 @@ def test_upload_photos_and_a_corrupt_file(browser: Any, server_url: str, bad_fil
 def test_keyboard_and_backend_switch(browser: Any, server_url: str) -> None:
     """The picker opens from the keyboard (native input, and Enter on the drop zone); switching backend works."""
     context, page = _open_app(browser, server_url + "?backend=wasm")
-    page.evaluate("document.getElementById('file-input').addEventListener('click', () => window.pickerOpened = true)")
+    # Playwright turns chooser interception on without waiting for it; a listener set up early
+    # makes sure it is on before the first key press (else that chooser can slip past the test).
+    page.on("filechooser", lambda _: None)
+    page.evaluate("() => new Promise(requestAnimationFrame)")
     page.focus("#drop")
-    page.keyboard.press("Enter")
-    assert page.evaluate("window.pickerOpened") is True
+    with page.expect_file_chooser() as from_drop_zone:
+        page.keyboard.press("Enter")
+    from_drop_zone.value.set_files([])
     page.focus("#file-input")
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Space")
     chooser.value.set_files([SAMPLES / "chelsea.png"])
     _wait_results(page, 1)
     page.select_option("#backend-select", "cpu")
-    page.wait_for_function("document.getElementById('backend-status').textContent.includes('cpu')")
+    page.wait_for_function("() => document.getElementById('backend-status').textContent.includes('cpu')")
     page.set_input_files("#file-input", [SAMPLES / "coffee.png"])
     results = _wait_results(page, 2)
     assert {r["top1"] for r in results} == {"Neutral"}
@@ -122,7 +126,7 @@ def test_paste_drop_and_camera(browser: Any, server_url: str) -> None:
     names = {r["name"] for r in _wait_results(page, 3)}
     assert names == {"chelsea.png", "coffee.png", "astronaut.png"}
     page.click("#camera-button")
-    page.wait_for_function("document.getElementById('camera-video').videoWidth > 0")
+    page.wait_for_function("() => document.getElementById('camera-video').videoWidth > 0")
     assert page.evaluate("document.activeElement.id") == "camera-capture"
     page.click("#camera-capture")
     results = _wait_results(page, 4)

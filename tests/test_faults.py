@@ -1,4 +1,5 @@
-"""Faults and privacy in real Chromium: missing backends, a missing WASM binary, and no image leaving the page."""
+"""Faults, privacy and security in real Chromium: missing backends, a missing WASM binary, a lost WebGL
+context, broken model files, the Content-Security-Policy, and no image leaving the page."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 from harness import CHROMIUM_FLAGS, Pyodide, chromium_path
 
+import serve
 from pyapp import assets
 
 SAMPLES = assets.VENDOR / "samples"
@@ -29,7 +31,7 @@ def test_no_image_bytes_leave_the_page(browser: Any, server_url: str, use_sw: bo
     page.goto(server_url + ("?backend=wasm" if use_sw else "?backend=wasm&nosw"))
     page.wait_for_selector("body[data-ready='true']")
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png", SAMPLES / "rocket.jpg"])
-    page.wait_for_function("document.querySelectorAll('#results .result.done').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#results .result.done').length === 2")
     photo = (SAMPLES / "chelsea.png").read_bytes()
     for request in seen:
         url = request.url.split("?")[0]
@@ -103,3 +105,171 @@ def test_missing_wasm_binary_falls_through_to_next_backend(browser: Any, server_
     assert "wasm" in got[1]
     assert got[1]["wasm"]
     context.close()
+
+
+# ------------------------------------------------------------------------ the app under faults
+
+
+def _results(page: Any, count: int) -> list[dict[str, str]]:
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#results .result.done, #results .result.failed').length >= {count}"
+    )
+    return page.evaluate(
+        """() => [...document.querySelectorAll('#results .result')].map(li => ({
+            name: li.querySelector('.name').textContent, state: li.className, top1: li.dataset.top1 || ''}))"""
+    )
+
+
+def _queue(page: Any, names: list[str]) -> None:
+    page.evaluate(
+        """async (names) => {
+            const files = await Promise.all(names.map(async (n, i) =>
+                new File([await (await fetch('vendor/samples/' + n)).blob()], `${i}-${n}`)));
+            window.pyapp.add_files(files);
+        }""",
+        names,
+    )
+
+
+def _python_worker(page: Any) -> Any:
+    """The app's Python worker (the one that has TF.js)."""
+    for worker in page.workers:
+        if worker.evaluate("typeof tf !== 'undefined' && typeof tf.getBackend === 'function'"):
+            return worker
+    raise AssertionError(f"no worker with TF.js among {[w.url for w in page.workers]}")
+
+
+def test_app_webgl_context_lost_mid_batch_finishes_every_image(browser: Any, server_url: str) -> None:
+    """The GPU context is lost while 8 images are queued: all 8 are classified, and the page says what happened."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(300_000)
+    page.goto(server_url + "?backend=webgl&nosw")
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.evaluate("document.body.dataset.backend") == "webgl"
+    names = ["chelsea.png", "coffee.png"] * 4
+    _queue(page, names)
+    page.wait_for_function("() => document.querySelectorAll('#results .result.done').length >= 2")
+    worker = _python_worker(page)
+    worker.evaluate("tf.backend().gpgpu.gl.getExtension('WEBGL_lose_context').loseContext()")
+    results = _results(page, len(names))
+    assert [r["state"] for r in results] == ["result done"] * len(names), results
+    assert {r["top1"] for r in results} == {"Neutral"}
+    notes = page.inner_text("#backend-notes")
+    assert "webgl was re-created 1× after: the WebGL context was lost" in notes
+    assert "no image was dropped" in notes
+    assert worker.evaluate("tf.getBackend()") == "webgl"
+    context.close()
+
+
+#: model files of the uint8 variant (the one the app loads first)
+UINT8_SHARD = "**/models/nsfw-mobilenet-v2/uint8/group1-shard1of1.bin"
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("404", "HTTP 404"),
+        ("truncated", "does not match the manifest"),
+        ("wrong-bytes", "does not match the manifest"),
+        ("bad-json", "does not match the manifest"),
+    ],
+)
+def test_app_falls_back_to_the_next_model_variant(browser: Any, server_url: str, fault: str, reason: str) -> None:
+    """A broken quantized variant on the server: the app loads float16 instead, says why, and classifies.
+
+    Damaged files fail their manifest sha256 before anything parses them; what the content checks
+    catch when the hash was updated with the damage is tested in test_model.py."""
+    model_dir = assets.MODELS / "nsfw-mobilenet-v2" / "uint8"
+    shard = (model_dir / "group1-shard1of1.bin").read_bytes()
+    context = browser.new_context()
+    if fault == "bad-json":
+        context.route("**/models/nsfw-mobilenet-v2/uint8/model.json", lambda r: r.fulfill(body=b'{"modelTop'))
+    else:
+        body = {"404": None, "truncated": shard[: len(shard) // 2], "wrong-bytes": shard[::-1]}[fault]
+        context.route(UINT8_SHARD, lambda r: r.fulfill(status=404, body=b"") if body is None else r.fulfill(body=body))
+    page = context.new_page()
+    page.set_default_timeout(300_000)
+    page.goto(server_url + "?backend=wasm&nosw")
+    page.wait_for_selector("#app[data-model='ready']")
+    status = page.inner_text("#model-status")
+    assert status.startswith("Model: float16 weights"), status
+    assert "uint8 skipped:" in status
+    assert reason in status
+    page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
+    assert _results(page, 1)[0]["top1"] == "Neutral"
+    context.close()
+
+
+def test_app_without_any_loadable_model_says_why_and_recovers_on_retry(browser: Any, server_url: str) -> None:
+    """Every variant's weights fail: one clear error and a retry button; images picked meanwhile wait, then run."""
+    context = browser.new_context()
+    broken = "**/models/nsfw-mobilenet-v2/*/group1-shard*"
+    context.route(broken, lambda r: r.fulfill(status=503, body=b"unavailable"))
+    page = context.new_page()
+    page.set_default_timeout(300_000)
+    page.goto(server_url + "?backend=wasm&nosw")
+    page.wait_for_selector("#app[data-model='failed']")
+    alert = page.get_by_role("alert").filter(has_text="The model could not be loaded")
+    assert alert.count() == 1
+    text = alert.inner_text()
+    assert "no variant could be loaded" in text
+    for variant in ("uint8", "float16", "float32"):
+        assert f"{variant}: cannot fetch" in text
+    assert text.count("HTTP 503") == 3
+    # The page stays usable: a photo picked now waits for the model instead of being lost.
+    page.set_input_files("#file-input", [SAMPLES / "coffee.png"])
+    page.wait_for_selector("#results .result.pending")
+    context.unroute(broken)
+    page.click("#retry-model")
+    page.wait_for_selector("#app[data-model='ready']")
+    assert _results(page, 1)[0]["top1"] == "Neutral"
+    assert page.locator("#model-error").is_hidden()
+    context.close()
+
+
+def test_csp_blocks_eval_and_inline_script_but_not_wasm(browser: Any, server_url: str) -> None:
+    """A probe page under the served policy: eval, new Function, string timers and inline script are refused,
+    off-origin fetches are refused, WebAssembly compiles. Without the header every line would flip."""
+    page = browser.new_page()
+    response = page.goto(server_url + "__probe__/csp.html")
+    assert response.headers["content-security-policy"] == serve.CONTENT_SECURITY_POLICY
+    page.wait_for_selector("body[data-done='true']", state="attached")
+    got = page.evaluate("window.probe")
+    assert got == {
+        "eval": "blocked",
+        "function": "blocked",
+        "string-timer": "blocked",
+        "inline-script": "blocked",
+        "other-origin-fetch": "blocked",
+        "wasm": "allowed",
+    }, got
+    page.close()
+
+
+def test_app_works_under_its_csp(browser: Any, server_url: str) -> None:
+    """The app boots and classifies under the CSP (webgl and wasm in its worker). The only report is PyScript's
+    own bootstrap asking the page for an eval it does not need (blocked, and handled by PyScript): that report
+    is also the proof that the policy is enforced on the page."""
+    for backend in ("wasm", "webgl"):
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(300_000)
+        violations: list[dict[str, Any]] = []
+        page.expose_function("reportViolation", violations.append)
+        page.add_init_script(
+            """document.addEventListener('securitypolicyviolation', e => window.reportViolation({
+                directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile}))"""
+        )
+        response = page.goto(server_url + f"?backend={backend}&nosw")
+        assert response.headers["content-security-policy"] == serve.CONTENT_SECURITY_POLICY
+        page.wait_for_selector("#app[data-model='ready']")
+        page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
+        assert _results(page, 1)[0]["top1"] == "Neutral"
+        assert page.evaluate("document.body.dataset.backend") == backend
+        assert len(violations) == 1, violations
+        only = violations[0]
+        assert only["directive"] == "script-src", only
+        assert only["blocked"] == "eval", only
+        assert "/vendor/pyscript/core-" in only["source"], only
+        context.close()

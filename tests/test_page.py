@@ -19,7 +19,7 @@ def test_index_page_classifies_sample_photos_on_wasm(browser: Any, server_url: s
     assert page.evaluate("crossOriginIsolated") is True
     assert page.inner_text("#backend-status").startswith("Running on wasm")
     page.click("#sample-button")
-    page.wait_for_function("document.querySelectorAll('#results .result.done').length === 5")
+    page.wait_for_function("() => document.querySelectorAll('#results .result.done').length === 5")
     # chelsea.png is a photo of a cat: safe content, so "Neutral" must win.
     top1 = page.evaluate(
         "Object.fromEntries([...document.querySelectorAll('#results .result')]"

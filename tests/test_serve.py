@@ -75,6 +75,40 @@ def test_cross_origin_isolation_headers_on_every_response(site: tuple[str, int, 
         assert resp.getheader("X-Content-Type-Options") == "nosniff"
 
 
+def test_content_security_policy_forbids_eval_and_inline_script(site: tuple[str, int, Path]) -> None:
+    """Every answer carries the CSP: no unsafe-eval, no unsafe-inline, nothing sent off-origin.
+
+    The app working under it is tested in the browser (test_faults.py).
+    """
+    for path in ("/", "/nope", "/models/m.bin"):
+        policy = get(site, path).getheader("Content-Security-Policy")
+        assert policy == serve.CONTENT_SECURITY_POLICY
+    directives = dict(d.split(" ", 1) for d in serve.CONTENT_SECURITY_POLICY.split("; "))
+    assert "'unsafe-eval'" not in directives["script-src"].split()
+    assert "'wasm-unsafe-eval'" in directives["script-src"].split()
+    assert all("'unsafe-inline'" not in v for v in directives.values())
+    assert directives["connect-src"] == "'self' blob: data:"
+    assert directives["object-src"] == directives["base-uri"] == "'none'"
+
+
+def test_csp_exempt_prefix_only_drops_the_csp(tmp_path: Path) -> None:
+    """Test pages (inline scripts) may be served without the CSP; they keep the isolation headers."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "page.html").write_text("<script>1</script>")
+    (tmp_path / "index.html").write_text("home")
+    server = serve.make_server("127.0.0.1", 0, {"/": tmp_path}, quiet=True, csp_exempt=("/t/",))
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        where = (str(server.server_address[0]), int(server.server_address[1]), tmp_path)
+        exempt, app = get(where, "/t/page.html"), get(where, "/index.html")
+        assert exempt.getheader("Content-Security-Policy") is None
+        assert exempt.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+        assert app.getheader("Content-Security-Policy") == serve.CONTENT_SECURITY_POLICY
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -154,3 +188,10 @@ def test_static_host_headers_match_server_policy() -> None:
     assert text.startswith("/*\n")
     for key, value in serve.SECURITY_HEADERS.items():
         assert f"  {key}: {value}\n" in text
+
+
+def test_readme_documents_the_headers_static_hosts_need() -> None:
+    """The README's header list for other hosts is the one serve.py sends (docs cannot drift)."""
+    readme = (ROOT / "README.md").read_text()
+    for key, value in serve.SECURITY_HEADERS.items():
+        assert f"\n{key}: {value}\n" in readme, key

@@ -3,21 +3,31 @@
 The page (js/page.js) hands over files and user choices through ``sync``;
 everything else happens here: starting TF.js, loading the model once,
 queueing and classifying images one after another, rendering results and the
-live memory panel into the page (``pyscript.document`` reaches it from the worker).
+live memory panel into the page (PyScript's worker proxy of ``window`` reaches it from here).
+
+The page is reached through ``polyscript.xworker`` (the layer ``pyscript``
+itself uses) rather than ``pyscript.document``: under the app's
+Content-Security-Policy (no ``unsafe-eval``) importing ``pyscript`` in a worker
+tries an eval on the page, which the policy blocks, and ``pyscript.document``
+then becomes unusable.
 """
 
 import asyncio
+import logging
 import time
 from collections import deque
 
 import js  # the worker's own global scope
-from pyodide.code import run_js
-from pyscript import document, sync
+from polyscript import xworker  # type: ignore[import-not-found]
 
 import pyapp
 from pyapp import memory, ui
 from pyapp.classifier import ImageClassifier
-from pyapp.errors import InvalidImage, PyAppError
+from pyapp.errors import InvalidImage, ModelLoadError, PyAppError
+
+log = logging.getLogger("pyapp.app")
+document = xworker.window.document
+sync = xworker.sync
 
 MANIFEST = "models/nsfw-mobilenet-v2/manifest.json"
 BACKENDS = ("webgpu", "webgl", "wasm", "cpu")
@@ -38,6 +48,8 @@ class App:
         self.next_id = 0
         self.consumer: asyncio.Task[None] | None = None
         self.root = ""
+        self.recoveries_shown = 0
+        self.model_ready = asyncio.Event()  # images queue up until a model is loaded
 
     # ------------------------------------------------------------------ page helpers
 
@@ -59,9 +71,15 @@ class App:
         notes = [f"{name}: {why}" for name, why in rt.rejected.items()]
         if rt.software_gl:
             notes.append("WebGL runs on a software renderer here")
+        if rt.recoveries:
+            notes.append(
+                f"{rt.backend} was re-created {len(rt.recoveries)}× after: {rt.recoveries[-1]}; "
+                "the model was reloaded and no image was dropped"
+            )
         text = f"Running on {rt.backend}" + (f" (WASM threads: {rt.wasm_threads})" if rt.wasm_threads else "")
         self.el("backend-status").textContent = text
         self.el("backend-notes").textContent = "; ".join(notes)
+        self.recoveries_shown = len(rt.recoveries)
 
     def update_counts(self) -> None:
         self.el(
@@ -83,10 +101,7 @@ class App:
         self.root = root
         js.globalThis.PYAPP_ROOT = root  # where pyapp finds vendor/tfjs/*.wasm
         self.stage("runtime", "active")
-        # TF.js loads as ES modules here (the worker is a module worker): UMD bundles set globalThis.tf.
-        tfjs = root + "vendor/tfjs/"
-        await run_js(f"import('{tfjs}tf.min.js')")
-        await run_js(f"Promise.all([import('{tfjs}tf-backend-wasm.min.js'), import('{tfjs}tf-backend-webgpu.min.js')])")
+        # TF.js is already loaded: PyScript imported js/tfjs.js (config js_modules) before this file ran.
         order = (preferred, *(b for b in BACKENDS if b != preferred)) if preferred in BACKENDS else BACKENDS
         self.runtime = await pyapp.init(backends=order)
         if preferred not in BACKENDS and self.runtime.backend == "webgl" and self.runtime.software_gl:
@@ -96,20 +111,43 @@ class App:
             self.runtime.rejected["webgl"] = f"software renderer ({renderer}); WASM is faster"
         self.stage("runtime", "done", self.runtime.backend)
         self.show_backend()
-        await self.load_model()
         self.consumer = asyncio.ensure_future(self.consume())
+        await self.load_model()
         return self.runtime.backend
 
-    async def load_model(self) -> None:
+    async def load_model(self) -> bool:
+        """Load the model once; on failure say why and offer to try again (queued images wait)."""
+        self.model_ready.clear()
+        self.el("model-error").hidden = True
         self.stage("warmup", "active", "compiling kernels…")
         started = time.perf_counter()
-        self.classifier = await ImageClassifier.load(self.root + MANIFEST)
+        try:
+            self.classifier = await ImageClassifier.load(self.root + MANIFEST)
+        except ModelLoadError as exc:
+            self.classifier = None
+            self.stage("warmup", "error", "no model")
+            box = self.el("model-error")
+            box.querySelector(".message").textContent = f"The model could not be loaded: {exc}"
+            box.hidden = False
+            self.el("app").dataset.model = "failed"
+            return False
         info = self.classifier.model.load_info
-        self.stage("warmup", "done", f"{info.variant} weights, warm-up {info.warmup_ms:.0f} ms")
+        skipped = "; ".join(f"{name} skipped: {why}" for name, why in info.attempts.items())
+        detail = f"{info.variant} weights, warm-up {info.warmup_ms:.0f} ms" + (f" ({skipped})" if skipped else "")
+        self.stage("warmup", "done", detail)
+        self.el("model-status").textContent = f"Model: {detail}"
+        self.el("app").dataset.model = "ready"
         self.el("app").dataset.ready = "true"
         took = (time.perf_counter() - started) * 1e3
         self.el("boot-total").textContent = f"Model loaded and warmed up in {took:.0f} ms"
+        self.model_ready.set()
         self.update_live()
+        return True
+
+    async def retry_model(self) -> bool:
+        """The "Try again" button: load the model again (e.g. after the network came back)."""
+        async with self.lock:
+            return await self.load_model()
 
     async def switch_backend(self, name: str) -> str:
         """Move to another backend: wait for the current image, reload the model there."""
@@ -123,6 +161,7 @@ class App:
                 return self.runtime.backend
             if self.classifier is not None:
                 self.classifier.dispose()
+                self.classifier = None
             await self.load_model()
             self.show_backend()
             return self.runtime.backend
@@ -154,8 +193,16 @@ class App:
     async def consume(self) -> None:
         while True:
             item_id, file = await self.queue.get()
-            async with self.lock:
-                await self.classify_one(item_id, file)
+            done = False
+            while not done:
+                await self.model_ready.wait()
+                async with self.lock:
+                    # The model may have gone (a backend switch that failed to reload it) while we waited.
+                    if self.classifier is not None:
+                        await self.classify_one(item_id, file)
+                        done = True
+            if self.runtime is not None and len(self.runtime.recoveries) != self.recoveries_shown:
+                self.show_backend()  # the backend was lost and re-created during that image
             self.update_counts()
 
     async def classify_one(self, item_id: int, file: object) -> None:
@@ -166,8 +213,11 @@ class App:
         started = time.perf_counter()
         try:
             top = await self.classifier.classify(file, top=5)
-        except PyAppError as exc:
-            # InvalidImage says what is wrong with the file; anything else is ours.
+        except Exception as exc:
+            # InvalidImage says what is wrong with the file; anything else is ours, and must
+            # not stop the queue: the image is marked failed and the next one goes on.
+            if not isinstance(exc, PyAppError):
+                log.exception("classifying image %d failed", item_id)
             message = str(exc) if isinstance(exc, InvalidImage) else f"internal error: {exc}"
             self.failed += 1
             body.querySelector(".status").outerHTML = ui.error_card(message)
@@ -186,3 +236,4 @@ app = App()
 sync.start = app.start
 sync.add_files = app.add_files
 sync.switch_backend = app.switch_backend
+sync.retry_model = app.retry_model

@@ -124,11 +124,15 @@ async function startPython(info) {
       interpreter: abs("vendor/pyodide/pyodide.mjs"),
       packages: [...info.pyodide_packages.filter((p) => p === "numpy" || p === "pillow"), abs(info.pyapp_wheel)],
       packages_cache: "passthrough",
+      js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
     }),
   );
   const done = new Promise((resolve) => script.addEventListener("py:done", resolve, { once: true }));
+  const { hooks } = await import(abs("vendor/pyscript/core.js"));
+  // PyScript's one default worker hook registers `_pyscript` (for pyscript.fs, unused here) and is
+  // shipped to the worker as source and re-made with Function(): the page's CSP forbids eval.
+  hooks.worker.onBeforeRunAsync.clear();
   document.body.append(script);
-  await import(abs("vendor/pyscript/core.js"));
   await done;
   return script.xworker.sync;
 }
@@ -170,6 +174,11 @@ function wireInputs(py) {
     add(files);
   });
   wireCamera(add);
+  $("retry-model").addEventListener("click", async () => {
+    $("retry-model").disabled = true;
+    await py.retry_model();
+    $("retry-model").disabled = false;
+  });
   const select = $("backend-select");
   select.disabled = false;
   select.addEventListener("change", async () => {
