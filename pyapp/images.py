@@ -174,8 +174,7 @@ def resize_bilinear(
     """
     if align_corners and half_pixel_centers:
         raise InvalidInput("align_corners and half_pixel_centers cannot both be true")
-    src = image.astype(np.float32, copy=False)
-    in_h, in_w = src.shape[:2]
+    in_h, in_w = image.shape[:2]
     out_h, out_w = size
     ys = _source_coords(out_h, in_h, align_corners, half_pixel_centers)
     xs = _source_coords(out_w, in_w, align_corners, half_pixel_centers)
@@ -187,11 +186,12 @@ def resize_bilinear(
     x1 = np.minimum(x0 + 1, in_w - 1)
     wy = (ys - y0).astype(np.float32)[:, None, None]
     wx = (xs - x0).astype(np.float32)[None, :, None]
-    # Gather rows first, then columns: two small fancy-index passes, no Python loop.
-    top = src[y0]
-    bottom = src[y1]
-    tl, tr = top[:, x0], top[:, x1]
-    bl, br = bottom[:, x0], bottom[:, x1]
+    # Gather the needed rows, then columns, in the source dtype, and only then go to float32:
+    # a large uint8 photo is never copied whole (a 40 MP image would take 480 MB as float32).
+    top = image[y0]
+    bottom = image[y1]
+    tl, tr = top[:, x0].astype(np.float32), top[:, x1].astype(np.float32)
+    bl, br = bottom[:, x0].astype(np.float32), bottom[:, x1].astype(np.float32)
     top_row = tl + (tr - tl) * wx
     bottom_row = bl + (br - bl) * wx
     out: np.ndarray = top_row + (bottom_row - top_row) * wy
@@ -253,15 +253,16 @@ def preprocess(
 ) -> np.ndarray:
     """Any supported image -> a (1, size, size, 3) float32 batch ready for the model.
 
-    NSFWJS's order is kept: normalise, then resize (both linear, so the order
-    only matters for rounding). Float arrays are taken as already normalised.
+    Resizes, then normalises: both are linear, so this equals NSFWJS's order
+    (normalise, then resize) up to float rounding, and only the small result is
+    ever converted to float. Float arrays are taken as already normalised.
     """
     arr = as_array(image)
     from_uint8 = arr.dtype == np.uint8
     if crop:
         arr = center_crop(arr)
-    x = normalize(arr, normalize_mode, from_uint8=from_uint8)
-    if x.shape[:2] != (size, size):
+    if arr.shape[:2] != (size, size):
         fn = resize_bilinear if resize == "bilinear" else resize_nearest
-        x = fn(x, (size, size), align_corners=align_corners)
+        arr = fn(arr, (size, size), align_corners=align_corners)
+    x = normalize(arr, normalize_mode, from_uint8=from_uint8)
     return np.ascontiguousarray(x[None], dtype=np.float32)
