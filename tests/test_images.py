@@ -285,3 +285,138 @@ def test_parity_with_nsfwjs_classify(pyodide: Any, parity_backend: str) -> None:
         worst = max(abs(theirs[k] - ours[k]) for k in theirs)
         assert worst <= 0.02, (name, worst, theirs, ours)
     print(json.dumps(got, indent=1))
+
+
+# ------------------------------------------------------------------------ fuzzing decode + preprocess
+
+
+def _fuzz_seeds() -> list[bytes]:
+    """Small real photos in every format the decoder takes (small so that each example is quick)."""
+    import io
+
+    from PIL import Image
+
+    photo = Image.open(assets.VENDOR / "samples" / "chelsea.png").convert("RGB").resize((96, 64))
+    seeds = []
+    for fmt, extra in [
+        ("PNG", {}),
+        ("JPEG", {"quality": 80}),
+        ("JPEG", {"quality": 70, "progressive": True}),
+        ("GIF", {}),
+        ("BMP", {}),
+        ("WEBP", {"quality": 70}),
+        ("TIFF", {"compression": "tiff_deflate"}),
+    ]:
+        buf = io.BytesIO()
+        photo.save(buf, format=fmt, **extra)
+        seeds.append(buf.getvalue())
+    buf = io.BytesIO()
+    photo.convert("RGBA").save(buf, format="PNG")
+    seeds.append(buf.getvalue())
+    return seeds
+
+
+FUZZ_SEEDS = _fuzz_seeds()
+
+
+def _mutations() -> Any:
+    from hypothesis import strategies as st
+
+    offset = st.integers(min_value=0, max_value=1 << 16)
+    op = st.one_of(
+        st.tuples(st.just("flip"), offset, st.integers(1, 255)),
+        st.tuples(st.just("set"), offset, st.sampled_from([0x00, 0xFF, 0x7F, 0x80])),
+        st.tuples(st.just("truncate"), offset, st.just(0)),
+        st.tuples(st.just("insert"), offset, st.binary(min_size=1, max_size=64)),
+        st.tuples(st.just("delete"), offset, st.integers(1, 512)),
+        st.tuples(st.just("repeat"), offset, st.integers(1, 2048)),
+    )
+    return st.tuples(st.integers(0, len(FUZZ_SEEDS) - 1), st.lists(op, min_size=1, max_size=4))
+
+
+def _mutate(seed: int, ops: list[tuple[str, int, Any]]) -> bytes:
+    data = bytearray(FUZZ_SEEDS[seed])
+    for kind, pos, arg in ops:
+        at = pos % (len(data) + 1) if data else 0
+        if kind == "flip" and data:
+            data[at % len(data)] ^= arg
+        elif kind == "set" and data:
+            data[at % len(data)] = arg
+        elif kind == "truncate":
+            del data[at:]
+        elif kind == "insert":
+            data[at:at] = arg
+        elif kind == "delete":
+            del data[at : at + arg]
+        elif kind == "repeat":
+            data[at:at] = data[at : at + arg]
+    return bytes(data)
+
+
+def test_fuzzed_real_images_give_a_result_or_invalid_image_and_leak_nothing(pyodide: Any) -> None:
+    """Mutated real photos (flipped, overwritten, cut, spliced, repeated bytes) through decode, preprocessing
+    and the model: each gives a valid top-5 or InvalidImage; never another error, a hang or a leak."""
+    import base64
+
+    from hypothesis import HealthCheck, given, seed, settings
+    from hypothesis import strategies as st
+
+    outcomes: dict[str, int] = {"ok": 0, "InvalidImage": 0}
+
+    @seed(20261125)
+    @settings(
+        max_examples=100,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(st.lists(_mutations(), min_size=8, max_size=8))
+    def check(batch: list[tuple[int, list[tuple[str, int, Any]]]]) -> None:
+        payloads = [base64.b64encode(_mutate(s, ops)).decode() for s, ops in batch]
+        got = pyodide.run(
+            f"""
+            import asyncio, base64, gc, math
+            import testutil
+            from pyapp import memory
+            from pyapp.errors import InvalidImage
+            clf = await testutil.classifier("wasm")
+            gc.collect()
+            before = memory.snapshot()
+            results = []
+            for payload in {payloads!r}:
+                data = base64.b64decode(payload)
+                try:
+                    top = await asyncio.wait_for(clf.classify(data), 60)
+                except InvalidImage as exc:
+                    results.append(["InvalidImage", str(exc)])
+                    continue
+                except Exception as exc:
+                    results.append([type(exc).__name__, str(exc)])
+                    continue
+                probs = [p for _, p in top]
+                valid = (
+                    sorted(label for label, _ in top) == sorted(clf.labels)
+                    and all(math.isfinite(p) and 0 <= p <= 1 for p in probs)
+                    and abs(sum(probs) - 1) < 1e-3
+                    and probs == sorted(probs, reverse=True)
+                )
+                results.append(["ok" if valid else "bad result", repr(top)])
+            gc.collect()
+            after = memory.snapshot()
+            __value__ = [results, memory.leak_report(before, after)]
+            """,
+            timeout=600,
+        )
+        results, leaks = got
+        assert leaks == [], leaks
+        for (kind, detail), (s, ops) in zip(results, batch, strict=True):
+            assert kind in outcomes, f"seed {s} with {ops}: {kind}: {detail}"
+            if kind == "InvalidImage":
+                assert detail, "InvalidImage must say why"
+            outcomes[kind] += 1
+
+    check()
+    print("fuzz outcomes:", outcomes)
+    # Mutations must have exercised both outcomes, or the test proved little.
+    assert outcomes["ok"] > 20, outcomes
+    assert outcomes["InvalidImage"] > 20, outcomes
