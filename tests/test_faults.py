@@ -256,7 +256,7 @@ def test_app_works_under_its_csp(browser: Any, server_url: str) -> None:
         page = context.new_page()
         page.set_default_timeout(300_000)
         violations: list[dict[str, Any]] = []
-        page.expose_function("reportViolation", violations.append)
+        page.expose_function("reportViolation", lambda v, sink=violations: sink.append(v))
         page.add_init_script(
             """document.addEventListener('securitypolicyviolation', e => window.reportViolation({
                 directive: e.effectiveDirective, blocked: e.blockedURI, source: e.sourceFile}))"""
