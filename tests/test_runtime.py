@@ -108,6 +108,27 @@ async def test_runtime_knows_when_backend_preprocessing_pays(pyodide: Any) -> No
 
 
 @run_in_pyodide
+async def test_software_webgl_is_passed_over_for_wasm_unless_asked_for(pyodide: Any) -> None:
+    """With no real GPU, init prefers wasm to WebGL-on-SwiftShader when both are listed, and says why;
+    a caller who insists (or lists nothing faster) gets WebGL."""
+    import js
+
+    import pyapp
+
+    rt = await pyapp.init(backends=("webgpu", "webgl", "wasm", "cpu"))
+    assert rt.backend == "wasm"
+    assert str(js.tf.getBackend()) == "wasm"
+    assert rt.rejected["webgl"].startswith("software renderer (ANGLE")
+    assert rt.rejected["webgl"].endswith("WASM is faster here")
+    assert "webgpu" in rt.rejected
+    rt = await pyapp.init(backends=("webgl", "wasm"), avoid_software_gl=False)
+    assert rt.backend == "webgl"
+    rt = await pyapp.init(backends=("webgl", "cpu"))
+    assert rt.backend == "webgl", "the plain-JS cpu backend is slower than software WebGL"
+    await pyapp.init(backends=("wasm",))
+
+
+@run_in_pyodide
 def test_js_errors_become_jserror_with_their_message(pyodide: Any) -> None:
     """A JavaScript exception crossing into pyapp keeps its name and message, under the one root."""
     import js

@@ -1,0 +1,571 @@
+"""Building and training TF.js layers models from Python, with numpy in and out.
+
+:func:`Sequential` builds a model from :mod:`pyapp.layers`; :meth:`TrainableModel.fit`
+takes numpy arrays, reports each epoch to a callback, and leaves no tensor or
+proxy behind. A model moves through states (an enum): built -> compiled ->
+training -> compiled ... -> disposed; calls that do not fit the state say so.
+
+Example (in the browser)::
+
+    from pyapp import datasets
+    from pyapp.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D
+    from pyapp.training import Sequential
+
+    x, y = await datasets.digits()
+    model = Sequential([
+        Conv2D(32, 3, activation="relu", padding="same", input_shape=(8, 8, 1)),
+        MaxPool2D(2),
+        Conv2D(64, 3, activation="relu", padding="same"),
+        MaxPool2D(2),
+        Conv2D(128, 3, activation="relu", padding="same"),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(256, activation="relu"),
+        Dropout(0.5),
+        Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = await model.fit(x[:1500], y[:1500], epochs=12, batch_size=32,
+                              on_epoch=lambda e: print(e.epoch + 1, e.logs))
+    print(await model.evaluate(x[1500:], y[1500:]))      # {'loss': 0.1..., 'accuracy': 0.9...}
+    model.dispose()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pyapp.errors import DisposedError, InvalidInput, JSError, StateError
+from pyapp.layers import Layer
+from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
+
+log = logging.getLogger("pyapp.training")
+
+#: Loss names (Keras spelling) -> TF.js names.
+LOSSES = {
+    "categorical_crossentropy": "categoricalCrossentropy",
+    "sparse_categorical_crossentropy": "sparseCategoricalCrossentropy",
+    "binary_crossentropy": "binaryCrossentropy",
+    "mean_squared_error": "meanSquaredError",
+    "mse": "meanSquaredError",
+    "mean_absolute_error": "meanAbsoluteError",
+    "mae": "meanAbsoluteError",
+    "hinge": "hinge",
+}
+#: Optimizer names -> the ``tf.train`` factory.
+OPTIMIZERS = {
+    "sgd": "sgd",
+    "adam": "adam",
+    "adamax": "adamax",
+    "rmsprop": "rmsprop",
+    "adagrad": "adagrad",
+    "adadelta": "adadelta",
+}
+#: Key of a saved model's metadata that holds the arguments of :meth:`TrainableModel.compile`.
+COMPILE_KEY = "pyapp_compile"
+#: Metric names -> TF.js names; TF.js logs "accuracy" as "acc", which is renamed back.
+METRICS = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "mse": "mse", "mae": "mae"}
+
+
+class TrainingState(enum.Enum):
+    """Lifecycle of a :class:`TrainableModel`."""
+
+    BUILT = "built"
+    COMPILED = "compiled"
+    TRAINING = "training"
+    DISPOSED = "disposed"
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """Progress event: one epoch finished. ``epoch`` counts from 0; ``logs`` holds loss and metrics."""
+
+    epoch: int
+    epochs: int
+    logs: dict[str, float]
+    seconds: float
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the requested epochs done (0..1)."""
+        return (self.epoch + 1) / self.epochs
+
+
+#: Gradient kernels each layer class needs to train. TF.js's wasm backend lacks some
+#: (Conv2DBackpropFilter in 4.22): a model that needs one trains on the cpu backend.
+GRADIENT_KERNELS = {
+    "Conv2D": ("Conv2DBackpropFilter", "Conv2DBackpropInput"),
+    "DepthwiseConv2D": ("DepthwiseConv2dNativeBackpropFilter", "DepthwiseConv2dNativeBackpropInput"),
+    "SeparableConv2D": ("DepthwiseConv2dNativeBackpropFilter", "Conv2DBackpropFilter"),
+    "Conv2DTranspose": ("Conv2DBackpropFilter", "Conv2D"),
+    "MaxPooling2D": ("MaxPoolGrad",),
+    "AveragePooling2D": ("AvgPoolGrad",),
+}
+
+
+@dataclass
+class History:
+    """What :meth:`TrainableModel.fit` did: one :class:`EpochEnd` per epoch run, and where it trained."""
+
+    epochs: list[EpochEnd] = field(default_factory=list)
+    stopped_early: bool = False
+    #: The backend the training ran on, and why when it is not the active one.
+    backend: str = ""
+    note: str = ""
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Per metric, its value after each epoch (as Keras's ``History.history``)."""
+        keys = list(dict.fromkeys(k for e in self.epochs for k in e.logs))
+        return {k: [e.logs.get(k, float("nan")) for e in self.epochs] for k in keys}
+
+
+def log_name(name: str) -> str:
+    """TF.js's log key as the metric was asked for.
+
+    >>> log_name("acc"), log_name("val_acc"), log_name("loss")
+    ('accuracy', 'val_accuracy', 'loss')
+    """
+    prefix = "val_" if name.startswith("val_") else ""
+    base = name[len(prefix) :]
+    return prefix + ("accuracy" if base == "acc" else base)
+
+
+def check_targets(y: Any, loss: str, n: int, units: int) -> np.ndarray:
+    """Targets for ``loss`` as float32, shaped as TF.js wants them, or :class:`InvalidInput` (pure).
+
+    >>> check_targets([0, 2, 1], "sparse_categorical_crossentropy", 3, 3).shape
+    (3, 1)
+    >>> check_targets([0, 3], "sparse_categorical_crossentropy", 2, 3)
+    Traceback (most recent call last):
+    ...
+    pyapp.errors.InvalidInput: labels must be integers in [0, 3) for 3 outputs, got values in [0, 3]
+    """
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "fiub":
+        raise InvalidInput(f"targets must be numeric, got dtype {arr.dtype}")
+    if arr.shape[:1] != (n,):
+        raise InvalidInput(f"x has {n} examples but y has {arr.shape[0] if arr.ndim else 0}")
+    if not np.isfinite(arr).all():
+        raise InvalidInput("targets contain NaN or infinity")
+    if loss == "sparse_categorical_crossentropy":
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise InvalidInput(
+                f"sparse labels must have shape (N,), got {arr.shape}; one-hot targets need "
+                "loss='categorical_crossentropy'"
+            )
+        if (arr != np.round(arr)).any() or arr.min() < 0 or arr.max() >= units:
+            raise InvalidInput(
+                f"labels must be integers in [0, {units}) for {units} outputs, got values in [{arr.min()}, {arr.max()}]"
+            )
+        return arr.astype(np.float32).reshape(n, 1)
+    if loss in ("categorical_crossentropy", "binary_crossentropy") and arr.ndim == 1 and units > 1:
+        raise InvalidInput(
+            f"loss {loss!r} needs one-hot targets of shape ({n}, {units}); for integer labels use "
+            "loss='sparse_categorical_crossentropy' or pyapp.training.one_hot(y, units)"
+        )
+    if arr.ndim == 1:
+        arr = arr.reshape(n, 1)
+    if arr.shape[1:] != (units,):
+        raise InvalidInput(f"targets must have shape ({n}, {units}) for this model, got {arr.shape}")
+    return arr.astype(np.float32)
+
+
+def one_hot(labels: Any, classes: int) -> np.ndarray:
+    """Integer labels -> one-hot float32 rows.
+
+    >>> one_hot([2, 0], 3).tolist()
+    [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
+    arr = np.asarray(labels).astype(np.int64).reshape(-1)
+    if arr.size and (arr.min() < 0 or arr.max() >= classes):
+        raise InvalidInput(f"labels must be in [0, {classes}), got [{arr.min()}, {arr.max()}]")
+    return np.eye(classes, dtype=np.float32)[arr]
+
+
+def _shape(shape: Any) -> tuple[int | None, ...]:
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+class TrainableModel:
+    """A TF.js layers model that Python builds, trains, evaluates, saves and predicts with.
+
+    Create one with :func:`Sequential` or :func:`pyapp.saving.load`.
+
+    Example (in the browser)::
+
+        import numpy as np
+        from pyapp.layers import Dense
+        from pyapp.training import Sequential
+        async with Sequential([Dense(1, input_shape=(2,))]) as model:
+            model.compile(optimizer="sgd", loss="mse", metrics=[], learning_rate=0.1)
+            history = await model.fit(np.ones((4, 2)), np.full(4, 3.0), epochs=20)
+            print(history.history["loss"][-1], await model.predict(np.ones((1, 2))))   # ~0.0 [[3.]]
+    """
+
+    def __init__(self, js_model: Any, name: str | None = None) -> None:
+        self._js: Any = js_model
+        self.name = name or str(js_model.name)
+        self.state = TrainingState.COMPILED if js_model.optimizer is not None else TrainingState.BUILT
+        self.loss: str | None = None
+        self._optimizer: Any = None  # one we made (a learning rate was given): ours to dispose
+        self._compile_args: dict[str, Any] | None = None
+        self.input_shape: tuple[int | None, ...] = _shape(js_model.inputs[0].shape)
+        self.output_shape: tuple[int | None, ...] = _shape(js_model.outputs[0].shape)
+        if self.state is TrainingState.COMPILED:
+            loss = js_model.loss
+            self.loss = next((k for k, v in LOSSES.items() if v == str(loss)), None)
+        else:
+            saved = self.metadata().get(COMPILE_KEY)
+            if isinstance(saved, dict):
+                self.compile(**saved)  # saved by pyapp: compiled again as it was
+
+    # ------------------------------------------------------------------ state
+
+    def _require(self, what: str, *states: TrainingState) -> None:
+        if self.state is TrainingState.DISPOSED:
+            raise DisposedError(f"{what}: model {self.name!r} was disposed")
+        if states and self.state not in states:
+            wanted = " or ".join(s.value for s in states)
+            hint = "; call compile() first" if self.state is TrainingState.BUILT else ""
+            raise StateError(f"{what}: model {self.name!r} is {self.state.value}, needs to be {wanted}{hint}")
+
+    @property
+    def js_model(self) -> Any:
+        """The underlying ``tf.LayersModel`` (for what pyapp does not wrap)."""
+        self._require("js_model")
+        return self._js
+
+    def dispose(self) -> None:
+        """Free weights and optimizer state; safe twice. A training run in progress is stopped first."""
+        if self.state is TrainingState.DISPOSED:
+            return
+        if self.state is TrainingState.TRAINING:
+            self._js.stopTraining = True
+        self.state = TrainingState.DISPOSED
+        js_model, self._js = self._js, None
+        js_model.dispose()  # also disposes an optimizer the model made from its name
+        if self._optimizer is not None:
+            self._optimizer.dispose()
+            self._optimizer = None
+
+    async def __aenter__(self) -> TrainableModel:
+        self._require("async with")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.dispose()
+
+    def __repr__(self) -> str:
+        return f"<TrainableModel {self.name!r} {self.state.value} {self.input_shape} -> {self.output_shape}>"
+
+    # ------------------------------------------------------------------ structure
+
+    def layers(self) -> list[tuple[str, str, tuple[int | None, ...], int]]:
+        """(name, class, output shape, parameter count) per layer."""
+        self._require("layers")
+        out = []
+        for layer in self._js.layers:
+            out.append(
+                (str(layer.name), str(layer.getClassName()), _shape(layer.outputShape), int(layer.countParams()))
+            )
+        return out
+
+    def count_params(self) -> int:
+        """Number of weights (trainable and not)."""
+        self._require("count_params")
+        return int(self._js.countParams())
+
+    def summary(self) -> str:
+        """A table of the layers, as Keras prints it."""
+        rows = [("Layer (type)", "Output shape", "Params")]
+        for name, cls, shape, params in self.layers():
+            rows.append((f"{name} ({cls})", str(tuple("N" if d is None else d for d in shape)), f"{params:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append(f"Total params: {self.count_params():,}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ training
+
+    def compile(
+        self,
+        optimizer: str = "adam",
+        loss: str = "categorical_crossentropy",
+        metrics: Sequence[str] = ("accuracy",),
+        learning_rate: float | None = None,
+    ) -> None:
+        """Choose optimizer, loss and metrics (Keras names). Compiling again resets the optimizer."""
+        self._require("compile", TrainingState.BUILT, TrainingState.COMPILED)
+        from pyapp._js import js_errors, js_object, tf
+
+        if optimizer not in OPTIMIZERS:
+            raise InvalidInput(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
+        if loss not in LOSSES:
+            raise InvalidInput(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+        if isinstance(metrics, str):
+            metrics = (metrics,)
+        for metric in metrics:
+            if metric not in METRICS:
+                raise InvalidInput(f"unknown metric {metric!r}; expected one of {sorted(METRICS)}")
+        if learning_rate is not None and not learning_rate > 0:
+            raise InvalidInput(f"learning_rate must be > 0, got {learning_rate!r}")
+        tfm = tf()
+        opt: Any = OPTIMIZERS[optimizer]
+        made = None
+        if learning_rate is not None:
+            made = opt = getattr(tfm.train, OPTIMIZERS[optimizer])(learning_rate)
+        with js_errors("compile"):
+            self._js.compile(
+                js_object({"optimizer": opt, "loss": LOSSES[loss], "metrics": [METRICS[m] for m in metrics]})
+            )
+        if self._optimizer is not None:
+            self._optimizer.dispose()
+        self._optimizer = made
+        self.loss = loss
+        self._compile_args = {
+            "optimizer": optimizer,
+            "loss": loss,
+            "metrics": list(metrics),
+            "learning_rate": learning_rate,
+        }
+        self.state = TrainingState.COMPILED
+
+    def _check_x(self, x: Any) -> np.ndarray:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fiub":
+            raise InvalidInput(f"inputs must be numeric, got dtype {arr.dtype}")
+        want = self.input_shape
+        if arr.ndim != len(want) or any(
+            w is not None and w != g for w, g in zip(want[1:], arr.shape[1:], strict=False)
+        ):
+            raise InvalidInput(f"model {self.name!r} takes inputs of shape {_fmt(want)}, got {arr.shape}")
+        if arr.shape[0] == 0:
+            raise InvalidInput("no examples (empty first axis)")
+        if not np.isfinite(arr).all():
+            raise InvalidInput("inputs contain NaN or infinity")
+        return arr.astype(np.float32, copy=False)
+
+    def missing_gradients(self, backend: str) -> list[str]:
+        """Gradient kernels this model needs that ``backend`` does not have (empty: it can train there)."""
+        from pyapp._js import tf
+
+        tfm = tf()
+        needed = {k for layer in self._js.layers for k in GRADIENT_KERNELS.get(str(layer.getClassName()), ())}
+        return sorted(k for k in needed if tfm.getKernel(k, backend) is None)
+
+    def _units(self) -> int:
+        units = self.output_shape[-1]
+        return 1 if units is None else units
+
+    async def fit(
+        self,
+        x: Any,
+        y: Any,
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_split: float = 0.0,
+        validation_data: tuple[Any, Any] | None = None,
+        shuffle: bool = True,
+        on_epoch: Callable[[EpochEnd], Any] | None = None,
+    ) -> History:
+        """Train on numpy arrays; ``on_epoch`` (sync or async) gets an :class:`EpochEnd` after each epoch.
+
+        Every tensor made for training is disposed when it ends, however it ends.
+        Call :meth:`stop` (e.g. from ``on_epoch``) to end early.
+        """
+        self._require("fit", TrainingState.COMPILED)
+        refuse_in_tidy("TrainableModel.fit")
+        assert self.loss is not None
+        if not isinstance(epochs, int) or epochs < 1:
+            raise InvalidInput(f"epochs must be a positive integer, got {epochs!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not 0 <= validation_split < 1:
+            raise InvalidInput(f"validation_split must be in [0, 1), got {validation_split!r}")
+        xs_np = self._check_x(x)
+        ys_np = check_targets(y, self.loss, xs_np.shape[0], self._units())
+        val_np = None
+        if validation_data is not None:
+            vx = self._check_x(validation_data[0])
+            val_np = (vx, check_targets(validation_data[1], self.loss, vx.shape[0], self._units()))
+
+        from pyodide.ffi import create_proxy
+
+        from pyapp import runtime
+        from pyapp._js import JsException, error_message, js_object, tf
+
+        active = str(tf().getBackend())
+        history = History(backend=active)
+        missing = self.missing_gradients(active)
+        if missing:
+            history.backend = "cpu"
+            history.note = f"trained on cpu: TF.js's {active} backend has no {', '.join(missing)} kernel"
+            log.warning("%s", history.note)
+        started = time.perf_counter()
+
+        def epoch_end(epoch: Any, logs: Any) -> Any:
+            event = EpochEnd(
+                epoch=int(epoch),
+                epochs=epochs,
+                logs={log_name(k): float(v) for k, v in (logs.to_py() if logs is not None else {}).items()},
+                seconds=time.perf_counter() - started,
+            )
+            history.epochs.append(event)
+            if on_epoch is None:
+                return None
+            result = on_epoch(event)
+            # TF.js awaits what the callback returns: an async callback finishes before the next epoch.
+            return asyncio.ensure_future(result) if inspect.isawaitable(result) else None
+
+        callback = create_proxy(epoch_end)
+        tensors: list[Any] = []
+        self.state = TrainingState.TRAINING
+        self._js.stopTraining = False
+        try:
+            if history.backend != active:
+                await runtime.use_backend(history.backend)
+            tensors += [to_tensor(xs_np), to_tensor(ys_np)]
+            options: dict[str, Any] = {
+                "epochs": epochs,
+                "batchSize": batch_size,
+                "shuffle": shuffle,
+                "callbacks": js_object({"onEpochEnd": callback}),
+            }
+            if val_np is not None:
+                tensors += [to_tensor(val_np[0]), to_tensor(val_np[1])]
+                options["validationData"] = [tensors[2], tensors[3]]
+            elif validation_split:
+                options["validationSplit"] = validation_split
+            try:
+                await self._js.fit(tensors[0], tensors[1], js_object(options))
+            except JsException as exc:
+                raise JSError(f"fit: {error_message(exc)}") from None
+        finally:
+            callback.destroy()
+            for t in tensors:
+                t.dispose()
+            if history.backend != active:
+                await runtime.use_backend(active)  # the weights follow lazily when next used there
+            if self.state is TrainingState.TRAINING:
+                self.state = TrainingState.COMPILED
+        history.stopped_early = len(history.epochs) < epochs
+        return history
+
+    def stop(self) -> None:
+        """Ask a running :meth:`fit` to end after the current batch."""
+        self._require("stop")
+        self._js.stopTraining = True
+
+    async def evaluate(self, x: Any, y: Any, batch_size: int = 32) -> dict[str, float]:
+        """Loss and metrics on held-out data."""
+        self._require("evaluate", TrainingState.COMPILED)
+        refuse_in_tidy("TrainableModel.evaluate")
+        assert self.loss is not None
+        xs_np = self._check_x(x)
+        ys_np = check_targets(y, self.loss, xs_np.shape[0], self._units())
+        from pyapp._js import js_errors, js_object
+
+        xs, ys = to_tensor(xs_np), to_tensor(ys_np)
+        scalars: list[Any] = []
+        try:
+            with js_errors("evaluate"):
+                out = self._js.evaluate(xs, ys, js_object({"batchSize": batch_size}))
+            scalars = list(out) if hasattr(out, "length") else [out]
+            values = [float((await to_numpy(s))[()]) for s in scalars]
+        finally:
+            for t in (xs, ys, *scalars):
+                t.dispose()
+        names = [log_name(str(n)) for n in self._js.metricsNames]
+        return dict(zip(names, values, strict=True))
+
+    async def predict(self, x: Any) -> np.ndarray:
+        """Outputs for a batch of inputs (numpy in, numpy out)."""
+        self._require("predict", TrainingState.BUILT, TrainingState.COMPILED)
+        refuse_in_tidy("TrainableModel.predict")
+        from pyapp.model import predict_js
+
+        return await predict_js(self._js, self._check_x(x))
+
+    # ------------------------------------------------------------------ saving
+
+    def metadata(self) -> dict[str, Any]:
+        """The model's ``userDefinedMetadata`` (saved and loaded with it)."""
+        self._require("metadata")
+        raw = self._js.getUserDefinedMetadata()
+        meta: dict[str, Any] = raw.to_py() if raw is not None else {}
+        return dict(meta)
+
+    def set_metadata(self, key: str, value: Any) -> None:
+        """Store a JSON-able ``value`` under ``key`` in the model's metadata (other keys are kept)."""
+        from pyapp._js import js
+
+        meta = self.metadata()
+        meta[key] = value
+        self._js.setUserDefinedMetadata(js.JSON.parse(json.dumps(meta)))
+
+    async def save(self, destination: str) -> dict[str, Any]:
+        """Save to ``indexeddb://NAME`` (offline, survives reloads); see :func:`pyapp.saving.save`."""
+        self._require("save", TrainingState.BUILT, TrainingState.COMPILED)
+        from pyapp import saving
+
+        self._stamp_compile()
+        return await saving.save(self._js, destination)
+
+    async def to_files(self, name: str = "model") -> dict[str, bytes]:
+        """``NAME.json`` + ``NAME.weights.bin`` bytes, for a download; :func:`pyapp.saving.load` reads them."""
+        self._require("to_files", TrainingState.BUILT, TrainingState.COMPILED)
+        from pyapp import saving
+
+        self._stamp_compile()
+        return await saving.to_files(self._js, name)
+
+    def _stamp_compile(self) -> None:
+        if self._compile_args is not None:
+            self.set_metadata(COMPILE_KEY, self._compile_args)
+
+
+def Sequential(layers: Sequence[Layer], name: str | None = None) -> TrainableModel:  # noqa: N802 - as in Keras
+    """Build a model that applies ``layers`` in order; the first gives ``input_shape``."""
+    if not layers:
+        raise InvalidInput("Sequential needs at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise InvalidInput(f"layers[{i}] is a {type(layer).__name__}, not a pyapp.layers layer")
+    if layers[0].input_shape is None:
+        raise InvalidInput("the first layer needs input_shape=(...) (without the batch axis)")
+    from pyapp._js import JsException, error_message, js_object, tf
+
+    tfm = tf()
+    model = tfm.sequential(js_object({"name": name} if name else {}))
+    try:
+        for i, layer in enumerate(layers):
+            kind, config = layer.tfjs()
+            try:
+                model.add(getattr(tfm.layers, kind)(js_object(config)))
+            except JsException as exc:
+                raise InvalidInput(f"layers[{i}] ({type(layer).__name__}): {error_message(exc)}") from None
+    except BaseException:
+        with contextlib.suppress(JsException):  # nothing built yet: nothing to free
+            model.dispose()  # the layers added so far hold weights
+        raise
+    return TrainableModel(model, name=name)
+
+
+def _fmt(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
