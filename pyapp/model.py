@@ -2,8 +2,11 @@
 
 Example (in the browser)::
 
+    import numpy as np
+    from pyapp.model import Model
     async with await Model.load("models/nsfw-mobilenet-v2/manifest.json") as model:
         probs = await model.predict(np.zeros((1, 224, 224, 3), np.float32))
+    print(probs.shape, model.load_info.variant)      # (1, 5) uint8
 
 Variants listed in the manifest are tried in order (e.g. uint8 -> float16 ->
 float32): a variant that is missing, corrupt, fails its sha256, fails to
@@ -192,8 +195,9 @@ def _input_mismatch(shape: tuple[int | None, ...], manifest: ModelManifest) -> s
 class Model:
     """A loaded TF.js model. Create with :meth:`Model.load`; dispose when done.
 
-    Example::
+    Example (in the browser)::
 
+        from pyapp.model import Model
         model = await Model.load("models/nsfw-mobilenet-v2/manifest.json")
         print(model.input_shape, model.load_info.variant, model.load_info.warmup_ms)
         model.dispose()
@@ -210,6 +214,8 @@ class Model:
         self.output_shape: tuple[int | None, ...] = _shape_of(js_model.outputs[0])
         #: Why the weights were reloaded after a lost backend, oldest first.
         self.recoveries: list[str] = []
+        #: The manifest URL this model was loaded from (None when given a parsed manifest).
+        self.source: str | None = None
         self._generation = runtime.generation()
         self._recovering = asyncio.Lock()
 
@@ -250,6 +256,7 @@ class Model:
                 continue
             info.attempts = dict(attempts)
             model = cls(manifest, js_model, info)
+            model.source = source if isinstance(source, str) else None
             if warmup:
                 await model.warmup()
             if cleanup is not False:
@@ -261,6 +268,12 @@ class Model:
         raise error(f"model {manifest.name!r}: no variant could be loaded ({detail})", attempts)
 
     # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def js_model(self) -> Any:
+        """The underlying ``tf.LayersModel`` / ``tf.GraphModel`` (replaced when the weights are reloaded)."""
+        self._require_ready("js_model")
+        return self._js_model
 
     def _require_ready(self, what: str, allow_loading: bool = False) -> None:
         if self.state is ModelState.DISPOSED:

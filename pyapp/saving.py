@@ -1,0 +1,227 @@
+"""Saving TF.js layers models from Python: to IndexedDB (offline, survives reloads) or as files.
+
+Files are the standard TF.js pair, ``NAME.json`` + ``NAME.weights.bin`` (the
+names TF.js's own downloads use), which ``tf.loadLayersModel`` (and :func:`load`)
+read back on any page or host.
+
+Example (in the browser)::
+
+    from pyapp import saving
+    from pyapp.layers import Dense
+    from pyapp.training import Sequential
+
+    model = Sequential([Dense(2, input_shape=(3,))])
+    await model.save("indexeddb://tiny")                 # survives a reload, works offline
+    print(await saving.list_saved())                     # {'indexeddb://tiny': {...}}
+    files = await model.to_files("tiny")                 # {'tiny.json': b'...', 'tiny.weights.bin': b'...'}
+    again = await saving.load(files)
+    await saving.remove_saved("indexeddb://tiny")
+    model.dispose()
+    again.dispose()
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pyapp.errors import InvalidInput, ModelLoadError, PyAppError
+from pyapp.manifest import weight_bytes
+
+#: Where :func:`save` can write from Python (``downloads://`` needs a page, not a worker: use files).
+SCHEMES = ("indexeddb://", "localstorage://")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class SaveError(PyAppError):
+    """A model could not be saved (storage full, blocked, or a bad destination)."""
+
+
+def check_destination(url: str) -> str:
+    """``url`` if it names a store :func:`save` can write, else :class:`InvalidInput`.
+
+    >>> check_destination("indexeddb://digits-cnn")
+    'indexeddb://digits-cnn'
+    >>> check_destination("downloads://x")
+    Traceback (most recent call last):
+    ...
+    pyapp.errors.InvalidInput: save to one of ('indexeddb://', 'localstorage://') followed by a name; \
+to download, use to_files() (got 'downloads://x')
+    """
+    scheme = next((s for s in SCHEMES if url.startswith(s)), None)
+    if scheme is None or not _NAME.match(url[len(scheme) :]):  # not check_name: this error says more
+        raise InvalidInput(f"save to one of {SCHEMES} followed by a name; to download, use to_files() (got {url!r})")
+    return url
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can name a saved model or its files (letters, digits, ``.``, ``_``, ``-``).
+
+    >>> check_name("digits-cnn")
+    'digits-cnn'
+    >>> check_name("../x")
+    Traceback (most recent call last):
+    ...
+    pyapp.errors.InvalidInput: a model name is letters, digits, '.', '_' and '-' (at most 128), got '../x'
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(f"a model name is letters, digits, '.', '_' and '-' (at most 128), got {name!r}")
+    return name
+
+
+def model_json(artifacts: Mapping[str, Any], shard: str = "weights.bin") -> bytes:
+    """The ``model.json`` of saved artifacts (pure; host-testable): topology + one weights shard.
+
+    >>> spec = json.loads(model_json({"modelTopology": {"a": 1}, "weightSpecs": [], "format": "layers-model"}))
+    >>> spec["weightsManifest"]
+    [{'paths': ['weights.bin'], 'weights': []}]
+    """
+    out: dict[str, Any] = {"modelTopology": artifacts["modelTopology"]}
+    for key in ("format", "generatedBy", "convertedBy", "trainingConfig", "userDefinedMetadata"):
+        if artifacts.get(key) is not None:
+            out[key] = artifacts[key]
+    out["weightsManifest"] = [{"paths": [shard], "weights": artifacts.get("weightSpecs", [])}]
+    return json.dumps(out, separators=(",", ":")).encode()
+
+
+def artifacts_from_files(files: Mapping[str, bytes]) -> tuple[dict[str, Any], bytes]:
+    """(artifacts without weight data, weight bytes) from a model's ``.json`` and its shards, checked (pure).
+
+    ``files`` maps file names (folders ignored) to bytes: exactly one ``.json`` file and
+    the weight files it names.
+    """
+    files = {name.rsplit("/", 1)[-1]: data for name, data in files.items()}
+    json_names = [n for n in files if n.endswith(".json")]
+    if len(json_names) != 1:
+        raise ModelLoadError(f"expected one .json model file among the files, got {sorted(files)}")
+    try:
+        spec = json.loads(files[json_names[0]])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{json_names[0]} is not JSON ({exc})") from None
+    if not isinstance(spec, dict) or "modelTopology" not in spec:
+        raise ModelLoadError("model.json has no modelTopology (not a TF.js layers model)")
+    manifest = spec.get("weightsManifest", [])
+    shards: list[bytes] = []
+    specs: list[Any] = []
+    for group in manifest:
+        for path in group.get("paths", []):
+            name = path.rsplit("/", 1)[-1]
+            if name not in files:
+                raise ModelLoadError(f"{json_names[0]} names weight file {path!r}, which was not given")
+            shards.append(files[name])
+        specs.extend(group.get("weights", []))
+    weights = b"".join(shards)
+    need = weight_bytes(manifest)
+    if len(weights) != need:
+        raise ModelLoadError(f"the weight files hold {len(weights)} bytes but model.json needs {need} (truncated?)")
+    artifacts = {k: v for k, v in spec.items() if k != "weightsManifest"}
+    artifacts["weightSpecs"] = specs
+    return artifacts, weights
+
+
+# --------------------------------------------------------------------------- browser side
+
+
+async def save(js_model: Any, destination: str) -> dict[str, Any]:
+    """Save a TF.js layers model to ``indexeddb://NAME`` or ``localstorage://NAME``; returns TF.js's info.
+
+    Weights and topology only: the optimizer's state is not saved (TF.js leaks a tensor
+    when it saves it). :class:`~pyapp.training.TrainableModel` keeps its compile settings
+    in the model's metadata, so a reloaded model is compiled again with them.
+    """
+    from pyapp._js import JsException, error_message
+
+    check_destination(destination)
+    try:
+        result = await js_model.save(destination)
+    except JsException as exc:
+        raise SaveError(f"could not save to {destination}: {error_message(exc)}") from None
+    info: dict[str, Any] = result.modelArtifactsInfo.to_py()
+    return info
+
+
+async def to_files(js_model: Any, name: str = "model") -> dict[str, bytes]:
+    """The model as ``{"NAME.json": ..., "NAME.weights.bin": ...}``, the files ``tf.loadLayersModel`` reads.
+
+    What is kept is as for :func:`save`.
+    """
+    from pyodide.ffi import create_proxy
+
+    from pyapp._js import JsException, error_message, js, tf
+
+    tfm = tf()
+    captured: dict[str, Any] = {}
+
+    def handler(artifacts: Any) -> Any:
+        captured["json"] = json.loads(str(js.JSON.stringify(artifacts)))
+        data = tfm.io.CompositeArrayBuffer.join(artifacts.weightData)
+        captured["weights"] = bytes(js.Uint8Array.new(data).to_bytes())
+        return js.Promise.resolve(js.Object.fromEntries([["modelArtifactsInfo", js.Object.new()]]))
+
+    check_name(name)
+    proxy = create_proxy(handler)
+    try:
+        await js_model.save(tfm.io.withSaveHandler(proxy))
+    except JsException as exc:
+        raise SaveError(f"could not serialise the model: {error_message(exc)}") from None
+    finally:
+        proxy.destroy()
+    shard = f"{name}.weights.bin"
+    return {f"{name}.json": model_json(captured["json"], shard), shard: captured["weights"]}
+
+
+async def load(source: str | Mapping[str, bytes]) -> Any:
+    """Load a layers model: ``indexeddb://NAME``, a URL of a ``model.json``, or files from :func:`to_files`.
+
+    Returns a :class:`~pyapp.training.TrainableModel` (compiled again when the
+    model was saved compiled). Raises :class:`ModelLoadError` saying why not.
+    """
+    from pyapp._js import JsException, error_message, js, tf, to_js
+    from pyapp.training import TrainableModel
+
+    tfm = tf()
+    try:
+        if isinstance(source, str):
+            if source.startswith(SCHEMES):
+                check_destination(source)
+                url = source
+            else:
+                from pyapp.fetch import resolve_url
+
+                url = resolve_url(source)
+            js_model = await tfm.loadLayersModel(url)
+            name = source
+        elif isinstance(source, Mapping):
+            artifacts, weights = artifacts_from_files(source)
+            js_artifacts = js.JSON.parse(json.dumps(artifacts))
+            js_artifacts.weightData = to_js(memoryview(weights)).buffer
+            js_model = await tfm.loadLayersModel(tfm.io.fromMemory(js_artifacts))
+            name = "files"
+        else:
+            raise InvalidInput(f"load takes a URL or a dict of files, not {type(source).__name__}")
+    except JsException as exc:
+        raise ModelLoadError(
+            f"could not load {source if isinstance(source, str) else 'the files'}: {error_message(exc)}"
+        ) from None
+    return TrainableModel(js_model, name=name)
+
+
+async def list_saved() -> dict[str, dict[str, Any]]:
+    """Models saved in this browser: URL -> TF.js's info (sizes, date)."""
+    from pyapp._js import tf
+
+    listed: dict[str, dict[str, Any]] = (await tf().io.listModels()).to_py()
+    return {url: dict(info) for url, info in listed.items()}
+
+
+async def remove_saved(url: str) -> None:
+    """Delete a saved model; :class:`ModelLoadError` if there is none by that name."""
+    from pyapp._js import JsException, error_message, tf
+
+    check_destination(url)
+    try:
+        await tf().io.removeModel(url)
+    except JsException as exc:
+        raise ModelLoadError(f"could not remove {url}: {error_message(exc)}") from None
