@@ -3,12 +3,13 @@
 Importing ``pyapp`` is cheap and needs only the standard library; the browser
 modules load on first use.
 
-Example (in Pyodide, on a page that loaded TF.js)::
+Example (in the browser)::
 
     import pyapp
     runtime = await pyapp.init(backends=("webgl", "wasm", "cpu"))
+    photo = await pyapp.fetch.fetch_bytes("vendor/samples/chelsea.png")
     async with await pyapp.ImageClassifier.load("models/nsfw-mobilenet-v2/manifest.json") as clf:
-        print(await clf.classify(open("cat.png", "rb").read()))
+        print(await clf.classify(photo))         # [('Neutral', 0.93...), ...]
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from pyapp.manifest import ModelManifest
     from pyapp.model import Model
     from pyapp.runtime import Runtime, init
+    from pyapp.training import Sequential, TrainableModel
+    from pyapp.transfer import TransferClassifier
 
 __all__ = [
     "BackendUnavailable",
@@ -46,6 +49,9 @@ __all__ = [
     "ModelManifest",
     "PyAppError",
     "Runtime",
+    "Sequential",
+    "TrainableModel",
+    "TransferClassifier",
     "__version__",
     "init",
 ]
@@ -55,6 +61,9 @@ _LAZY = {
     "Model": "pyapp.model",
     "ModelManifest": "pyapp.manifest",
     "Runtime": "pyapp.runtime",
+    "Sequential": "pyapp.training",
+    "TrainableModel": "pyapp.training",
+    "TransferClassifier": "pyapp.transfer",
     "init": "pyapp.runtime",
     "BackendUnavailable": "pyapp.errors",
     "DisposedError": "pyapp.errors",
@@ -67,13 +76,41 @@ _LAZY = {
 }
 
 
+#: Submodules reachable as attributes after ``import pyapp`` (``pyapp.fetch.fetch_bytes``...).
+_SUBMODULES = frozenset(
+    {
+        "browser",
+        "classifier",
+        "datasets",
+        "errors",
+        "fetch",
+        "images",
+        "kernels",
+        "layers",
+        "manifest",
+        "memory",
+        "model",
+        "playground",
+        "quantize",
+        "runtime",
+        "saving",
+        "tensors",
+        "training",
+        "transfer",
+        "ui",
+    }
+)
+
+
 def __getattr__(name: str) -> Any:
     # Lazy so that host tools (serve.py, the asset build) import pyapp without numpy.
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"pyapp.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'pyapp' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -6,9 +6,15 @@ this module hands it bytes or pixels, or skips it entirely on the backend path.
 
 Example (in the browser)::
 
+    import js
     from pyapp import browser
-    pixels = await browser.to_array(file_from_input_element)   # (H, W, 3) uint8
-    x = browser.preprocess_on_backend(image_bitmap, 224)        # tf.Tensor (1, 224, 224, 3)
+    blob = await (await js.fetch(js.URL.new("vendor/samples/chelsea.png", js.PYAPP_ROOT))).blob()
+    pixels = await browser.to_array(blob)                  # a File or Blob: (H, W, 3) uint8
+    bitmap = await js.createImageBitmap(blob)
+    x = browser.preprocess_on_backend(bitmap, 224)         # tf.Tensor (1, 224, 224, 3)
+    print(pixels.shape, list(x.shape))
+    x.dispose()
+    bitmap.close()
 """
 
 from __future__ import annotations

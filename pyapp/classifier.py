@@ -2,8 +2,11 @@
 
 Example (in the browser)::
 
+    from pyapp.classifier import ImageClassifier
+    from pyapp.fetch import fetch_bytes
+    a, b, c = [await fetch_bytes(f"vendor/samples/{n}") for n in ("chelsea.png", "coffee.png", "rocket.jpg")]
     clf = await ImageClassifier.load("models/nsfw-mobilenet-v2/manifest.json")
-    top = await clf.classify(png_bytes)          # [("Neutral", 0.93), ("Drawing", 0.04), ...]
+    top = await clf.classify(a)                  # [('Neutral', 0.93...), ('Porn', 0.06...), ...]
     many = await clf.classify_many([a, b, c])    # one list per image
     clf.dispose()
 

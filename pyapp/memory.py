@@ -2,11 +2,15 @@
 
 Example (in the browser)::
 
+    import pyapp
     from pyapp import memory
     memory.track_proxies()                    # count live PyProxies from now on
     print(memory.snapshot())                  # tensors, bytes, GPU bytes, heaps, proxies
+    classifier = await pyapp.ImageClassifier.load("models/nsfw-mobilenet-v2/manifest.json")
+    photo = await pyapp.fetch.fetch_bytes("vendor/samples/coffee.png")
     with memory.assert_no_leaks():
         await classifier.classify(photo)      # LeakError if anything is left behind
+    classifier.dispose()
 """
 
 from __future__ import annotations
@@ -129,10 +133,15 @@ def leak_report(before: MemorySnapshot, after: MemorySnapshot) -> list[str]:
 class assert_no_leaks:  # noqa: N801 - reads as a statement: ``with assert_no_leaks():``
     """Raise :class:`LeakError` if the block leaves tensors, tensor bytes or proxies behind.
 
-    Example::
+    Example (in the browser)::
 
+        import numpy as np
+        from pyapp.memory import assert_no_leaks
+        from pyapp.model import Model
+        model = await Model.load("models/nsfw-mobilenet-v2/manifest.json")
         with assert_no_leaks():
-            y = await model.predict(x)
+            y = await model.predict(np.zeros((1, 224, 224, 3), np.float32))
+        model.dispose()
     """
 
     def __init__(self) -> None:

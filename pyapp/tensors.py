@@ -10,7 +10,7 @@ Transfer: one contiguous copy from the numpy buffer into a JS TypedArray that
 TF.js owns. A zero-copy view of the WASM heap is never handed over: TF.js's cpu
 backend keeps the array it is given, and such a view dangles when the heap grows.
 
-Example::
+Example (in the browser)::
 
     import numpy as np
     from pyapp.tensors import tidy, to_numpy, to_tensor
@@ -160,12 +160,15 @@ class tidy:  # noqa: N801 - used like a function: ``with tidy():``
     async calls refuse to run in a scope, and leaving a scope that was open while
     the event loop ran raises :class:`TidyError` (the scope is closed either way).
 
-    Example::
+    Example (in the browser)::
 
+        import numpy as np
+        from pyapp.tensors import tidy, to_tensor
         with tidy() as scope:
             x = to_tensor(np.zeros((1, 4), np.float32))
             y = scope.keep(x.add(1))     # survives the scope
-        # x is disposed here, y is not
+        print(x.isDisposed, y.isDisposed)   # True False
+        y.dispose()
     """
 
     _depth = 0

@@ -73,10 +73,14 @@ def sparkline(values: Sequence[float], width: int = 240, height: int = 48, label
     )
 
 
-def live_panel(snapshot: MemorySnapshot, latencies: Sequence[float], tensors: Sequence[float]) -> str:
-    """Tensors, GPU/heap bytes and latency over time."""
-    last = latencies[-1] if latencies else None
-    median = sorted(latencies)[len(latencies) // 2] if latencies else None
+def memory_table(snapshot: MemorySnapshot, extra: Sequence[tuple[str, str]] = ()) -> str:
+    """Tensors, tensor bytes, GPU and WASM heap bytes as a two-column table.
+
+    >>> from pyapp.memory import from_tf_memory
+    >>> snap = from_tf_memory({"numTensors": 3, "numBytes": 12}, "cpu")
+    >>> "<th scope='row'>Tensors</th><td>3</td>" in memory_table(snap)
+    True
+    """
     rows = [
         ("Backend", escape(snapshot.backend)),
         ("Tensors", f"{snapshot.num_tensors:,}"),
@@ -84,11 +88,37 @@ def live_panel(snapshot: MemorySnapshot, latencies: Sequence[float], tensors: Se
         ("GPU bytes", fmt_bytes(snapshot.gpu_bytes)),
         ("TF.js WASM heap", fmt_bytes(snapshot.tf_wasm_heap_bytes)),
         ("Python heap", fmt_bytes(snapshot.python_heap_bytes)),
-        ("Last / median latency", "–" if last is None else f"{last:.0f} / {median:.0f} ms"),
+        *extra,
     ]
-    table = "".join(f"<tr><th scope='row'>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return "<table>" + "".join(f"<tr><th scope='row'>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+
+
+def class_card(index: int, name: str, count: int) -> str:
+    """One class of the teach panel: its editable name, an image picker, how many examples it has.
+
+    >>> 'value="cats"' in class_card(0, "cats", 3) and "3 examples" in class_card(0, "cats", 3)
+    True
+    """
+    noun = "example" if count == 1 else "examples"
     return (
-        f"<table>{table}</table>"
+        f'<div class="class-card" data-class="{index}">'
+        f'<label for="class-name-{index}" class="visually-hidden">Name of class {index + 1}</label>'
+        f'<input id="class-name-{index}" type="text" value="{escape(name)}" maxlength="60">'
+        f'<div class="thumbs" aria-hidden="true"></div>'
+        f'<p class="count" aria-live="polite">{count} {noun}</p>'
+        f'<label class="button" for="class-files-{index}">Add images…</label>'
+        f'<input id="class-files-{index}" type="file" accept="image/*" multiple>'
+        f"</div>"
+    )
+
+
+def live_panel(snapshot: MemorySnapshot, latencies: Sequence[float], tensors: Sequence[float]) -> str:
+    """Tensors, GPU/heap bytes and latency over time."""
+    last = latencies[-1] if latencies else None
+    median = sorted(latencies)[len(latencies) // 2] if latencies else None
+    latency = ("Last / median latency", "–" if last is None else f"{last:.0f} / {median:.0f} ms")
+    return (
+        f"{memory_table(snapshot, [latency])}"
         f"<figure><figcaption>Latency (ms), last {len(latencies[-240:])}</figcaption>"
         f"{sparkline(latencies, label='latency over time')}</figure>"
         f"<figure><figcaption>Live tensors</figcaption>{sparkline(tensors, label='tensors over time')}</figure>"

@@ -216,6 +216,12 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: tuple[s
     page.wait_for_selector("body[data-ready='true']")
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
     assert _wait_results(page, 1)[0]["top1"] == "Neutral"
+    # The playground is part of the offline copy too (its own page, not the app's).
+    page.goto(url + "playground.html")
+    page.wait_for_selector("#playground[data-ready='true']")
+    assert page.title().startswith("pyapp playground")
+    page.goto(url + "?backend=wasm")
+    page.wait_for_selector("body[data-ready='true']")
     context.set_offline(False)
 
     # A new release on the server: the old worker never serves its files ...

@@ -102,13 +102,9 @@ class App:
         js.globalThis.PYAPP_ROOT = root  # where pyapp finds vendor/tfjs/*.wasm
         self.stage("runtime", "active")
         # TF.js is already loaded: PyScript imported js/tfjs.js (config js_modules) before this file ran.
-        order = (preferred, *(b for b in BACKENDS if b != preferred)) if preferred in BACKENDS else BACKENDS
-        self.runtime = await pyapp.init(backends=order)
-        if preferred not in BACKENDS and self.runtime.backend == "webgl" and self.runtime.software_gl:
-            # No real GPU: WebGL on a CPU rasteriser is slower than WASM (benchmarks/run.py).
-            renderer = self.runtime.gl_renderer
-            await self.runtime.switch("wasm")
-            self.runtime.rejected["webgl"] = f"software renderer ({renderer}); WASM is faster"
+        chosen = preferred in BACKENDS  # ?backend=... is the visitor's choice, software WebGL included
+        order = (preferred, *(b for b in BACKENDS if b != preferred)) if chosen else BACKENDS
+        self.runtime = await pyapp.init(backends=order, avoid_software_gl=not chosen)
         self.stage("runtime", "done", self.runtime.backend)
         self.show_backend()
         self.consumer = asyncio.ensure_future(self.consume())

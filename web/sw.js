@@ -143,7 +143,7 @@ self.addEventListener("fetch", (event) => {
 
 async function respond(request) {
   const cache = await caches.open(CACHE);
-  const rel = request.mode === "navigate" ? "index.html" : relOf(request.url);
+  const rel = relOf(request.url); // a navigation to the site root is index.html
   if (rel === INFO) {
     const info = await cache.match(scopeUrl(INFO));
     if (info) return info;

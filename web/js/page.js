@@ -3,6 +3,8 @@
 // main thread: the service worker, download progress, starting the worker,
 // and turning drops, pastes, file pickers and the camera into File objects.
 
+import { startPython } from "./python.js";
+
 const root = new URL("..", import.meta.url).href;
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -109,34 +111,6 @@ function trackProgress(info) {
   };
 }
 
-// ---------------------------------------------------------------- the Python worker
-
-async function startPython(info) {
-  const abs = (p) => new URL(p, root).href;
-  const script = document.createElement("script");
-  script.type = "py";
-  script.setAttribute("worker", "");
-  script.setAttribute("name", "pyapp");
-  script.src = abs("app.py");
-  script.setAttribute(
-    "config",
-    JSON.stringify({
-      interpreter: abs("vendor/pyodide/pyodide.mjs"),
-      packages: [...info.pyodide_packages.filter((p) => p === "numpy" || p === "pillow"), abs(info.pyapp_wheel)],
-      packages_cache: "passthrough",
-      js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
-    }),
-  );
-  const done = new Promise((resolve) => script.addEventListener("py:done", resolve, { once: true }));
-  const { hooks } = await import(abs("vendor/pyscript/core.js"));
-  // PyScript's one default worker hook registers `_pyscript` (for pyscript.fs, unused here) and is
-  // shipped to the worker as source and re-made with Function(): the page's CSP forbids eval.
-  hooks.worker.onBeforeRunAsync.clear();
-  document.body.append(script);
-  await done;
-  return script.xworker.sync;
-}
-
 // ---------------------------------------------------------------- input
 
 function wireInputs(py) {
@@ -237,7 +211,7 @@ async function main() {
     // Overlap: TF.js and the model download (into the cache) while Pyodide boots.
     for (const f of [...info.boot["TF.js"], ...info.boot.Model]) fetch(new URL(f, root)).catch(() => {});
   }
-  const py = await startPython(info);
+  const { sync: py } = await startPython(info, root, "app.py", "pyapp");
   const backend = await py.start(params.get("backend") ?? "auto", root);
   progress.finish();
   performance.mark("pyapp:ready");

@@ -1,0 +1,270 @@
+"""The playground: its Python engine on the host, and the page in Chromium (README and docstring examples
+run as written, uploads, rich output, Stop, the teach panel)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pyapp import assets
+from pyapp.playground import Session, all_examples, browser_examples, rich_html
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(session: Session, code: str) -> Any:
+    return asyncio.run(session.run(code))
+
+
+def test_cells_share_a_namespace_await_at_top_level_and_show_the_last_value() -> None:
+    out: list[tuple[str, str]] = []
+    session = Session(write=lambda stream, text: out.append((stream, text)))
+    first = _run(session, "import asyncio\nx = 20\nawait asyncio.sleep(0)\nx + 1")
+    assert first.ok
+    assert first.value_text == "21"
+    second = _run(session, "y = x * 2\nprint('y is', y)")
+    assert second.ok
+    assert second.value_html is None, "a cell ending in a statement shows nothing"
+    assert "".join(t for s, t in out if s == "stdout") == "y is 40\n"
+    assert _run(session, "_").value_text == "21", "_ is the last value shown"
+    later = _run(session, "async def f():\n    return 5\nf()")
+    assert "coroutine" in later.value_text, "an un-awaited coroutine stays a value, as in Python"
+    session.namespace["_"].close()
+    assert _run(session, "await f()").value_text == "5"
+
+
+def test_errors_show_the_users_own_lines_only() -> None:
+    session = Session(write=lambda *_: None)
+    result = _run(session, "a = 1\nb = 0\na / b")
+    assert not result.ok
+    assert result.error.startswith("Traceback (most recent call last):")
+    assert 'File "<cell 1>", line 3' in result.error
+    assert result.error.endswith("ZeroDivisionError: division by zero")
+    assert "playground.py" not in result.error, "the runner's own frames are hidden"
+    syntax = _run(session, "def broken(:\n    pass")
+    assert not syntax.ok
+    assert "SyntaxError" in syntax.error
+    assert "<cell 2>" in syntax.error
+    assert _run(session, "a").value_text == "1", "an error leaves the namespace usable"
+
+
+def test_stderr_and_display_stream_in_order() -> None:
+    out: list[tuple[str, str]] = []
+    session = Session(write=lambda stream, text: out.append((stream, text)))
+    _run(session, "import sys, numpy as np\nprint('a')\nsys.stderr.write('b')\ndisplay(np.zeros(2))\nprint('c')")
+    kinds = [s for s, t in out if t.strip()]
+    assert kinds == ["stdout", "stderr", "html", "stdout"]
+
+
+def test_rich_html_for_arrays_predictions_tables_and_images_escapes_everything() -> None:
+    array = rich_html(np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert "ndarray (2, 3) float32" in array
+    assert "max 5" in array
+    bars = rich_html([("Neutral", 0.93), ("<b>x</b>", 0.07)])
+    assert bars.count("<meter") == 2
+    assert "&lt;b&gt;x&lt;/b&gt;" in bars
+    assert "<b>x</b>" not in bars
+    assert "<script>" not in rich_html("<script>alert(1)</script>")
+    assert "&lt;script&gt;" in rich_html({"k": "<script>"})
+    from PIL import Image
+
+    image = rich_html(Image.new("RGB", (4, 3), "red"))
+    assert "src='data:image/png;base64," in image
+    assert "RGB 4×3" in image
+
+
+def test_browser_examples_are_found_in_every_browser_module() -> None:
+    doc = "Intro.\n\nExample (in the browser)::\n\n    x = 1\n\n        y = 2\n\nAfter.\n"
+    assert browser_examples(doc) == ["x = 1\n\n    y = 2"]
+    examples = all_examples()
+    modules = {title.split(" (")[0] for title in examples}
+    for module in ("pyapp.runtime", "pyapp.model", "pyapp.classifier", "pyapp.training", "pyapp.transfer"):
+        assert module in modules
+    assert all(code.strip() for code in examples.values())
+
+
+def readme_examples() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [m.group(1) for m in re.finditer(r"```python\n(.*?)```", text, re.S)]
+
+
+def test_readme_has_python_examples() -> None:
+    blocks = readme_examples()
+    assert len(blocks) >= 4
+    assert any("await model.fit(" in b for b in blocks)
+
+
+# ------------------------------------------------------------------------ the page, in Chromium
+
+
+@pytest.fixture
+def playground(browser: Any, server_url: str) -> Any:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(300_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server_url + "playground.html")
+    page.wait_for_selector("#playground[data-ready='true']")
+    page.errors = errors
+    yield page
+    context.close()
+
+
+def _run_cell(page: Any, code: str, *, keyboard: bool = False) -> dict[str, str]:
+    """Type code into the editor, run it, return the new cell's state and text."""
+    before = page.locator("#output .cell").count()
+    page.fill("#editor", code)
+    if keyboard:
+        page.focus("#editor")
+        page.keyboard.press("Control+Enter")
+    else:
+        page.click("#run")
+    page.wait_for_function(
+        """(n) => document.querySelectorAll('#output .cell').length > n
+            && document.querySelector('#output .cell').dataset.state !== 'running'""",
+        arg=before,
+    )
+    cell = page.locator("#output .cell").first
+    return {"state": cell.get_attribute("data-state") or "", "text": cell.inner_text(), "html": cell.inner_html()}
+
+
+def test_readme_examples_run_as_written(playground: Any) -> None:
+    """Every ```python block of the README, each in a fresh namespace, runs without error."""
+    for block in readme_examples():
+        playground.click("#reset")
+        cell = _run_cell(playground, block)
+        assert cell["state"] == "ok", f"README example failed:\n{block}\n---\n{cell['text']}"
+    assert playground.errors == []
+
+
+def test_docstring_examples_run_as_written(playground: Any) -> None:
+    """Every 'Example (in the browser)' of pyapp's docstrings, picked from the Examples menu and run."""
+    titles = playground.eval_on_selector_all("#examples option", "os => os.map(o => o.value).filter(Boolean)")
+    assert len(titles) == len(all_examples())
+    for title in titles:
+        playground.click("#reset")
+        playground.select_option("#examples", title)
+        playground.wait_for_function(
+            "(t) => document.getElementById('editor').value.length > 0 && document.activeElement.id === 'editor'",
+            arg=title,
+        )
+        code = playground.input_value("#editor")
+        assert code == all_examples()[title]
+        cell = _run_cell(playground, code)
+        assert cell["state"] == "ok", f"docstring example {title} failed:\n{code}\n---\n{cell['text']}"
+    assert playground.errors == []
+
+
+def test_uploads_rich_values_keyboard_and_errors(playground: Any) -> None:
+    """A developer adds a photo, classifies it, looks at a tensor as numpy and at memory, and makes a mistake."""
+    playground.set_input_files("#upload-input", [assets.VENDOR / "samples" / "chelsea.png"])
+    playground.wait_for_selector("#uploads li:has-text('chelsea.png')")
+    cell = _run_cell(
+        playground,
+        'clf = await pyapp.ImageClassifier.load("models/nsfw-mobilenet-v2/manifest.json")\n'
+        'await clf.classify(uploads["chelsea.png"])',
+        keyboard=True,
+    )
+    assert cell["state"] == "ok"
+    assert cell["html"].count("<meter") == 5
+    assert '<li class="bar top"><span class="label">Neutral</span>' in cell["html"]
+    cell = _run_cell(playground, 'x = clf.prepare(uploads["chelsea.png"])\nx[0, :2, :2, 0]')
+    assert "ndarray (2, 2) float32" in cell["text"]
+    cell = _run_cell(playground, "from pyapp import memory\nclf.dispose()\nmemory.snapshot()")
+    assert "Memory snapshot" in cell["text"]
+    assert "num_tensors" in cell["text"]
+    cell = _run_cell(playground, "print('before')\nclf.classify(None)\n")
+    assert cell["state"] == "ok", "an un-awaited coroutine is a value, not an error"
+    cell = _run_cell(playground, "print('before')\nawait clf.classify(uploads['chelsea.png'])")
+    assert cell["state"] == "error"
+    assert "before" in cell["text"]
+    assert "DisposedError" in cell["text"]
+    assert "<cell" in cell["text"]
+    memory_panel = playground.inner_text("#pg-memory")
+    assert "Tensors" in memory_panel
+
+
+def test_stop_interrupts_a_runaway_cell_and_keeps_the_namespace(playground: Any) -> None:
+    _run_cell(playground, "kept = 41")
+    playground.fill("#editor", "n = 0\nwhile True:\n    n += 1")
+    playground.click("#run")
+    playground.wait_for_selector("#output .cell[data-state='running']")
+    playground.wait_for_timeout(500)
+    playground.click("#stop")
+    playground.wait_for_selector("#output .cell[data-state='error']")
+    assert "Interrupted" in playground.locator("#output .cell").first.inner_text()
+    cell = _run_cell(playground, "kept + 1, n > 0")
+    assert cell["state"] == "ok"
+    assert "(42, True)" in cell["text"]
+
+
+@pytest.fixture
+def face_files(tmp_path: Path, built: None) -> dict[str, list[Path]]:
+    """Real photos from the LFW subset as PNG files: 8 faces and 8 non-faces to teach, one of each to try."""
+    from PIL import Image
+
+    from pyapp.datasets import parse_faces
+
+    images, labels = parse_faces((assets.VENDOR / "data" / "lfw_subset.npy").read_bytes())
+    files: dict[str, list[Path]] = {"face": [], "not a face": []}
+    for label, name in ((1, "face"), (0, "not a face")):
+        for n, index in enumerate(np.flatnonzero(labels == label)[:9]):
+            path = tmp_path / f"{name.replace(' ', '-')}-{n}.png"
+            Image.fromarray(images[index]).resize((100, 100)).save(path)
+            files[name].append(path)
+    return files
+
+
+def test_teach_panel_trains_tries_saves_downloads_and_reloads(
+    playground: Any, face_files: dict[str, list[Path]]
+) -> None:
+    """A visitor names two classes, adds photos to each, trains, tries unseen photos, saves in the browser,
+    downloads the files, reloads the page and loads the saved classifier back."""
+    page = playground
+    for index, name in enumerate(("not a face", "face")):
+        page.fill(f"#class-name-{index}", name)
+        page.dispatch_event(f"#class-name-{index}", "change")
+        page.set_input_files(f"#class-files-{index}", face_files[name][:8])
+        page.wait_for_function(
+            "(i) => document.querySelector(`[data-class='${i}'] .count`).textContent === '8 examples'", arg=index
+        )
+    assert page.locator(".class-card .thumbs img").count() == 16
+    page.fill("#epochs", "40")
+    page.click("#train")
+    page.wait_for_function("() => document.getElementById('train-status').textContent.startsWith('Trained on 16')")
+    assert page.evaluate("document.getElementById('train-progress').value") == 40
+
+    def try_photo(path: Path) -> str:
+        page.evaluate("delete document.getElementById('try-result').dataset.top1")
+        page.set_input_files("#try-input", [path])
+        page.wait_for_function("() => document.getElementById('try-result').dataset.top1 !== undefined")
+        return str(page.evaluate("document.getElementById('try-result').dataset.top1"))
+
+    assert try_photo(face_files["face"][8]) == "face"
+    assert try_photo(face_files["not a face"][8]) == "not a face"
+    page.fill("#save-name", "pytest-teach")
+    page.click("#save")
+    page.wait_for_function("() => document.getElementById('save-status').textContent.startsWith('Saved')")
+    downloads: list[Any] = []
+    page.on("download", lambda download: downloads.append(download))
+    page.click("#download")
+    page.wait_for_function("() => document.getElementById('save-status').textContent.startsWith('Downloaded')")
+    page.wait_for_timeout(500)
+    assert sorted(d.suggested_filename for d in downloads) == ["pytest-teach.json", "pytest-teach.weights.bin"]
+
+    page.reload()
+    page.wait_for_selector("#playground[data-ready='true']")
+    page.select_option("#saved", "indexeddb://pytest-teach")
+    page.click("#load")
+    page.wait_for_function("() => document.getElementById('save-status').textContent.startsWith('Loaded')")
+    assert page.input_value("#class-name-1") == "face"
+    assert try_photo(face_files["face"][8]) == "face"
+    cell = _run_cell(page, 'await pyapp.saving.remove_saved("indexeddb://pytest-teach")')
+    assert cell["state"] == "ok"
+    assert page.errors == []

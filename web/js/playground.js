@@ -1,0 +1,128 @@
+// Page glue for the playground. Thin by design: running cells, rendering output and the
+// teach panel are Python (web/playground.py, in a worker). This file starts that worker,
+// forwards keys, clicks and files, and owns the one thing Python cannot: the Stop button's
+// interrupt buffer, which must be written while Python is busy.
+import { startPython } from "./python.js";
+
+const root = new URL("..", import.meta.url).href;
+const $ = (id) => document.getElementById(id);
+
+/** Tab / Shift+Tab indent and dedent, Ctrl/Cmd+Enter runs: a code editor's keys on a plain textarea. */
+function wireEditor(run) {
+  const editor = $("editor");
+  editor.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      e.preventDefault();
+      run();
+    } else if (e.key === "Tab" && !e.altKey && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      const { selectionStart: start, selectionEnd: end, value } = editor;
+      const lineStart = value.lastIndexOf("\n", start - 1) + 1;
+      if (e.shiftKey) {
+        const line = value.slice(lineStart);
+        const strip = line.match(/^ {1,4}/)?.[0].length ?? 0;
+        editor.setRangeText("", lineStart, lineStart + strip, "preserve");
+        editor.setSelectionRange(Math.max(lineStart, start - strip), Math.max(lineStart, end - strip));
+      } else {
+        editor.setRangeText("    ", start, end, "end");
+      }
+    } else if (e.key === "Escape") {
+      $("run").focus(); // a way out of the editor for keyboard users, since Tab indents
+    }
+  });
+}
+
+function wireFiles(py) {
+  const add = (files) => files.length && py.add_uploads([...files]);
+  $("upload-input").addEventListener("change", (e) => {
+    add(e.target.files);
+    e.target.value = "";
+  });
+  const drop = $("upload-drop");
+  drop.addEventListener("keydown", (e) => {
+    if (e.target === drop && (e.key === "Enter" || e.key === " ")) {
+      e.preventDefault();
+      $("upload-input").click();
+    }
+  });
+  drop.addEventListener("dragover", (e) => e.preventDefault());
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    add(e.dataTransfer.files);
+  });
+}
+
+function wireTeach(py) {
+  const classes = $("classes");
+  // Class cards are drawn by Python; their inputs are handled here by delegation.
+  classes.addEventListener("change", (e) => {
+    const card = e.target.closest("[data-class]");
+    if (!card) return;
+    const index = Number(card.dataset.class);
+    if (e.target.type === "file") {
+      py.teach_add(index, [...e.target.files]);
+      e.target.value = "";
+    } else if (e.target.type === "text") {
+      py.teach_rename(index, e.target.value);
+    }
+  });
+  classes.addEventListener("dragover", (e) => e.target.closest("[data-class]") && e.preventDefault());
+  classes.addEventListener("drop", (e) => {
+    const card = e.target.closest("[data-class]");
+    if (!card) return;
+    e.preventDefault();
+    py.teach_add(Number(card.dataset.class), [...e.dataTransfer.files]);
+  });
+  $("add-class").addEventListener("click", () => py.teach_add_class());
+  $("train").addEventListener("click", () => py.teach_train(Number($("epochs").value)));
+  $("try-input").addEventListener("change", (e) => {
+    if (e.target.files.length) py.teach_try(e.target.files[0]);
+    e.target.value = "";
+  });
+  $("save").addEventListener("click", () => py.teach_save($("save-name").value));
+  $("download").addEventListener("click", () => py.teach_download($("save-name").value));
+  $("load").addEventListener("click", () => $("saved").value && py.teach_load($("saved").value));
+}
+
+async function main() {
+  const info = await (await fetch(new URL("vendor/build.json", root))).json();
+  const { sync: py, worker } = await startPython(info, root, "playground.py", "playground");
+  // Stop: Pyodide checks this shared flag between bytecodes and raises KeyboardInterrupt (2 = SIGINT).
+  const interrupt = new Int32Array(new SharedArrayBuffer(4));
+  worker.postMessage({ type: "interrupt-buffer", buffer: interrupt });
+  await py.start(root);
+  let running = false;
+  const run = async () => {
+    if (running) return;
+    running = true;
+    $("run").disabled = true;
+    $("stop").disabled = false;
+    try {
+      await py.run($("editor").value);
+    } finally {
+      running = false;
+      $("run").disabled = false;
+      $("stop").disabled = true;
+    }
+  };
+  wireEditor(run);
+  $("run").addEventListener("click", run);
+  $("stop").addEventListener("click", () => {
+    Atomics.store(interrupt, 0, 2);
+  });
+  $("clear").addEventListener("click", () => py.clear_output());
+  $("reset").addEventListener("click", () => py.reset());
+  $("examples").addEventListener("change", (e) => {
+    if (e.target.value) py.show_example(e.target.value);
+  });
+  $("pg-backend").addEventListener("change", (e) => py.switch_backend(e.target.value));
+  wireFiles(py);
+  wireTeach(py);
+  globalThis.playground = py; // for tests and the console
+  document.body.dataset.ready = "true";
+}
+
+main().catch((err) => {
+  $("env-status").textContent = `Failed to start: ${err.message ?? err}`;
+  document.body.dataset.failed = "true";
+});

@@ -1,0 +1,345 @@
+"""The playground's logic. Runs under PyScript in a Web Worker (the page stays responsive while cells run).
+
+Cells run in one namespace through :class:`pyapp.playground.Session`; output is
+written into the page as it happens. The teach panel trains a
+:class:`pyapp.transfer.TransferClassifier` on images the visitor labels.
+The page is reached through ``polyscript.xworker`` (see web/app.py for why).
+"""
+
+import asyncio
+import time
+from html import escape
+
+import js  # the worker's own global scope
+import pyodide_js
+from polyscript import xworker  # type: ignore[import-not-found]
+from pyodide.ffi import to_js
+
+import pyapp
+from pyapp import memory, playground, saving, ui
+from pyapp.classifier import ImageClassifier
+from pyapp.errors import PyAppError
+from pyapp.transfer import TransferClassifier
+
+window = xworker.window
+document = window.document
+sync = xworker.sync
+
+BASE_MODEL = "models/nsfw-mobilenet-v2/manifest.json"
+
+
+def el(element_id: str):
+    return document.getElementById(element_id)
+
+
+def on_message(event) -> None:
+    """The page sends the Stop button's shared buffer: Pyodide raises KeyboardInterrupt when it is set."""
+    data = event.data
+    if getattr(data, "type", None) == "interrupt-buffer":
+        pyodide_js.setInterruptBuffer(data.buffer)
+
+
+xworker.onmessage = on_message
+
+
+async def file_bytes(file) -> bytes:
+    """A page File's bytes (read on the page, copied here)."""
+    return bytes((await file.arrayBuffer()).to_py()) if hasattr(file, "arrayBuffer") else bytes(file)
+
+
+class Playground:
+    """Cells, uploads and the memory readout."""
+
+    def __init__(self) -> None:
+        self.uploads: dict[str, bytes] = {}
+        self.session = self.new_session()
+        self.examples: dict[str, str] = {}
+        self.cell = None  # the output element of the running cell
+        self.lock = asyncio.Lock()
+
+    async def start(self, root: str) -> str:
+        js.globalThis.PYAPP_ROOT = root  # relative URLs in cells resolve against the site, not the worker
+        rt = await pyapp.init(backends=("wasm", "webgl", "cpu"))
+        el("pg-backend").value = rt.backend
+        el("pg-backend").disabled = False
+        self.examples = playground.all_examples()
+        options = "".join(f'<option value="{escape(title)}">{escape(title)}</option>' for title in self.examples)
+        el("examples").insertAdjacentHTML("beforeend", options)
+        el("examples").disabled = False
+        el("run").disabled = False
+        self.show_env()
+        self.update_memory()
+        await teach.start()
+        el("playground").dataset.ready = "true"
+        return rt.backend
+
+    def show_env(self) -> None:
+        rt = pyapp.runtime.current()
+        backend = rt.backend if rt else "none"
+        versions = f"{playground.python_version()} · TF.js {js.tf.version.tfjs} · pyapp {pyapp.__version__}"
+        el("env-status").textContent = f"{versions} · backend {backend}"
+
+    # ------------------------------------------------------------------ output
+
+    def write(self, stream: str, text: str) -> None:
+        """Session output, straight into the running cell's block."""
+        if self.cell is None:
+            return
+        if stream == "html":
+            self.cell.insertAdjacentHTML("beforeend", text)
+            return
+        last = self.cell.lastElementChild
+        if last is None or last.tagName != "PRE" or last.className != stream:
+            last = document.createElement("pre")
+            last.className = stream
+            self.cell.append(last)
+        last.append(text)
+
+    async def run(self, code: str) -> bool:
+        """Run one cell; its output appears in a new block at the top. True when it ran without error."""
+        async with self.lock:
+            block = document.createElement("li")
+            block.className = "cell"
+            block.dataset.state = "running"
+            block.innerHTML = f"<p class='meta'>In [{self.session.count + 1}] running…</p>"
+            el("output").prepend(block)
+            self.cell = block
+            try:
+                result = await self.session.run(code)
+            finally:
+                self.cell = None
+            meta = block.querySelector(".meta")
+            meta.textContent = f"In [{self.session.count}] {result.seconds * 1e3:.0f} ms"
+            if result.error is not None:
+                pre = document.createElement("pre")
+                pre.className = "traceback"
+                pre.textContent = result.error
+                block.append(pre)
+            elif result.value_html is not None:
+                block.insertAdjacentHTML("beforeend", result.value_html)
+            block.dataset.state = "ok" if result.ok else "error"
+            self.show_env()
+            self.update_memory()
+            return result.ok
+
+    def new_session(self) -> playground.Session:
+        session = playground.Session(write=self.write)
+        session.namespace.update({"uploads": self.uploads, "pyapp": pyapp})
+        return session
+
+    def clear_output(self) -> None:
+        el("output").innerHTML = ""
+
+    async def reset(self) -> None:
+        """A fresh namespace (as after a restart, but models already loaded elsewhere stay loaded)."""
+        async with self.lock:
+            self.session = self.new_session()
+            note = document.createElement("li")
+            note.className = "note"
+            note.textContent = "Python namespace reset: every variable is gone; uploads stay."
+            el("output").prepend(note)
+
+    def show_example(self, title: str) -> None:
+        code = self.examples.get(title)
+        if code is not None:
+            el("editor").value = code
+            el("editor").focus()
+
+    def update_memory(self) -> None:
+        el("pg-memory").innerHTML = ui.memory_table(memory.snapshot())
+
+    async def switch_backend(self, name: str) -> str:
+        async with self.lock:
+            rt = pyapp.runtime.current()
+            try:
+                await rt.switch(name)
+            except PyAppError as exc:
+                el("env-status").textContent = str(exc)
+                el("pg-backend").value = rt.backend
+                return rt.backend
+            self.show_env()
+            self.update_memory()
+            return rt.backend
+
+    # ------------------------------------------------------------------ uploads
+
+    async def add_uploads(self, files) -> int:
+        for file in files:
+            self.uploads[str(file.name)] = await file_bytes(file)
+        items = "".join(
+            f"<li><code>uploads[{escape(repr(name))}]</code> {ui.fmt_bytes(len(data))}</li>"
+            for name, data in self.uploads.items()
+        )
+        el("uploads").innerHTML = items
+        return len(self.uploads)
+
+
+class Teach:
+    """The teach panel: classes, labelled images, training, trying, saving."""
+
+    def __init__(self) -> None:
+        self.base: ImageClassifier | None = None
+        self.learner: TransferClassifier | None = None
+        self.trained = False
+
+    async def start(self) -> None:
+        self.base = await ImageClassifier.load(BASE_MODEL)
+        self.learner = await TransferClassifier.create(self.base, ["Class A", "Class B"])
+        self.draw_classes()
+        for button in ("add-class", "train"):
+            el(button).disabled = False
+        await self.refresh_saved()
+
+    def status(self, element: str, text: str, ok: bool = True) -> None:
+        node = el(element)
+        node.textContent = text
+        node.className = "" if ok else "error"
+
+    def draw_classes(self) -> None:
+        counts = self.learner.counts()
+        el("classes").innerHTML = "".join(
+            ui.class_card(i, name, counts[name]) for i, name in enumerate(self.learner.classes)
+        )
+
+    def set_trained(self, trained: bool) -> None:
+        self.trained = trained
+        for control in ("try-input", "save", "download"):
+            el(control).disabled = not trained
+
+    async def add(self, index: int, files) -> int:
+        name = self.learner.classes[index]
+        card = document.querySelector(f'[data-class="{index}"]')
+        added = 0
+        for file in files:
+            try:
+                await self.learner.add(await file_bytes(file), name)
+            except PyAppError as exc:
+                self.status("train-status", f"{file.name}: {exc}", ok=False)
+                continue
+            added += 1
+            thumb = document.createElement("img")
+            thumb.alt = ""
+            thumb.src = window.URL.createObjectURL(file)
+            card.querySelector(".thumbs").append(thumb)
+        count = self.learner.counts()[name]
+        card.querySelector(".count").textContent = f"{count} example{'' if count == 1 else 's'}"
+        return added
+
+    def rename(self, index: int, name: str) -> None:
+        name = name.strip()
+        others = [c for i, c in enumerate(self.learner.classes) if i != index]
+        if not name or name in others:
+            self.status("train-status", "Each class needs its own, non-empty name.", ok=False)
+            document.getElementById(f"class-name-{index}").value = self.learner.classes[index]
+            return
+        self.learner.classes[index] = name  # examples are kept by index: renaming keeps them
+
+    def add_class(self) -> None:
+        letter = chr(ord("A") + len(self.learner.classes))
+        self.learner.classes.append(f"Class {letter}")
+        self.set_trained(False)  # the head has one output per class: train again
+        self.draw_classes()
+
+    async def train(self, epochs: int) -> bool:
+        progress = el("train-progress")
+        progress.max = epochs
+        progress.value = 0
+
+        def on_epoch(event) -> None:
+            progress.value = event.epoch + 1
+            acc = event.logs.get("accuracy", float("nan"))
+            self.status("train-status", f"Epoch {event.epoch + 1}/{epochs}: accuracy {acc:.2f}")
+
+        started = time.perf_counter()
+        try:
+            history = await self.learner.train(epochs=epochs, on_epoch=on_epoch)
+        except PyAppError as exc:
+            self.status("train-status", str(exc), ok=False)
+            return False
+        logs = history.epochs[-1].logs
+        total = sum(self.learner.counts().values())
+        self.status(
+            "train-status",
+            f"Trained on {total} images in {time.perf_counter() - started:.1f} s: "
+            f"accuracy {logs.get('accuracy', float('nan')):.2f}, loss {logs.get('loss', float('nan')):.3f}",
+        )
+        self.set_trained(True)
+        return True
+
+    async def try_image(self, file) -> list:
+        try:
+            top = await self.learner.classify(await file_bytes(file))
+        except PyAppError as exc:
+            el("try-result").innerHTML = ui.error_card(str(exc))
+            return []
+        url = window.URL.createObjectURL(file)
+        el("try-result").innerHTML = f'<img alt="" src="{url}">' + ui.result_card(top, 0).replace(
+            '<p class="latency">0 ms</p>', ""
+        )
+        el("try-result").dataset.top1 = top[0][0]
+        return [list(p) for p in top]
+
+    async def save(self, name: str) -> bool:
+        try:
+            await self.learner.save(f"indexeddb://{name}")
+        except PyAppError as exc:
+            self.status("save-status", str(exc), ok=False)
+            return False
+        self.status("save-status", f"Saved in this browser as {name!r}: it works offline and after a reload.")
+        await self.refresh_saved()
+        return True
+
+    async def download(self, name: str) -> None:
+        try:
+            files = await self.learner.to_files(name)
+        except PyAppError as exc:
+            self.status("save-status", str(exc), ok=False)
+            return
+        for file_name, data in files.items():
+            blob = window.Blob.new(window.Array.of(to_js(data)))
+            link = document.createElement("a")
+            link.href = window.URL.createObjectURL(blob)
+            link.download = file_name
+            link.click()
+        self.status("save-status", f"Downloaded {' and '.join(files)}: load them with pyapp.saving.load().")
+
+    async def refresh_saved(self) -> None:
+        saved = await saving.list_saved()
+        select = el("saved")
+        select.innerHTML = '<option value="">—</option>' + "".join(
+            f'<option value="{escape(url)}">{escape(url.removeprefix("indexeddb://"))}</option>' for url in saved
+        )
+        select.disabled = el("load").disabled = not saved
+
+    async def load(self, url: str) -> bool:
+        try:
+            learner = await TransferClassifier.load(url, base=self.base)
+        except PyAppError as exc:
+            self.status("save-status", str(exc), ok=False)
+            return False
+        if self.learner is not None:
+            self.learner.dispose()
+        self.learner = learner
+        self.draw_classes()
+        self.set_trained(True)
+        self.status("save-status", f"Loaded {url.removeprefix('indexeddb://')}: classes {', '.join(learner.classes)}.")
+        return True
+
+
+app = Playground()
+teach = Teach()
+sync.start = app.start
+sync.run = app.run
+sync.clear_output = app.clear_output
+sync.reset = app.reset
+sync.show_example = app.show_example
+sync.switch_backend = app.switch_backend
+sync.add_uploads = app.add_uploads
+sync.teach_add = teach.add
+sync.teach_rename = teach.rename
+sync.teach_add_class = teach.add_class
+sync.teach_train = teach.train
+sync.teach_try = teach.try_image
+sync.teach_save = teach.save
+sync.teach_download = teach.download
+sync.teach_load = teach.load
