@@ -189,7 +189,7 @@ def _input_mismatch(shape: tuple[int | None, ...], manifest: ModelManifest) -> s
     want = (None, *manifest.input.shape)
     if len(shape) == len(want) and all(a is None or b is None or a == b for a, b in zip(shape, want, strict=True)):
         return None
-    return f"the model takes input {_fmt(shape)} but the manifest says {_fmt(want)}"
+    return f"the model takes input {format_shape(shape)} but the manifest says {format_shape(want)}"
 
 
 class Model:
@@ -367,12 +367,13 @@ class Model:
             return  # the model does not declare its input shape
         if len(shape) != len(want):
             raise InvalidInput(
-                f"model {self.manifest.name!r} expects input of rank {len(want)} {_fmt(want)}, got shape {shape}"
+                f"model {self.manifest.name!r} expects input of rank {len(want)} {format_shape(want)}, "
+                f"got shape {shape}"
             )
         for axis, (got, exp) in enumerate(zip(shape, want, strict=True)):
             if exp is not None and got != exp:
                 raise InvalidInput(
-                    f"model {self.manifest.name!r} expects shape {_fmt(want)}, got {shape} (axis {axis})"
+                    f"model {self.manifest.name!r} expects shape {format_shape(want)}, got {shape} (axis {axis})"
                 )
         if shape[0] == 0:
             raise InvalidInput("empty batch")
@@ -461,5 +462,10 @@ def _shape_of(info: Any) -> tuple[int | None, ...]:
     return tuple(None if d is None or int(d) < 0 else int(d) for d in shape)
 
 
-def _fmt(shape: tuple[int | None, ...]) -> str:
+def format_shape(shape: tuple[int | None, ...]) -> str:
+    """A shape as error messages show it, ``N`` for a free dimension.
+
+    >>> format_shape((None, 224, 224, 3))
+    '(N, 224, 224, 3)'
+    """
     return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"

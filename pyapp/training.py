@@ -48,6 +48,7 @@ import numpy as np
 
 from pyapp.errors import DisposedError, InvalidInput, JSError, StateError
 from pyapp.layers import Layer
+from pyapp.model import format_shape
 from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
 
 log = logging.getLogger("pyapp.training")
@@ -353,7 +354,7 @@ class TrainableModel:
         if arr.ndim != len(want) or any(
             w is not None and w != g for w, g in zip(want[1:], arr.shape[1:], strict=False)
         ):
-            raise InvalidInput(f"model {self.name!r} takes inputs of shape {_fmt(want)}, got {arr.shape}")
+            raise InvalidInput(f"model {self.name!r} takes inputs of shape {format_shape(want)}, got {arr.shape}")
         if arr.shape[0] == 0:
             raise InvalidInput("no examples (empty first axis)")
         if not np.isfinite(arr).all():
@@ -565,7 +566,3 @@ def Sequential(layers: Sequence[Layer], name: str | None = None) -> TrainableMod
             model.dispose()  # the layers added so far hold weights
         raise
     return TrainableModel(model, name=name)
-
-
-def _fmt(shape: tuple[int | None, ...]) -> str:
-    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"

@@ -81,6 +81,20 @@ def test_upload_photos_and_a_corrupt_file(browser: Any, server_url: str, bad_fil
     context.close()
 
 
+def test_images_chosen_while_python_starts_are_kept(browser: Any, server_url: str) -> None:
+    """A visitor who picks photos before the app is ready gets them classified once it is, none lost."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.goto(server_url + "?backend=wasm&nosw")
+    assert page.evaluate("document.body.dataset.ready") is None, "picked before the boot finished"
+    page.set_input_files("#file-input", [SAMPLES / "chelsea.png", SAMPLES / "coffee.png"])
+    results = _wait_results(page, 2)
+    assert sorted(r["name"] for r in results) == ["chelsea.png", "coffee.png"]
+    assert {r["top1"] for r in results} == {"Neutral"}
+    context.close()
+
+
 def test_keyboard_and_backend_switch(browser: Any, server_url: str) -> None:
     """The picker opens from the keyboard (native input, and Enter on the drop zone); switching backend works."""
     context, page = _open_app(browser, server_url + "?backend=wasm")

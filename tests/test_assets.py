@@ -58,6 +58,22 @@ def test_tampered_wheel_fails_the_build(sandbox: Path, capsys: pytest.CaptureFix
     assert "sha256 mismatch" in capsys.readouterr().err
 
 
+def test_datasets_come_only_from_a_checked_wheel(sandbox: Path) -> None:
+    """The digits file is taken from scikit-learn's Pyodide wheel only when that wheel matches the official lock."""
+    packages = assets.official_lock()["packages"]
+    assert isinstance(packages, dict)
+    wheel = sandbox / "mirror" / str(packages["scikit-learn"]["file_name"])
+    good = wheel.read_bytes()
+    wheel.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    data = sandbox / "web" / "vendor" / "data"
+    with pytest.raises(assets.BuildError, match=r"sha256 mismatch for scikit_learn-1\.6\.1-"):
+        assets.build(only=["data"])
+    assert not data.exists() or not any(data.iterdir()), "nothing half-vendored"
+    wheel.write_bytes(good)
+    assert assets.build(only=["data"]).rebuilt == ["data"]
+    assert sorted(p.name for p in data.iterdir() if not p.name.startswith(".")) == ["digits.csv.gz", "lfw_subset.npy"]
+
+
 def test_vendored_wheels_match_official_lock(built: None) -> None:
     """What the real build vendored is byte-identical to the official lock's hashes."""
     assets.verify_vendored_wheels()
@@ -77,7 +93,7 @@ def test_verify_detects_tampered_vendored_wheel(sandbox: Path) -> None:
 def test_rebuild_is_a_no_op_then_repairs_partial_or_corrupt_output(sandbox: Path) -> None:
     """Up to date -> nothing rebuilt; a deleted or modified output -> only that step is rebuilt."""
     first = assets.build()
-    assert first.rebuilt == ["pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model", "samples", "pyapp"]
+    assert first.rebuilt == ["pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model", "samples", "data", "pyapp"]
     again = assets.build()
     assert again.rebuilt == []
     (sandbox / "web" / "vendor" / "tfjs" / "tfjs-backend-wasm.wasm").unlink()

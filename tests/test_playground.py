@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(session: Session, code: str) -> Any:
-    return asyncio.run(session.run(code))
+    # On a thread of its own: Playwright's sync API (the browser tests) keeps an event loop
+    # running on the main thread, where asyncio.run refuses to start another.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, session.run(code)).result()
 
 
 def test_cells_share_a_namespace_await_at_top_level_and_show_the_last_value() -> None:

@@ -113,11 +113,8 @@ function trackProgress(info) {
 
 // ---------------------------------------------------------------- input
 
-function wireInputs(py) {
-  const add = (files) => {
-    const images = [...files].filter((f) => f.size >= 0);
-    if (images.length) py.add_files(images);
-  };
+/** Files from the picker, drops, pastes, the camera and the sample button go to `add`. */
+function wireImageInputs(add) {
   const drop = $("drop");
   $("file-input").addEventListener("change", (e) => {
     add(e.target.files);
@@ -148,6 +145,10 @@ function wireInputs(py) {
     add(files);
   });
   wireCamera(add);
+}
+
+/** What needs the running Python worker: retrying the model, switching the backend. */
+function wireControls(py) {
   $("retry-model").addEventListener("click", async () => {
     $("retry-model").disabled = true;
     await py.retry_model();
@@ -200,6 +201,13 @@ function wireCamera(add) {
 
 async function main() {
   const t0 = performance.now();
+  // Images chosen while Python starts are kept and handed over once it runs (they then wait for the model).
+  const pending = [];
+  let deliver = (files) => pending.push(...files);
+  wireImageInputs((files) => {
+    const images = [...files];
+    if (images.length) deliver(images);
+  });
   const info = await (await fetch(new URL("vendor/build.json", root))).json();
   document.body.dataset.build = info.build_id;
   const reg = await startServiceWorker(info).catch((err) => {
@@ -212,12 +220,14 @@ async function main() {
     for (const f of [...info.boot["TF.js"], ...info.boot.Model]) fetch(new URL(f, root)).catch(() => {});
   }
   const { sync: py } = await startPython(info, root, "app.py", "pyapp");
+  deliver = (files) => py.add_files(files);
+  if (pending.length) py.add_files(pending.splice(0));
   const backend = await py.start(params.get("backend") ?? "auto", root);
   progress.finish();
   performance.mark("pyapp:ready");
   document.body.dataset.backend = backend;
   document.body.dataset.bootMs = String(Math.round(performance.now() - t0));
-  wireInputs(py);
+  wireControls(py);
   globalThis.pyapp = py; // for tests and the console
   document.body.dataset.ready = "true";
   afterBoot(reg, info);
