@@ -275,11 +275,9 @@ class Model:
         self._require_ready("js_model")
         return self._js_model
 
-    def _require_ready(self, what: str, allow_loading: bool = False) -> None:
+    def _require_ready(self, what: str) -> None:
         if self.state is ModelState.DISPOSED:
             raise DisposedError(f"{what}: model {self.manifest.name!r} was disposed")
-        if allow_loading and self.state is ModelState.LOADING:
-            return
         if self.state is not ModelState.READY:
             raise StateError(f"{what}: model {self.manifest.name!r} is {self.state.value}, not ready")
 
@@ -337,7 +335,7 @@ class Model:
             self.recoveries.append(why)
             log.warning("model %s: weights reloaded (%s) after: %s", self.manifest.name, variant.name, why)
             if self.load_info.warmup_ms is not None:
-                await self.warmup()
+                await self._warm()
             if self.memory is not None:
                 self.memory.start()  # a new backend: a new baseline
 
@@ -355,9 +353,13 @@ class Model:
 
     async def warmup(self) -> float:
         """Run one prediction on zeros (compiles WebGL shaders); returns and records its ms."""
+        self._require_ready("warmup")
+        return await self._warm()
+
+    async def _warm(self) -> float:
         shape = tuple(1 if d is None else d for d in self.input_shape)
         started = time.perf_counter()
-        await self.predict(np.zeros(shape, np.float32))
+        await predict_js(self._js_model, np.zeros(shape, np.float32))
         self.load_info.warmup_ms = (time.perf_counter() - started) * 1e3
         return self.load_info.warmup_ms
 
@@ -391,8 +393,11 @@ class Model:
 
         A tensor passed in stays the caller's: it is not disposed.
         """
-        self._require_ready("predict", allow_loading=self._recovering.locked())
         refuse_in_tidy("Model.predict")
+        if self._recovering.locked():
+            async with self._recovering:  # another request is reloading the weights: wait for it
+                pass
+        self._require_ready("predict")
         from pyapp._js import JsProxy
 
         tensor_in = isinstance(x, JsProxy)
@@ -404,14 +409,15 @@ class Model:
                 raise BackendLost("the input tensor was made on a backend that was lost since: make it again")
         else:
             x = self.check_input(x)
-        if not self._recovering.locked() and self._stale():
+        stale = self._stale()
+        if stale is not None:
             if tensor_in:
-                raise BackendLost(f"{self._stale()}; the input tensor was on the old backend: make it again")
+                raise BackendLost(f"{stale}; the input tensor was on the old backend: make it again")
             await self.recover()
         try:
             result = await predict_js(self._js_model, x)
         except BackendLost as exc:
-            if tensor_in or self._recovering.locked():
+            if tensor_in:
                 raise
             # Lost mid-request: recover, then run this request again (nothing is dropped).
             await self.recover(str(exc))

@@ -164,9 +164,8 @@ def tensor_lost(tensor: Any) -> bool:
     if info is None:
         return False  # disposed: TF.js says so itself
     registry = engine.registry
-    return not any(
-        js.Object.getOwnPropertyDescriptor(registry, name).value == info.backend for name in js.Object.keys(registry)
-    )
+    # Still registered under some name? (JsProxy == is JS identity, ===.)
+    return not any(getattr(registry, name) == info.backend for name in js.Object.keys(registry))
 
 
 async def guard(awaitable: Awaitable[T]) -> T:
@@ -201,8 +200,10 @@ async def guard(awaitable: Awaitable[T]) -> T:
 
 
 async def use_backend(name: str) -> None:
-    """Make ``name`` the active backend for a while (e.g. training where wasm lacks a kernel), keeping
-    :func:`current` in step; :class:`BackendUnavailable` if it cannot start."""
+    """Make ``name`` the active backend, keeping :func:`current` in step (e.g. to train where wasm lacks a kernel).
+
+    Raises :class:`BackendUnavailable` if it cannot start.
+    """
     rt = _current
     if rt is not None:
         await rt.switch(name)
