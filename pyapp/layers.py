@@ -56,6 +56,11 @@ def _pair(layer: str, what: str, value: int | tuple[int, int]) -> list[int]:
     return [_positive(layer, what, v) for v in pair]
 
 
+def _padding(layer: str, value: Any) -> None:
+    if value not in ("valid", "same"):
+        raise InvalidInput(f"{layer}: padding must be 'valid' or 'same', got {value!r}")
+
+
 def _activation(layer: str, name: str) -> str:
     if name not in ACTIVATIONS:
         raise InvalidInput(f"{layer}: unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}")
@@ -128,8 +133,7 @@ class Conv2D(Layer):
         _positive("Conv2D", "filters", self.filters)
         _pair("Conv2D", "kernel_size", self.kernel_size)
         _pair("Conv2D", "strides", self.strides)
-        if self.padding not in ("valid", "same"):
-            raise InvalidInput(f"Conv2D: padding must be 'valid' or 'same', got {self.padding!r}")
+        _padding("Conv2D", self.padding)
         _activation("Conv2D", self.activation)
 
     def config(self) -> dict[str, Any]:
@@ -156,8 +160,7 @@ class MaxPool2D(Layer):
         _pair(type(self).__name__, "pool_size", self.pool_size)
         if self.strides is not None:
             _pair(type(self).__name__, "strides", self.strides)
-        if self.padding not in ("valid", "same"):
-            raise InvalidInput(f"{type(self).__name__}: padding must be 'valid' or 'same', got {self.padding!r}")
+        _padding(type(self).__name__, self.padding)
 
     def config(self) -> dict[str, Any]:
         name = type(self).__name__

@@ -141,7 +141,7 @@ def build_artifacts(model_json: bytes, files: dict[str, bytes], variant: Variant
 
 async def _load_variant(manifest: ModelManifest, variant: Variant) -> tuple[Any, LoadInfo]:
     """Fetch, check and build one variant: the TF.js model and how loading went."""
-    from pyapp._js import JsException, error_message, js, tf, to_js
+    from pyapp._js import JsException, error_message, tf
 
     started = time.perf_counter()
     files: dict[str, bytes] = {}
@@ -152,10 +152,8 @@ async def _load_variant(manifest: ModelManifest, variant: Variant) -> tuple[Any,
     fetched = time.perf_counter()
     artifacts, weights = build_artifacts(files[variant.model], files, variant)
     tfm = tf()
-    js_artifacts = js.JSON.parse(json.dumps(artifacts))
-    js_artifacts.weightData = to_js(memoryview(weights)).buffer
     try:
-        handler = tfm.io.fromMemory(js_artifacts)
+        handler = memory_handler(artifacts, weights)
         if variant.format == "graph-model":
             js_model = await tfm.loadGraphModel(handler)
         else:
@@ -174,6 +172,18 @@ async def _load_variant(manifest: ModelManifest, variant: Variant) -> tuple[Any,
         build_ms=(built - fetched) * 1e3,
     )
     return js_model, info
+
+
+def memory_handler(artifacts: dict[str, Any], weights: bytes) -> Any:
+    """A TF.js IOHandler over model artifacts (JSON-able, without weight data) and their weight bytes.
+
+    What ``tf.loadLayersModel`` / ``tf.loadGraphModel`` take to build a model from bytes already checked here.
+    """
+    from pyapp._js import js, tf, to_js
+
+    js_artifacts = js.JSON.parse(json.dumps(artifacts))
+    js_artifacts.weightData = to_js(memoryview(weights)).buffer
+    return tf().io.fromMemory(js_artifacts)
 
 
 def _input_mismatch(shape: tuple[int | None, ...], manifest: ModelManifest) -> str | None:
@@ -460,12 +470,19 @@ async def predict_js(js_model: Any, x: Any) -> np.ndarray:
     return await to_numpy(output, dispose=True)
 
 
-def _shape_of(info: Any) -> tuple[int | None, ...]:
-    """A layers model says None for a free dimension, a graph model -1 (or no shape at all)."""
-    shape = getattr(info, "shape", None)
-    if shape is None:
-        return ()
+def dims(shape: Any) -> tuple[int | None, ...]:
+    """A TF.js shape as a tuple, None for a free dimension (layers models say null, graph models -1).
+
+    >>> dims([None, 224, 224, 3]), dims([-1, 5])
+    ((None, 224, 224, 3), (None, 5))
+    """
     return tuple(None if d is None or int(d) < 0 else int(d) for d in shape)
+
+
+def _shape_of(info: Any) -> tuple[int | None, ...]:
+    """The shape of a model input/output, () when it declares none (some graph models)."""
+    shape = getattr(info, "shape", None)
+    return () if shape is None else dims(shape)
 
 
 def format_shape(shape: tuple[int | None, ...]) -> str:

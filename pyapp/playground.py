@@ -190,7 +190,7 @@ def _is_prediction(value: Any) -> bool:
 def _prediction_html(value: list[tuple[str, float]]) -> str:
     from pyapp.ui import result_card
 
-    return result_card(value, latency_ms=0.0).replace('<p class="latency">0 ms</p>', "")
+    return result_card(value)
 
 
 def _is_pil(value: Any) -> bool:
@@ -244,7 +244,7 @@ def _history_html(history: Any) -> str:
 
 
 def _is_summary(value: Any) -> bool:
-    return hasattr(value, "summary") and type(value).__name__ in ("TrainableModel",) and value.state.value != "disposed"
+    return hasattr(value, "summary") and type(value).__name__ == "TrainableModel" and value.state.value != "disposed"
 
 
 def _summary_html(model: Any) -> str:

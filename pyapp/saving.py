@@ -178,7 +178,8 @@ async def load(source: str | Mapping[str, bytes]) -> Any:
     Returns a :class:`~pyapp.training.TrainableModel` (compiled again when the
     model was saved compiled). Raises :class:`ModelLoadError` saying why not.
     """
-    from pyapp._js import JsException, error_message, js, tf, to_js
+    from pyapp._js import JsException, error_message, tf
+    from pyapp.model import memory_handler
     from pyapp.training import TrainableModel
 
     tfm = tf()
@@ -195,9 +196,7 @@ async def load(source: str | Mapping[str, bytes]) -> Any:
             name = source
         elif isinstance(source, Mapping):
             artifacts, weights = artifacts_from_files(source)
-            js_artifacts = js.JSON.parse(json.dumps(artifacts))
-            js_artifacts.weightData = to_js(memoryview(weights)).buffer
-            js_model = await tfm.loadLayersModel(tfm.io.fromMemory(js_artifacts))
+            js_model = await tfm.loadLayersModel(memory_handler(artifacts, weights))
             name = "files"
         else:
             raise InvalidInput(f"load takes a URL or a dict of files, not {type(source).__name__}")

@@ -48,7 +48,7 @@ import numpy as np
 
 from pyapp.errors import DisposedError, InvalidInput, JSError, StateError
 from pyapp.layers import Layer
-from pyapp.model import format_shape
+from pyapp.model import dims, format_shape
 from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
 
 log = logging.getLogger("pyapp.training")
@@ -197,10 +197,6 @@ def one_hot(labels: Any, classes: int) -> np.ndarray:
     return np.eye(classes, dtype=np.float32)[arr]
 
 
-def _shape(shape: Any) -> tuple[int | None, ...]:
-    return tuple(None if d is None else int(d) for d in shape)
-
-
 class TrainableModel:
     """A TF.js layers model that Python builds, trains, evaluates, saves and predicts with.
 
@@ -224,8 +220,8 @@ class TrainableModel:
         self.loss: str | None = None
         self._optimizer: Any = None  # one we made (a learning rate was given): ours to dispose
         self._compile_args: dict[str, Any] | None = None
-        self.input_shape: tuple[int | None, ...] = _shape(js_model.inputs[0].shape)
-        self.output_shape: tuple[int | None, ...] = _shape(js_model.outputs[0].shape)
+        self.input_shape: tuple[int | None, ...] = dims(js_model.inputs[0].shape)
+        self.output_shape: tuple[int | None, ...] = dims(js_model.outputs[0].shape)
         if self.state is TrainingState.COMPILED:
             loss = js_model.loss
             self.loss = next((k for k, v in LOSSES.items() if v == str(loss)), None)
@@ -280,9 +276,7 @@ class TrainableModel:
         self._require("layers")
         out = []
         for layer in self._js.layers:
-            out.append(
-                (str(layer.name), str(layer.getClassName()), _shape(layer.outputShape), int(layer.countParams()))
-            )
+            out.append((str(layer.name), str(layer.getClassName()), dims(layer.outputShape), int(layer.countParams())))
         return out
 
     def count_params(self) -> int:

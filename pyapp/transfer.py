@@ -108,18 +108,13 @@ class FeatureExtractor:
 
         if isinstance(images, (bytes, str)) or not isinstance(images, Sequence) or not images:
             raise InvalidInput("features takes a non-empty list of images")
-        batch = np.concatenate([self.classifier.prepare(await self._array(img)) for img in images], axis=0)
+        # Always the numpy path: the batch is made once, then predicted on whichever model is current.
+        batch = np.concatenate([await self.classifier.prepare_any(img, "numpy") for img in images], axis=0)
         await self.classifier.model.recover()  # no-op unless the backend was lost
         if self.classifier.model.js_model is not self._source:
             self._build()  # the weights were reloaded: cut the new model
         out = await predict_js(self._cut, batch)
         return out.reshape(len(images), self.dim)
-
-    @staticmethod
-    async def _array(image: Any) -> Any:
-        from pyapp import browser
-
-        return await browser.to_array(image) if browser.js_class(image) is not None else image
 
 
 class TransferClassifier:

@@ -34,8 +34,12 @@ def fmt_bytes(n: int | None) -> str:
     return f"{size:.1f} GB"
 
 
-def result_card(top: Sequence[tuple[str, float]], latency_ms: float, path: str = "") -> str:
-    """Top-k bars (accessible <meter>s with their values in text) and the latency."""
+def result_card(top: Sequence[tuple[str, float]], latency_ms: float | None = None, path: str = "") -> str:
+    """Top-k bars (accessible <meter>s with their values in text), then the latency when there is one.
+
+    >>> "latency" in result_card([("cat", 0.9)]), "12 ms" in result_card([("cat", 0.9)], 12.0)
+    (False, True)
+    """
     rows = []
     for i, (label, prob) in enumerate(top):
         pct = f"{prob * 100:.1f}%"
@@ -45,8 +49,11 @@ def result_card(top: Sequence[tuple[str, float]], latency_ms: float, path: str =
             f'<meter min="0" max="1" value="{prob:.4f}" aria-label="{escape(label)} {pct}"></meter>'
             f'<span class="pct">{pct}</span></li>'
         )
+    bars = f'<ol class="bars">{"".join(rows)}</ol>'
+    if latency_ms is None:
+        return bars
     via = f" · {escape(path)}" if path else ""
-    return f'<ol class="bars">{"".join(rows)}</ol><p class="latency">{latency_ms:.0f} ms{via}</p>'
+    return f'{bars}<p class="latency">{latency_ms:.0f} ms{via}</p>'
 
 
 def error_card(message: str) -> str:
@@ -93,19 +100,27 @@ def memory_table(snapshot: MemorySnapshot, extra: Sequence[tuple[str, str]] = ()
     return "<table>" + "".join(f"<tr><th scope='row'>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
+def example_count(count: int) -> str:
+    """How many examples a class of the teach panel has, in words.
+
+    >>> example_count(1), example_count(3)
+    ('1 example', '3 examples')
+    """
+    return f"{count} example{'' if count == 1 else 's'}"
+
+
 def class_card(index: int, name: str, count: int) -> str:
     """One class of the teach panel: its editable name, an image picker, how many examples it has.
 
     >>> 'value="cats"' in class_card(0, "cats", 3) and "3 examples" in class_card(0, "cats", 3)
     True
     """
-    noun = "example" if count == 1 else "examples"
     return (
         f'<div class="class-card" data-class="{index}">'
         f'<label for="class-name-{index}" class="visually-hidden">Name of class {index + 1}</label>'
         f'<input id="class-name-{index}" type="text" value="{escape(name)}" maxlength="60">'
         f'<div class="thumbs" aria-hidden="true"></div>'
-        f'<p class="count" aria-live="polite">{count} {noun}</p>'
+        f'<p class="count" aria-live="polite">{example_count(count)}</p>'
         f'<label class="button" for="class-files-{index}">Add images…</label>'
         f'<input id="class-files-{index}" type="file" accept="image/*" multiple>'
         f"</div>"

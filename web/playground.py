@@ -17,6 +17,7 @@ from pyodide.ffi import to_js
 
 import pyapp
 from pyapp import memory, playground, saving, ui
+from pyapp.browser import to_bytes
 from pyapp.classifier import ImageClassifier
 from pyapp.errors import PyAppError
 from pyapp.transfer import TransferClassifier
@@ -40,11 +41,6 @@ def on_message(event) -> None:
 
 
 xworker.onmessage = on_message
-
-
-async def file_bytes(file) -> bytes:
-    """A page File's bytes (read on the page, copied here)."""
-    return bytes((await file.arrayBuffer()).to_py()) if hasattr(file, "arrayBuffer") else bytes(file)
 
 
 class Playground:
@@ -165,7 +161,7 @@ class Playground:
 
     async def add_uploads(self, files) -> int:
         for file in files:
-            self.uploads[str(file.name)] = await file_bytes(file)
+            self.uploads[str(file.name)] = await to_bytes(file)
         items = "".join(
             f"<li><code>uploads[{escape(repr(name))}]</code> {ui.fmt_bytes(len(data))}</li>"
             for name, data in self.uploads.items()
@@ -212,7 +208,7 @@ class Teach:
         added = 0
         for file in files:
             try:
-                await self.learner.add(await file_bytes(file), name)
+                await self.learner.add(await to_bytes(file), name)
             except PyAppError as exc:
                 self.status("train-status", f"{file.name}: {exc}", ok=False)
                 continue
@@ -222,7 +218,7 @@ class Teach:
             thumb.src = window.URL.createObjectURL(file)
             card.querySelector(".thumbs").append(thumb)
         count = self.learner.counts()[name]
-        card.querySelector(".count").textContent = f"{count} example{'' if count == 1 else 's'}"
+        card.querySelector(".count").textContent = ui.example_count(count)
         return added
 
     def rename(self, index: int, name: str) -> None:
@@ -268,14 +264,12 @@ class Teach:
 
     async def try_image(self, file) -> list:
         try:
-            top = await self.learner.classify(await file_bytes(file))
+            top = await self.learner.classify(await to_bytes(file))
         except PyAppError as exc:
             el("try-result").innerHTML = ui.error_card(str(exc))
             return []
         url = window.URL.createObjectURL(file)
-        el("try-result").innerHTML = f'<img alt="" src="{url}">' + ui.result_card(top, 0).replace(
-            '<p class="latency">0 ms</p>', ""
-        )
+        el("try-result").innerHTML = f'<img alt="" src="{url}">' + ui.result_card(top)
         el("try-result").dataset.top1 = top[0][0]
         return [list(p) for p in top]
 
