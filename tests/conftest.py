@@ -88,14 +88,7 @@ def browser(playwright: Any) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def pyodide_session(browser: Any, server_url: str) -> Iterator[Pyodide]:
     context = browser.new_context()
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server_url + "__tests__/harness.html")
-    page.evaluate("() => harnessReady")
-    handle = Pyodide(page)
-    handle.run("import pyapp")
-    yield handle
+    yield Pyodide.boot(context.new_page(), server_url)
     context.close()
 
 

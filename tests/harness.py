@@ -59,11 +59,24 @@ def __default(o):
 """
 
 
+#: The page that boots Pyodide, numpy, Pillow, TF.js and pyapp for tests (tests/browser/harness.html).
+HARNESS_PAGE = "__tests__/harness.html"
+
+
 class Pyodide:
     """A handle on the booted harness page."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
+
+    @classmethod
+    def boot(cls, page: Any, server_url: str) -> Pyodide:
+        """Open the harness page in ``page``, wait until Pyodide is ready, and import pyapp there."""
+        page.goto(server_url + HARNESS_PAGE)
+        page.evaluate("() => harnessReady")
+        handle = cls(page)
+        handle.run("import pyapp")
+        return handle
 
     def run(self, code: str, timeout: float = 300.0) -> Any:
         """Run ``code`` (top-level await allowed); returns ``__result__`` decoded from JSON."""
@@ -88,6 +101,39 @@ class Pyodide:
             "    __value__ = await __value__\n"
         )
         return self.run(code, timeout=timeout)
+
+
+def open_page(
+    browser: Any, url: str, ready: str, *, viewport: dict[str, int] | None = None, timeout_ms: float = 180_000
+) -> tuple[Any, Any]:
+    """A new context and page at ``url``, once the ``ready`` selector matches.
+
+    ``page.errors`` lists the page's uncaught errors, for tests to assert there are none.
+    """
+    context = browser.new_context(viewport=viewport) if viewport else browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.wait_for_selector(ready)
+    page.errors = errors
+    return context, page
+
+
+def app_results(page: Any, count: int) -> list[dict[str, str]]:
+    """The app's result cards, once ``count`` of them are done or failed: name, state, top-1 label, text."""
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#results .result.done, #results .result.failed').length >= {count}"
+    )
+    return page.evaluate(
+        """() => [...document.querySelectorAll('#results .result')].map(li => ({
+            name: li.querySelector('.name').textContent,
+            state: li.className,
+            top1: li.dataset.top1 || '',
+            text: li.innerText,
+        }))"""
+    )
 
 
 def run_in_pyodide(func: Callable[..., Any] | None = None, *, timeout: float = 300.0) -> Any:

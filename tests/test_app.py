@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import app_results, open_page
 
 import serve
 from pyapp import assets
@@ -20,29 +21,7 @@ SHOTS = ROOT / "test-results"
 
 
 def _open_app(browser: Any, url: str) -> tuple[Any, Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(180_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
-    page.wait_for_selector("body[data-ready='true']")
-    page.errors = errors  # type: ignore[attr-defined]
-    return context, page
-
-
-def _wait_results(page: Any, count: int) -> list[dict[str, str]]:
-    page.wait_for_function(
-        f"() => document.querySelectorAll('#results .result.done, #results .result.failed').length >= {count}"
-    )
-    return page.evaluate(
-        """() => [...document.querySelectorAll('#results .result')].map(li => ({
-            name: li.querySelector('.name').textContent,
-            state: li.className,
-            top1: li.dataset.top1 || '',
-            text: li.innerText,
-        }))"""
-    )
+    return open_page(browser, url, "body[data-ready='true']", viewport={"width": 1280, "height": 900})
 
 
 @pytest.fixture
@@ -60,7 +39,7 @@ def test_upload_photos_and_a_corrupt_file(browser: Any, server_url: str, bad_fil
     assert page.get_by_role("status").filter(has_text="Running on wasm").count() == 1
     photos = [SAMPLES / n for n in ("chelsea.png", "astronaut.png", "camera.png")]
     page.set_input_files("#file-input", [*photos, bad_file])
-    results = {r["name"]: r for r in _wait_results(page, 4)}
+    results = {r["name"]: r for r in app_results(page, 4)}
     assert results["chelsea.png"]["top1"] == "Neutral"
     assert "ms" in results["chelsea.png"]["text"]
     for name in ("chelsea.png", "astronaut.png", "camera.png"):
@@ -89,7 +68,7 @@ def test_images_chosen_while_python_starts_are_kept(browser: Any, server_url: st
     page.goto(server_url + "?backend=wasm&nosw")
     assert page.evaluate("document.body.dataset.ready") is None, "picked before the boot finished"
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png", SAMPLES / "coffee.png"])
-    results = _wait_results(page, 2)
+    results = app_results(page, 2)
     assert sorted(r["name"] for r in results) == ["chelsea.png", "coffee.png"]
     assert {r["top1"] for r in results} == {"Neutral"}
     context.close()
@@ -110,11 +89,11 @@ def test_keyboard_and_backend_switch(browser: Any, server_url: str) -> None:
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Space")
     chooser.value.set_files([SAMPLES / "chelsea.png"])
-    _wait_results(page, 1)
+    app_results(page, 1)
     page.select_option("#backend-select", "cpu")
     page.wait_for_function("() => document.getElementById('backend-status').textContent.includes('cpu')")
     page.set_input_files("#file-input", [SAMPLES / "coffee.png"])
-    results = _wait_results(page, 2)
+    results = app_results(page, 2)
     assert {r["top1"] for r in results} == {"Neutral"}
     assert "backend=cpu" in page.url
     context.close()
@@ -137,13 +116,13 @@ def test_paste_drop_and_camera(browser: Any, server_url: str) -> None:
             zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dropped, bubbles: true, cancelable: true }));
         }"""
     )
-    names = {r["name"] for r in _wait_results(page, 3)}
+    names = {r["name"] for r in app_results(page, 3)}
     assert names == {"chelsea.png", "coffee.png", "astronaut.png"}
     page.click("#camera-button")
     page.wait_for_function("() => document.getElementById('camera-video').videoWidth > 0")
     assert page.evaluate("document.activeElement.id") == "camera-capture"
     page.click("#camera-capture")
-    results = _wait_results(page, 4)
+    results = app_results(page, 4)
     camera = [r for r in results if r["name"].startswith("camera-")]
     assert len(camera) == 1
     assert "done" in camera[0]["state"]
@@ -158,7 +137,7 @@ def test_webgl_runs_inside_the_worker(browser: Any, server_url: str) -> None:
     assert page.evaluate("document.body.dataset.backend") == "webgl"
     assert "software renderer" in page.inner_text("#backend-notes")
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
-    assert _wait_results(page, 1)[0]["top1"] == "Neutral"
+    assert app_results(page, 1)[0]["top1"] == "Neutral"
     context.close()
 
 
@@ -183,7 +162,7 @@ def test_main_thread_stays_under_50ms_during_a_50_image_batch(browser: Any, serv
         }""",
         names,
     )
-    results = _wait_results(page, 50)
+    results = app_results(page, 50)
     assert sum("done" in r["state"] for r in results) == 50
     long_tasks = page.evaluate("window.longTasks")
     assert long_tasks == [], f"main-thread long tasks (ms): {long_tasks}"
@@ -229,7 +208,7 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: tuple[s
     page.reload()
     page.wait_for_selector("body[data-ready='true']")
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
-    assert _wait_results(page, 1)[0]["top1"] == "Neutral"
+    assert app_results(page, 1)[0]["top1"] == "Neutral"
     # The playground is part of the offline copy too (its own page, not the app's).
     page.goto(url + "playground.html")
     page.wait_for_selector("#playground[data-ready='true']")
@@ -264,5 +243,5 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: tuple[s
     caches = page.evaluate("caches.keys()")
     assert caches == [f"pyapp-{new_build}"], caches
     page.set_input_files("#file-input", [SAMPLES / "coffee.png"])
-    assert _wait_results(page, 1)[0]["top1"] == "Neutral"
+    assert app_results(page, 1)[0]["top1"] == "Neutral"
     context.close()

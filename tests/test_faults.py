@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from harness import CHROMIUM_FLAGS, Pyodide, chromium_path
+from harness import CHROMIUM_FLAGS, Pyodide, app_results, chromium_path
 
 import serve
 from pyapp import assets
@@ -50,10 +50,7 @@ def test_webgl_unavailable_falls_back_to_wasm_with_reason(playwright: Any, serve
     """Without WebGL, pyapp.init skips it, says why, and runs on WASM."""
     no_gl = playwright.chromium.launch(executable_path=chromium_path(), args=NO_WEBGL)
     try:
-        page = no_gl.new_page()
-        page.goto(server_url + "__tests__/harness.html")
-        page.evaluate("() => harnessReady")
-        got = Pyodide(page).run(
+        got = Pyodide.boot(no_gl.new_page(), server_url).run(
             """
             import pyapp
             rt = await pyapp.init(backends=("webgl", "wasm", "cpu"))
@@ -92,9 +89,7 @@ def test_missing_wasm_binary_falls_through_to_next_backend(browser: Any, server_
             route.fulfill(status=404, body="gone") if "/vendor/tfjs/" in route.request.url else route.continue_()
         ),
     )
-    page.goto(server_url + "__tests__/harness.html")
-    page.evaluate("() => harnessReady")
-    got = Pyodide(page).run(
+    got = Pyodide.boot(page, server_url).run(
         """
         import pyapp
         rt = await pyapp.init(backends=("wasm", "cpu"))
@@ -108,16 +103,6 @@ def test_missing_wasm_binary_falls_through_to_next_backend(browser: Any, server_
 
 
 # ------------------------------------------------------------------------ the app under faults
-
-
-def _results(page: Any, count: int) -> list[dict[str, str]]:
-    page.wait_for_function(
-        f"() => document.querySelectorAll('#results .result.done, #results .result.failed').length >= {count}"
-    )
-    return page.evaluate(
-        """() => [...document.querySelectorAll('#results .result')].map(li => ({
-            name: li.querySelector('.name').textContent, state: li.className, top1: li.dataset.top1 || ''}))"""
-    )
 
 
 def _queue(page: Any, names: list[str]) -> None:
@@ -152,7 +137,7 @@ def test_app_webgl_context_lost_mid_batch_finishes_every_image(browser: Any, ser
     page.wait_for_function("() => document.querySelectorAll('#results .result.done').length >= 2")
     worker = _python_worker(page)
     worker.evaluate("tf.backend().gpgpu.gl.getExtension('WEBGL_lose_context').loseContext()")
-    results = _results(page, len(names))
+    results = app_results(page, len(names))
     assert [r["state"] for r in results] == ["result done"] * len(names), results
     assert {r["top1"] for r in results} == {"Neutral"}
     notes = page.inner_text("#backend-notes")
@@ -197,7 +182,7 @@ def test_app_falls_back_to_the_next_model_variant(browser: Any, server_url: str,
     assert "uint8 skipped:" in status
     assert reason in status
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
-    assert _results(page, 1)[0]["top1"] == "Neutral"
+    assert app_results(page, 1)[0]["top1"] == "Neutral"
     context.close()
 
 
@@ -223,7 +208,7 @@ def test_app_without_any_loadable_model_says_why_and_recovers_on_retry(browser: 
     context.unroute(broken)
     page.click("#retry-model")
     page.wait_for_selector("#app[data-model='ready']")
-    assert _results(page, 1)[0]["top1"] == "Neutral"
+    assert app_results(page, 1)[0]["top1"] == "Neutral"
     assert page.locator("#model-error").is_hidden()
     context.close()
 
@@ -265,7 +250,7 @@ def test_app_works_under_its_csp(browser: Any, server_url: str) -> None:
         assert response.headers["content-security-policy"] == serve.CONTENT_SECURITY_POLICY
         page.wait_for_selector("#app[data-model='ready']")
         page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
-        assert _results(page, 1)[0]["top1"] == "Neutral"
+        assert app_results(page, 1)[0]["top1"] == "Neutral"
         assert page.evaluate("document.body.dataset.backend") == backend
         assert len(violations) == 1, violations
         only = violations[0]

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import run_in_pyodide
+from harness import open_page, run_in_pyodide
 
 
 def test_index_page_classifies_sample_photos_on_wasm(browser: Any, server_url: str) -> None:
     """The page a visitor gets: Pyodide + numpy + Pillow + TF.js wasm + MobileNetV2 -> labels for the samples."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(180_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server_url + "?backend=wasm")
-    page.wait_for_selector("body[data-ready='true']")
+    context, page = open_page(browser, server_url + "?backend=wasm", "body[data-ready='true']")
     assert page.evaluate("crossOriginIsolated") is True
     assert page.inner_text("#backend-status").startswith("Running on wasm")
     page.click("#sample-button")
@@ -27,7 +21,7 @@ def test_index_page_classifies_sample_photos_on_wasm(browser: Any, server_url: s
     )
     assert top1["chelsea.png"] == "Neutral"
     assert page.locator("#results li:has-text('chelsea.png') meter").count() == 5
-    assert errors == []
+    assert page.errors == []
     context.close()
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import open_page
 
 from pyapp import assets
 from pyapp.playground import Session, all_examples, browser_examples, rich_html
@@ -108,14 +109,13 @@ def test_readme_has_python_examples() -> None:
 
 @pytest.fixture
 def playground(browser: Any, server_url: str) -> Any:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(300_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server_url + "playground.html")
-    page.wait_for_selector("#playground[data-ready='true']")
-    page.errors = errors
+    context, page = open_page(
+        browser,
+        server_url + "playground.html",
+        "#playground[data-ready='true']",
+        viewport={"width": 1280, "height": 1000},
+        timeout_ms=300_000,
+    )
     yield page
     context.close()
 

@@ -83,29 +83,20 @@ __value__ = {"out": out, "scores": again, "missing": missing, "left": list(await
 """
 
 
-def _fresh_page(browser: Any, server_url: str, context: Any) -> Pyodide:
-    page = context.new_page()
-    page.goto(server_url + "__tests__/harness.html")
-    page.evaluate("() => harnessReady")
-    handle = Pyodide(page)
-    handle.run("import pyapp")
-    return handle
-
-
 def test_trained_model_reloads_from_indexeddb_and_files_in_a_fresh_page(browser: Any, server_url: str) -> None:
     """Train and save in one page; in another page (same browser profile) both copies predict the same."""
     import numpy as np
 
     context = browser.new_context()
     try:
-        first = _fresh_page(browser, server_url, context)
+        first = Pyodide.boot(context.new_page(), server_url)
         saved = first.run(TRAIN_AND_SAVE, timeout=600)
         first.page.close()
         assert sorted(saved["files"]) == ["pytest-digits.json", "pytest-digits.weights.bin"]
         spec = json.loads(bytes(saved["files"]["pytest-digits.json"]))
         assert spec["weightsManifest"][0]["paths"] == ["pytest-digits.weights.bin"]
         assert spec["format"] == "layers-model"
-        second = _fresh_page(browser, server_url, context)
+        second = Pyodide.boot(context.new_page(), server_url)
         got = second.run(f"FILES = {json.dumps(saved['files'])}\n" + RELOAD, timeout=600)
         for reloaded in got["out"]:
             assert np.abs(np.array(reloaded) - np.array(saved["probs"])).max() < 1e-6

@@ -83,11 +83,9 @@ def test_head_on_mobilenet_features_separates_real_faces_and_reloads(browser: An
     """10 labelled photos per class; 180 held-out photos classified; no leak; the same answers after a reload."""
     context = browser.new_context()
     try:
-        page = context.new_page()
-        page.goto(server_url + "__tests__/harness.html")
-        page.evaluate("() => harnessReady")
-        got = Pyodide(page).run(TRAIN, timeout=600)
-        page.close()
+        trainer = Pyodide.boot(context.new_page(), server_url)
+        got = trainer.run(TRAIN, timeout=600)
+        trainer.page.close()
         assert got["n"] == 180
         assert got["accuracy"] >= 0.9, got["accuracy"]
         assert got["leaks"] == []
@@ -96,11 +94,8 @@ def test_head_on_mobilenet_features_separates_real_faces_and_reloads(browser: An
         assert meta["pyapp_transfer"]["classes"] == ["not a face", "face"]
         assert meta["pyapp_transfer"]["base"] == "/models/nsfw-mobilenet-v2/manifest.json"
         assert meta["pyapp_compile"]["loss"] == "sparse_categorical_crossentropy"
-        page = context.new_page()
-        page.goto(server_url + "__tests__/harness.html")
-        page.evaluate("() => harnessReady")
         code = f"PROBE = {json.dumps(got['probe'])}\nFILES = {json.dumps(got['files'])}\n" + RELOAD
-        reloaded = Pyodide(page).run(code, timeout=600)
+        reloaded = Pyodide.boot(context.new_page(), server_url).run(code, timeout=600)
         for answers in reloaded:
             for ours, theirs in zip(answers, got["probe_out"], strict=True):
                 assert [label for label, _ in ours] == [label for label, _ in theirs]
