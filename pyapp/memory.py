@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pyapp.errors import InvalidInput, LeakError
+from pyapp.errors import InvalidInput, LeakError, StateError
 
 log = logging.getLogger("pyapp.memory")
 
@@ -92,10 +92,15 @@ def live_proxies() -> int | None:
 
 
 def snapshot() -> MemorySnapshot:
-    """Read TF.js's and Pyodide's memory now."""
+    """Read TF.js's and Pyodide's memory now; :class:`~pyapp.errors.StateError` before a backend is ready."""
     from pyapp._js import tf
 
     tfm = tf()
+    engine = tfm.engine()
+    # (Pyodide reads an undefined JS property as a missing attribute.)
+    if getattr(engine, "backendInstance", None) is None or getattr(engine, "pendingBackendInit", None) is not None:
+        # Else TF.js would start its highest-priority backend here, and fail for an async one (webgpu).
+        raise StateError("no TF.js backend is ready yet: `await pyapp.init()` before reading memory")
     info = tfm.memory().to_py()
     backend = str(tfm.getBackend())
     wasm_heap = None

@@ -17,6 +17,32 @@ def test_leak_report_names_what_grew() -> None:
     assert b.gpu_bytes == 9
 
 
+def test_snapshot_before_any_backend_is_a_clear_error(browser: Any, server_url: str) -> None:
+    """In a fresh page no backend is ready: a snapshot says to init first (TF.js alone would try to start
+    webgpu synchronously and fail obscurely), and works once one is."""
+    from harness import Pyodide
+
+    context = browser.new_context()
+    try:
+        got = Pyodide.boot(context.new_page(), server_url).run(
+            """
+import pyapp
+from pyapp import memory
+from pyapp.errors import StateError
+try:
+    memory.snapshot()
+    raised = None
+except StateError as exc:
+    raised = str(exc)
+await pyapp.init(backends=("wasm",))
+__value__ = [raised, memory.snapshot().backend]
+"""
+        )
+    finally:
+        context.close()
+    assert got == ["no TF.js backend is ready yet: `await pyapp.init()` before reading memory", "wasm"]
+
+
 @run_in_pyodide
 async def test_snapshot_fields_per_backend(pyodide: Any, backend: str) -> None:
     import numpy as np
