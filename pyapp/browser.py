@@ -134,8 +134,9 @@ def preprocess_on_backend(
 ) -> Any:
     """A browser image object -> a (1, size, size, 3) float32 tf.Tensor, computed on the backend.
 
-    The same options and arithmetic as :func:`pyapp.images.preprocess`
-    (normalise, then resize). The caller owns (and disposes) the tensor.
+    The same options and arithmetic as :func:`pyapp.images.preprocess`: crop, resize, then
+    normalise, so the normalisation touches only the small result. The caller owns (and
+    disposes) the tensor.
     """
     from pyapp._js import JsException, error_message, tf
 
@@ -154,10 +155,18 @@ def preprocess_on_backend(
     engine.startScope("pyapp.preprocess")
     result = None
     try:
-        x = tfm.browser.fromPixels(image, 3).toFloat()
+        x = tfm.browser.fromPixels(image, 3)
         if crop:
             side = min(width, height)
             x = x.slice([(height - side) // 2, (width - side) // 2, 0], [side, side, 3])
+        x = x.toFloat()
+        # Resize first: both steps are linear, and a 1 MP photo is then normalised at 224x224,
+        # not at full size (measured: benchmarks/run.py --suite preprocess).
+        if tuple(int(d) for d in x.shape[:2]) != (size, size):
+            if resize == "bilinear":
+                x = tfm.image.resizeBilinear(x, [size, size], align_corners)
+            else:
+                x = tfm.image.resizeNearestNeighbor(x, [size, size], align_corners)
         if normalize_mode == "unit":
             x = x.div(255)
         elif normalize_mode == "symmetric":
@@ -166,11 +175,6 @@ def preprocess_on_backend(
             mean = tfm.tensor1d([0.485, 0.456, 0.406])
             std = tfm.tensor1d([0.229, 0.224, 0.225])
             x = x.div(255).sub(mean).div(std)
-        if tuple(int(d) for d in x.shape[:2]) != (size, size):
-            if resize == "bilinear":
-                x = tfm.image.resizeBilinear(x, [size, size], align_corners)
-            else:
-                x = tfm.image.resizeNearestNeighbor(x, [size, size], align_corners)
         result = x.expandDims(0)
         tfm.keep(result)
     except JsException as exc:

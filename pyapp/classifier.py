@@ -31,8 +31,8 @@ from pyapp.model import Model
 Prediction = list[tuple[str, float]]
 #: ``numpy``: decode/resize in Python; ``backend``: tf.browser.fromPixels + resize on the
 #: TF.js backend (browser image objects only); ``auto``: the backend path for browser
-#: image objects where it is the faster one (wasm, WebGPU, hardware WebGL; see
-#: :attr:`pyapp.runtime.Runtime.gpu_preprocessing`), numpy for everything else.
+#: image objects where it is not the slower one (every backend but WebGL on a software
+#: renderer; see :attr:`pyapp.runtime.Runtime.backend_preprocessing`), numpy for everything else.
 PreprocessPath = Literal["auto", "numpy", "backend"]
 
 
@@ -49,11 +49,11 @@ def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> Prediction:
     return [(labels[i], round(float(probs[i]), 6)) for i in order]
 
 
-def _backend_is_faster() -> bool:
+def _backend_path_pays() -> bool:
     from pyapp import runtime
 
     rt = runtime.current()
-    return rt is not None and rt.gpu_preprocessing
+    return rt is not None and rt.backend_preprocessing
 
 
 class ImageClassifier:
@@ -92,7 +92,7 @@ class ImageClassifier:
         The caller disposes a returned tensor.
         """
         path = path or self.path
-        if path == "backend" or (path == "auto" and browser.is_pixel_source(image) and _backend_is_faster()):
+        if path == "backend" or (path == "auto" and browser.is_pixel_source(image) and _backend_path_pays()):
             pre = self.manifest.preprocess
             return browser.preprocess_on_backend(
                 image,

@@ -98,12 +98,12 @@ async def test_runtime_knows_when_backend_preprocessing_pays(pyodide: Any) -> No
     rt = await pyapp.init(backends=("webgl",))
     assert "SwiftShader" in rt.gl_renderer
     assert rt.software_gl is True
-    assert rt.gpu_preprocessing is False
+    assert rt.backend_preprocessing is False
     rt = await pyapp.init(backends=("wasm",))
     assert rt.gl_renderer is None
-    assert rt.gpu_preprocessing is True
+    assert rt.backend_preprocessing is True
     rt = await pyapp.init(backends=("cpu",))
-    assert rt.gpu_preprocessing is False
+    assert rt.backend_preprocessing is True
     await pyapp.init(backends=("wasm",))
 
 
