@@ -533,11 +533,16 @@ def _manifest(name: str, description: str, fmt: str, dest: Path, dtypes: tuple[s
 def _build_model(out: Path) -> None:
     model, shards = _unpack_nsfwjs(MODEL_SOURCE)
     dest = out / MODEL_NAME
-    _write_tfjs_model(model, shards, "layers-model", dest / "uint8")
     # NSFWJS ships uint8-quantized weights. The float32 variant is their exact
-    # dequantization; float16 is made from that. Smallest first: the loader
-    # falls back along this order when a variant is missing or corrupt.
-    quantize.convert(dest / "uint8", dest / "float32", "float32")
+    # dequantization, and pyapp.quantize makes the other two from it: its uint8 is
+    # byte for byte what the TF.js converter wrote (tests/test_quantize.py).
+    # Smallest first: the loader falls back along this order when a variant is
+    # missing or corrupt.
+    shipped = out / ".nsfwjs-uint8"
+    _write_tfjs_model(model, shards, "layers-model", shipped)
+    quantize.convert(shipped, dest / "float32", "float32")
+    shutil.rmtree(shipped)
+    quantize.convert(dest / "float32", dest / "uint8", "uint8")
     quantize.convert(dest / "float32", dest / "float16", "float16")
     _manifest(
         MODEL_NAME,
@@ -696,13 +701,17 @@ def steps() -> list[Step]:
     def npm_inputs(tag: str) -> Callable[[], str]:
         return lambda: _fingerprint(tag, _lock_bytes(), _module_source())
 
+    def model_inputs() -> str:
+        # The variants are pyapp.quantize's output: a change there is a new model.
+        return _fingerprint("model", _lock_bytes(), _module_source(), Path(quantize.__file__).read_bytes())
+
     return [
         Step("pyodide", VENDOR / "pyodide", npm_inputs("pyodide"), _build_pyodide_core),
         Step("wheels", VENDOR / "pyodide", npm_inputs("wheels"), _build_wheels),
         Step("tfjs", VENDOR / "tfjs", npm_inputs("tfjs"), _build_tfjs),
         Step("pyscript", VENDOR / "pyscript", npm_inputs("pyscript"), _build_pyscript),
         Step("nsfwjs", VENDOR / "nsfwjs", npm_inputs("nsfwjs"), _build_nsfwjs),
-        Step("model", MODELS, npm_inputs("model"), _build_model),
+        Step("model", MODELS, model_inputs, _build_model),
         Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
         Step("data", VENDOR / "data", npm_inputs("data"), _build_data),
         Step("pyapp", VENDOR / "wheels", _pyapp_inputs, _build_pyapp),

@@ -59,12 +59,25 @@ class QuantizeError(ModelLoadError):
 
 
 def _affine_range(lo: float, hi: float, dtype: Dtype) -> tuple[float, float]:
-    """(min, scale) with 0.0 exactly representable, like the TF.js converter."""
+    """(min, scale) over the weights' own range, as the TF.js converter chooses them.
+
+    When the range covers 0.0 it is shifted (by under half a step) so that 0.0 is exact:
+    zero padding and ReLU zeros stay zeros. A range that does not cover 0.0 is left
+    alone; widening it to reach 0.0 would make every step coarser (4.7x for
+    MobileNetV2's batch-norm gammas, all in 4.06..5.15).
+
+    >>> _affine_range(0.5, 1.52, "uint8")
+    (0.5, 0.004)
+    >>> lo, scale = _affine_range(-1.0, 2.0, "uint8")
+    >>> float(-lo / scale).is_integer()
+    True
+    """
     qmax = float(2 ** (8 * np.dtype(_STORED[dtype]).itemsize) - 1)
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
     if hi == lo:
         return lo, 1.0
     scale = (hi - lo) / qmax
+    if not lo <= 0.0 <= hi:
+        return lo, scale
     zero_point = round(-lo / scale)
     return -zero_point * scale, scale
 

@@ -22,7 +22,7 @@ from pyapp.quantize import QuantizeError, dequantize_array, error_bound, quantiz
     "values",
     [
         np.random.default_rng(0).normal(0, 0.1, 1000),
-        np.random.default_rng(1).uniform(2, 5, 300),  # all positive: the range must still contain 0
+        np.random.default_rng(1).uniform(2, 5, 300),  # all positive: 0.0 is outside the range
         np.random.default_rng(2).uniform(-7, -1, 300),
         np.zeros(10),
         np.array([3.5]),
@@ -39,6 +39,40 @@ def test_array_round_trip_within_bound(dtype: Any, values: np.ndarray) -> None:
         # 0.0 must come back exactly (padding and ReLU zeros stay zeros).
         zero_q, zspec = quantize_array(np.array([0.0, w.min(), w.max()], np.float32), dtype)
         assert dequantize_array(zero_q, zspec)[0] == 0.0
+
+
+def test_affine_range_is_the_tfjs_converters() -> None:
+    """A range around 0.0 is nudged so 0.0 is exact; one that misses 0.0 is the values' own, not widened."""
+    w = np.array([2.0, 2.5, 4.55], np.float32)
+    _, spec = quantize_array(w, "uint8")
+    assert spec["min"] == 2.0
+    assert spec["scale"] == pytest.approx(2.55 / 255)
+    _, spec = quantize_array(-w, "uint16")
+    assert spec["min"] == pytest.approx(-4.55)
+    assert spec["scale"] == pytest.approx(2.55 / 65535)
+    q, spec = quantize_array(np.array([-1.0, 0.0, 2.0], np.float32), "uint8")
+    assert dequantize_array(q, spec)[1] == 0.0
+    assert spec["scale"] == pytest.approx(3 / 255)
+
+
+def test_uint8_variant_is_byte_identical_to_the_tfjs_converters(built: None) -> None:
+    """The shipped uint8 variant is pyapp.quantize's output from float32, and it is exactly what the TF.js
+    converter wrote into nsfwjs: the same codes, and min/scale equal to float32 precision."""
+    model, shards = assets._unpack_nsfwjs(assets.MODEL_SOURCE)
+    theirs = b"".join(shards[p] for g in model["weightsManifest"] for p in g["paths"])
+    ours_dir = assets.MODELS / "nsfw-mobilenet-v2" / "uint8"
+    ours_model = json.loads((ours_dir / "model.json").read_text())
+    assert ours_model["convertedBy"] == "pyapp.quantize (uint8)"
+    ours = b"".join((ours_dir / p).read_bytes() for g in ours_model["weightsManifest"] for p in g["paths"])
+    assert ours == theirs
+    their_specs = [w for g in model["weightsManifest"] for w in g["weights"]]
+    our_specs = [w for g in ours_model["weightsManifest"] for w in g["weights"]]
+    assert [w["name"] for w in our_specs] == [w["name"] for w in their_specs]
+    for a, b in zip(our_specs, their_specs, strict=True):
+        qa, qb = a["quantization"], b["quantization"]
+        assert qa["dtype"] == qb["dtype"] == "uint8"
+        assert qa["scale"] == pytest.approx(qb["scale"], rel=1e-6), a["name"]
+        assert qa["min"] == pytest.approx(qb["min"], rel=1e-6, abs=1e-6), a["name"]
 
 
 def test_model_round_trip_and_reshard(tmp_path: Path, built: None) -> None:
@@ -129,6 +163,6 @@ async def test_every_variant_loads_and_agrees_with_float32(pyodide: Any, backend
             outputs[variant] = np.concatenate([await model.predict(clf.prepare(p)) for p in photos])
     for variant in ("float16", "uint8"):
         assert (outputs[variant].argmax(1) == outputs["float32"].argmax(1)).all(), variant
-    # uint8 is NSFWJS's own weights and float32 their exact dequantization: same numbers.
+    # uint8 holds NSFWJS's own codes (byte-identical) and float32 their exact dequantization: same numbers.
     assert float(np.abs(outputs["uint8"] - outputs["float32"]).max()) < 1e-3
     assert float(np.abs(outputs["float16"] - outputs["float32"]).max()) < 1e-2
