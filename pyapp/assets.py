@@ -698,12 +698,9 @@ def _module_source() -> bytes:
 def steps() -> list[Step]:
     """The build steps, in order."""
 
-    def npm_inputs(tag: str) -> Callable[[], str]:
-        return lambda: _fingerprint(tag, _lock_bytes(), _module_source())
-
-    def model_inputs() -> str:
-        # The variants are pyapp.quantize's output: a change there is a new model.
-        return _fingerprint("model", _lock_bytes(), _module_source(), Path(quantize.__file__).read_bytes())
+    def npm_inputs(tag: str, *code: Path) -> Callable[[], str]:
+        """The lock file, this module and ``code``: the other sources whose change changes the output."""
+        return lambda: _fingerprint(tag, _lock_bytes(), _module_source(), *(p.read_bytes() for p in code))
 
     return [
         Step("pyodide", VENDOR / "pyodide", npm_inputs("pyodide"), _build_pyodide_core),
@@ -711,7 +708,8 @@ def steps() -> list[Step]:
         Step("tfjs", VENDOR / "tfjs", npm_inputs("tfjs"), _build_tfjs),
         Step("pyscript", VENDOR / "pyscript", npm_inputs("pyscript"), _build_pyscript),
         Step("nsfwjs", VENDOR / "nsfwjs", npm_inputs("nsfwjs"), _build_nsfwjs),
-        Step("model", MODELS, model_inputs, _build_model),
+        # The variants are pyapp.quantize's output: a change there is a new model.
+        Step("model", MODELS, npm_inputs("model", Path(quantize.__file__)), _build_model),
         Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
         Step("data", VENDOR / "data", npm_inputs("data"), _build_data),
         Step("pyapp", VENDOR / "wheels", _pyapp_inputs, _build_pyapp),
