@@ -18,15 +18,20 @@ outside its roots.
 from __future__ import annotations
 
 import argparse
+import collections
 import errno
+import gzip
 import http
 import http.server
 import os
 import posixpath
+import re
+import stat
 import sys
+import threading
 import urllib.parse
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
@@ -88,10 +93,198 @@ MIME_TYPES: Mapping[str, str] = {
 }
 
 
-def static_host_headers() -> str:
-    """The security headers in the ``_headers`` format of Netlify / Cloudflare Pages."""
+#: Files of these types are sent compressed to clients that accept it: from a ``X.br`` or
+#: ``X.gz`` sibling the build wrote, else gzipped here. The same list as
+#: ``pyapp_build.compress.COMPRESSIBLE_SUFFIXES`` (this file imports nothing of the project).
+COMPRESSIBLE_SUFFIXES = frozenset(
+    {
+        ".js",
+        ".mjs",
+        ".wasm",
+        ".json",
+        ".css",
+        ".html",
+        ".py",
+        ".svg",
+        ".txt",
+        ".webmanifest",
+        ".map",
+        ".bin",
+        ".npy",
+        ".csv",
+    }
+)
+#: Content-Encoding -> the suffix of a precompressed sibling, in the server's order of preference.
+SIBLING_SUFFIXES: Mapping[str, str] = {"br": ".br", "gzip": ".gz"}
+#: Files up to this size without a ``.gz`` sibling are gzipped on the fly (and kept in memory).
+GZIP_ON_THE_FLY_MAX = 2 << 20
+#: Smaller files are not worth compressing unless the client refuses them uncompressed.
+GZIP_ON_THE_FLY_MIN = 1024
+#: Cloudflare Pages reads at most this many rules from ``_headers``.
+STATIC_HOST_MAX_RULES = 100
+
+
+def encoded_siblings(site: Path) -> dict[str, str]:
+    """Precompressed siblings in an exported site: path (``vendor/x.js.br``) -> Content-Encoding.
+
+    ``X.br`` / ``X.gz`` is a sibling when ``X`` is there too and is of a compressible type;
+    other ``.gz`` files (``digits.csv.gz``) are files of their own.
+    """
+    found = {}
+    for path in sorted(site.rglob("*")):
+        for coding, suffix in SIBLING_SUFFIXES.items():
+            if not path.name.endswith(suffix) or len(path.name) == len(suffix) or not path.is_file():
+                continue
+            original = path.with_name(path.name[: -len(suffix)])
+            if original.suffix.lower() in COMPRESSIBLE_SUFFIXES and original.is_file():
+                found[path.relative_to(site).as_posix()] = coding
+    return found
+
+
+def _encoding_rules(site: Path) -> list[tuple[str, dict[str, str]]]:
+    """``_headers`` rules that serve each sibling ``X.br`` / ``X.gz`` as ``X``, encoded.
+
+    One rule per sibling while they fit under :data:`STATIC_HOST_MAX_RULES`; beyond that,
+    siblings of one folder, type and encoding share a ``/folder/*.js.br`` rule, but only
+    where that pattern (``*`` matches across ``/``) matches nothing but such siblings.
+    """
+    siblings = encoded_siblings(site)
+
+    def headers(rel: str) -> dict[str, str]:
+        coding = siblings[rel]
+        original = PurePosixPath(rel[: -len(SIBLING_SUFFIXES[coding])])
+        return {
+            "Content-Encoding": coding,
+            "Content-Type": MIME_TYPES.get(original.suffix.lower(), "application/octet-stream"),
+            "Vary": "Accept-Encoding",
+        }
+
+    explicit = [(f"/{rel}", headers(rel)) for rel in siblings]
+    if len(explicit) + 1 <= STATIC_HOST_MAX_RULES:
+        return explicit
+    groups: dict[tuple[str, str], list[str]] = {}
+    for rel in siblings:
+        path = PurePosixPath(rel)
+        ending = "".join(path.suffixes[-2:])
+        groups.setdefault((path.parent.as_posix(), ending), []).append(rel)
+    everything = [p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()]
+    rules: list[tuple[str, dict[str, str]]] = []
+    for (folder, ending), members in sorted(groups.items()):
+        prefix = "" if folder == "." else f"{folder}/"
+        matched = [f for f in everything if f.startswith(prefix) and f.endswith(ending)]
+        if len(members) > 1 and sorted(matched) == sorted(members):
+            rules.append((f"/{prefix}*{ending}", headers(members[0])))
+        else:
+            rules += [(f"/{rel}", headers(rel)) for rel in members]
+    return rules
+
+
+def static_host_headers(site: Path | None = None) -> str:
+    """The security headers in the ``_headers`` format of Netlify / Cloudflare Pages.
+
+    With ``site`` (an exported site), also the rules that serve its precompressed
+    siblings: a request for ``X.br`` gets ``Content-Encoding: br``, ``X``'s Content-Type
+    and ``Vary: Accept-Encoding``. Netlify ignores Content-Encoding set this way
+    (it compresses by itself); hosts that honour it serve the siblings as they are.
+    """
     lines = ["/*"] + [f"  {k}: {v}" for k, v in SECURITY_HEADERS.items()]
+    rules = _encoding_rules(site) if site is not None else []
+    if rules:
+        lines += ["", "# Precompressed siblings: X.br and X.gz are X, brotli- or gzip-encoded."]
+    for pattern, headers in rules:
+        lines += [pattern] + [f"  {k}: {v}" for k, v in headers.items()]
     return "\n".join(lines) + "\n"
+
+
+def parse_accept_encoding(value: str | None) -> dict[str, float]:
+    """An Accept-Encoding header as coding -> q-value (lower-case; ``x-gzip`` is ``gzip``).
+
+    Entries with a malformed q-value are dropped.
+
+    >>> parse_accept_encoding("gzip, deflate, br;q=0.5, *;q=0, identity;q=0.1")
+    {'gzip': 1.0, 'deflate': 1.0, 'br': 0.5, '*': 0.0, 'identity': 0.1}
+    """
+    prefs: dict[str, float] = {}
+    for item in (value or "").split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        if not coding:
+            continue
+        coding = coding.lower()
+        coding = "gzip" if coding == "x-gzip" else coding
+        q: float | None = 1.0
+        for param in params:
+            name, _, raw = param.partition("=")
+            if name.strip().lower() == "q":
+                raw = raw.strip()
+                q = float(raw) if _QVALUE.fullmatch(raw) else None
+        if q is not None:
+            prefs[coding] = max(q, prefs.get(coding, 0.0))
+    return prefs
+
+
+_QVALUE = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
+
+
+def choose_encoding(accept: str | None, available: Sequence[str], prefer_identity: bool = False) -> str | None:
+    """The content coding to answer with, ``"identity"`` for none, or None when the client accepts nothing we have.
+
+    ``available``: the codings this response can have besides identity, in the server's
+    order of preference. The client's highest q-value wins, the server's order breaks
+    ties, and a compressed coding wins a tie with identity. Identity is acceptable unless
+    refused (``identity;q=0``, or ``*;q=0`` without an ``identity`` entry); where the
+    header does not mention it, it is the last resort. No header at all: identity.
+    ``prefer_identity``: answer uncompressed whenever that is acceptable (small files).
+
+    >>> choose_encoding("gzip, deflate, br, zstd", ["br", "gzip"])
+    'br'
+    >>> choose_encoding("br;q=0.5, gzip", ["br", "gzip"])
+    'gzip'
+    >>> choose_encoding("br;q=0, gzip;q=0", ["br", "gzip"])
+    'identity'
+    >>> choose_encoding("br, identity;q=0", []) is None
+    True
+    """
+    if accept is None:
+        return "identity"
+    prefs = parse_accept_encoding(accept)
+
+    def q(coding: str) -> float:
+        return prefs.get(coding, prefs.get("*", 0.0))
+
+    best = max((c for c in available if q(c) > 0), key=lambda c: (q(c), -available.index(c)), default=None)
+    listed = "identity" in prefs or "*" in prefs
+    identity_ok = not listed or q("identity") > 0
+    if identity_ok and (prefer_identity or best is None or (listed and q("identity") > q(best))):
+        return "identity"
+    return best
+
+
+class _GzipCache:
+    """Files gzipped on the fly, by (path, mtime_ns, size); least recently used go past ``limit`` bytes."""
+
+    def __init__(self, limit: int = 64 << 20) -> None:
+        self.limit = limit
+        self.size = 0
+        self._items: collections.OrderedDict[tuple[str, int, int], bytes] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, st: os.stat_result) -> bytes:
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        data = gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = data
+                self.size += len(data)
+            while self.size > self.limit and self._items:
+                self.size -= len(self._items.popitem(last=False)[1])
+        return data
+
+
+_gzip_cache = _GzipCache()
 
 
 class PathRejected(Exception):
@@ -203,17 +396,60 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._error(404, "not found")
             return
         ctype = MIME_TYPES.get(target.suffix.lower(), "application/octet-stream")
-        data = target.read_bytes()
+        negotiable = target.suffix.lower() in COMPRESSIBLE_SUFFIXES
+        coding: str | None = None
+        if negotiable:
+            encoded = self._encoded(target)
+            if encoded is None:
+                self._error(406, "no acceptable content coding", extra={"Vary": "Accept-Encoding"})
+                return
+            coding, data = encoded
+        else:
+            data = target.read_bytes()
         self.send_response(200)
         for key, value in self._headers().items():
             self.send_header(key, value)
         self.send_header("Content-Type", ctype)
+        if coding is not None:
+            self.send_header("Content-Encoding", coding)
+        if negotiable:
+            self.send_header("Vary", "Accept-Encoding")
         self.send_header("Content-Length", str(len(data)))
         # Revalidate every time; offline caching is the service worker's job.
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
         if send_body:
             self.wfile.write(data)
+
+    def _encoded(self, target: Path) -> tuple[str | None, bytes] | None:
+        """(Content-Encoding or None, body) for ``target`` as this request accepts it; None: nothing acceptable.
+
+        A fresh sibling (``X.br``, ``X.gz``: a regular file at least as new as ``X``) is
+        sent as it is; without a ``.gz`` sibling, files up to :data:`GZIP_ON_THE_FLY_MAX`
+        are gzipped here.
+        """
+        st = target.stat()
+        siblings: dict[str, Path] = {}
+        for coding, suffix in SIBLING_SUFFIXES.items():
+            candidate = target.with_name(target.name + suffix)
+            try:
+                sst = candidate.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(sst.st_mode) and sst.st_mtime_ns >= st.st_mtime_ns:
+                siblings[coding] = candidate
+        available = list(siblings)
+        if "gzip" not in siblings and st.st_size <= GZIP_ON_THE_FLY_MAX:
+            available.append("gzip")
+        small = st.st_size < GZIP_ON_THE_FLY_MIN and not siblings
+        chosen = choose_encoding(self.headers.get("Accept-Encoding"), available, prefer_identity=small)
+        if chosen is None:
+            return None
+        if chosen == "identity":
+            return None, target.read_bytes()
+        if chosen in siblings:
+            return chosen, siblings[chosen].read_bytes()
+        return chosen, _gzip_cache.get(target, st)
 
     def log_message(self, format: str, *args: object) -> None:
         if not self.quiet:
@@ -270,18 +506,42 @@ def _quiet_disconnects(handle_error: Any) -> Any:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from pyapp import assets
+    from pyapp_build import compress
 
     try:
         report = assets.build(force=args.force)
         if args.out:
             out = assets.export_static(Path(args.out), static_host_headers())
+            _compress_site(out)
             print(f"static site written to {out}")
-    except assets.BuildError as exc:
+    except (assets.BuildError, compress.CompressError) as exc:
         print(f"build failed: {exc}", file=sys.stderr)
         return 1
     done = ", ".join(report.rebuilt) or "nothing (up to date)"
     print(f"built: {done} in {report.seconds:.1f}s")
     return 0
+
+
+def _compress_site(out: Path) -> None:
+    """Write the exported site's .br/.gz siblings and the ``_headers`` rules that serve them; print the totals."""
+    from pyapp_build import compress
+
+    report = compress.compress_tree(out)
+    # export_static writes the site afresh each time, so nothing there can be stale: the
+    # index of what was compressed would only be published.
+    (out / compress.INDEX_NAME).unlink(missing_ok=True)
+    headers = static_host_headers(out)
+    (out / "_headers").write_text(headers)
+    rules = sum(1 for line in headers.splitlines() if line.startswith("/"))
+    original, br, gz = report.total(), report.total("br"), report.total("gzip")
+    print(
+        f"compressed {len(report.files)} files ({len(report.compressed)} new): {original:,} bytes,"
+        f" {br:,} with brotli ({br / max(original, 1):.0%}), {gz:,} with gzip ({gz / max(original, 1):.0%})"
+    )
+    if rules > STATIC_HOST_MAX_RULES:
+        print(
+            f"warning: _headers has {rules} rules; Cloudflare Pages reads only {STATIC_HOST_MAX_RULES}", file=sys.stderr
+        )
 
 
 def _cmd_status(_: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ Steps, each with its own stamp so a re-run does only what is stale::
                8x8 digits (from its Pyodide wheel, checked against the official
                lock) and scikit-image's LFW subset (100 faces, 100 non-faces)
     pyapp      this package as a wheel for Pyodide
+    compress   .br and .gz siblings of the outputs above (pyapp_build.compress), which
+               serve.py sends to browsers that accept them
 
 A step is rebuilt when its inputs changed or any output is missing or differs
 from the sha256 recorded when it was built (a partial or corrupt vendor dir).
@@ -688,6 +690,114 @@ def _pyapp_inputs() -> str:
     return _fingerprint(*parts)
 
 
+# --------------------------------------------------------------------------- compress
+
+
+def _compressed_base() -> Path:
+    """The folder holding both web/vendor/ and models/: the compress step's outputs are relative to it."""
+    return Path(os.path.commonpath([VENDOR, MODELS]))
+
+
+@dataclass
+class _SiblingStep(Step):
+    """The compress step: its outputs lie next to other steps' outputs, its stamp in web/vendor/.
+
+    It is stale also when a sibling is older than its original (serve.py would ignore it).
+    """
+
+    @property
+    def stamp_path(self) -> Path:
+        return VENDOR / f".stamp-{self.name}.json"
+
+    def is_current(self) -> tuple[bool, str]:
+        current, why = super().is_current()
+        if not current:
+            return current, why
+        for rel in self.files():
+            sibling = self.out_dir / rel
+            original = sibling.with_suffix("")
+            if not original.is_file():
+                return False, f"{original.relative_to(self.out_dir).as_posix()} missing"
+            if sibling.stat().st_mtime_ns < original.stat().st_mtime_ns:
+                return False, f"{rel} older than its original"
+        return True, ""
+
+
+def _compress_sources() -> list[tuple[Path, str, str]]:
+    """(path, path relative to the base, sha256) of every output of the other steps, from their stamps."""
+    base = _compressed_base()
+    sources = []
+    for step in steps():
+        if isinstance(step, _SiblingStep) or not step.stamp_path.exists():
+            continue
+        for rel, digest in sorted(step.files().items()):
+            path = step.out_dir / rel
+            sources.append((path, path.relative_to(base).as_posix(), digest))
+    return sources
+
+
+def _compress_inputs() -> str:
+    from pyapp_build import compress
+
+    parts = [f"{rel}={digest}" for _, rel, digest in _compress_sources()]
+    return _fingerprint("compress", Path(compress.__file__).read_bytes(), *parts)
+
+
+def _build_compress(out: Path) -> None:
+    """Siblings of the other steps' compressible outputs, into ``out`` (a staging copy of the base).
+
+    A sibling already in place is reused when it decodes to exactly its original as it is
+    now and is newer than pyapp_build/compress.py (a rebuilt step rewrites its files, most
+    often with the same bytes); the rest are compressed (brotli at quality 11 is the slow
+    part of the build).
+    """
+    from pyapp_build import compress
+
+    base = _compressed_base()
+    step = _SiblingStep("compress", base, _compress_inputs, _build_compress)
+    try:
+        stamped = step.files()
+    except (OSError, ValueError, KeyError):
+        stamped = {}
+    compressor = Path(compress.__file__).stat().st_mtime_ns
+    candidates: list[tuple[Path, str, list[str]]] = []
+    for path, rel, _ in _compress_sources():
+        if compress.is_compressible(path):
+            kept = [rel + suffix for suffix in compress.SIBLINGS.values() if rel + suffix in stamped]
+            candidates.append((path, rel, kept))
+    pairs = [
+        (path, base / s)
+        for path, _, kept in candidates
+        for s in kept
+        if (base / s).is_file() and (base / s).stat().st_mtime_ns >= compressor
+    ]
+    try:
+        good = {sib for (_, sib), ok in zip(pairs, compress.siblings_match(pairs), strict=True) if ok}
+    except compress.CompressError as exc:
+        raise BuildError(str(exc)) from None
+    jobs: list[tuple[Path, Path]] = []
+    reused = 0
+    for path, rel, kept in candidates:
+        if not kept or any(base / s not in good for s in kept):
+            jobs.append((path, out / rel))
+            continue
+        for s in kept:
+            (out / s).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(base / s, out / s)
+            except OSError:
+                shutil.copy2(base / s, out / s)
+            os.utime(out / s)  # as new as its (possibly rewritten) original, for serve.py
+        reused += 1
+    try:
+        results = compress.compress_files(jobs)
+    except compress.CompressError as exc:
+        raise BuildError(str(exc)) from None
+    original = sum(src.stat().st_size for src, _ in jobs)
+    br = sum(b if b is not None else src.stat().st_size for (src, _), (b, _) in zip(jobs, results, strict=True))
+    _log(f"compress: {len(jobs)} files compressed ({original:,} -> {br:,} bytes with brotli), {reused} up to date")
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -713,6 +823,8 @@ def steps() -> list[Step]:
         Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
         Step("data", VENDOR / "data", npm_inputs("data"), _build_data),
         Step("pyapp", VENDOR / "wheels", _pyapp_inputs, _build_pyapp),
+        # Last: encodings of the outputs above (not files of the build; build.json leaves them out).
+        _SiblingStep("compress", _compressed_base(), _compress_inputs, _build_compress),
     ]
 
 
@@ -750,7 +862,7 @@ def _write_build_info() -> None:
     files: dict[str, str] = {}
     sizes: dict[str, int] = {}
     for step in steps():
-        if not step.stamp_path.exists():
+        if not step.stamp_path.exists() or isinstance(step, _SiblingStep):
             continue
         out_dir = step.out_dir
         base = "models" if out_dir == MODELS else out_dir.relative_to(WEB).as_posix()

@@ -15,6 +15,7 @@ import pytest
 import serve
 from pyapp import assets
 from pyapp.manifest import ModelManifest, weight_bytes
+from pyapp_build import compress
 
 
 @pytest.fixture
@@ -36,6 +37,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: None) -> Pat
     shutil.copytree(assets._mirror_dir(), mirror)
     monkeypatch.setattr(assets, "_mirror_dir", lambda: mirror)
     monkeypatch.setattr(assets, "_fetch_cdn", lambda name: None)
+    # Brotli at quality 11 takes a minute for the whole build; the same code at quality 1 takes seconds.
+    monkeypatch.setattr(compress, "BROTLI_QUALITY", 1)
     return tmp_path
 
 
@@ -93,7 +96,18 @@ def test_verify_detects_tampered_vendored_wheel(sandbox: Path) -> None:
 def test_rebuild_is_a_no_op_then_repairs_partial_or_corrupt_output(sandbox: Path) -> None:
     """Up to date -> nothing rebuilt; a deleted or modified output -> only that step is rebuilt."""
     first = assets.build()
-    assert first.rebuilt == ["pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model", "samples", "data", "pyapp"]
+    assert first.rebuilt == [
+        "pyodide",
+        "wheels",
+        "tfjs",
+        "pyscript",
+        "nsfwjs",
+        "model",
+        "samples",
+        "data",
+        "pyapp",
+        "compress",
+    ]
     again = assets.build()
     assert again.rebuilt == []
     (sandbox / "web" / "vendor" / "tfjs" / "tfjs-backend-wasm.wasm").unlink()
@@ -102,8 +116,50 @@ def test_rebuild_is_a_no_op_then_repairs_partial_or_corrupt_output(sandbox: Path
     assert assets.status()["tfjs"] == "tfjs-backend-wasm.wasm missing"
     assert assets.status()["model"] == "nsfw-mobilenet-v2/uint8/group1-shard1of1.bin modified or corrupt"
     repaired = assets.build()
-    assert repaired.rebuilt == ["tfjs", "model"]
+    # The rebuilt files are newer than their .br/.gz siblings: those are checked and renewed too.
+    assert repaired.rebuilt == ["tfjs", "model", "compress"]
     assert all(v == "ok" for v in assets.status().values())
+    assert compress.decode_sibling(shard.with_name(shard.name + ".br")) == shard.read_bytes()
+
+
+def test_compress_step_writes_checked_siblings_outside_build_json(
+    sandbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every compressible output gets .br/.gz siblings that decode to it; build.json does not list them;
+    a damaged or outdated sibling makes the step stale, and only that file is compressed again."""
+    assets.build()
+    vendor, models = sandbox / "web" / "vendor", sandbox / "models"
+    wasm = vendor / "pyodide" / "pyodide.asm.wasm"
+    for original in (wasm, vendor / "tfjs" / "tf.min.js", models / "nsfw-mobilenet-v2" / "uint8" / "model.json"):
+        for coding in compress.SIBLINGS:
+            assert compress.decode_sibling(compress.sibling(original, coding)) == original.read_bytes()
+    for kind in ("whl", "zip", "png", "jpg", "gz"):  # compressed already
+        assert not list(vendor.rglob(f"*.{kind}.br")), kind
+    info = json.loads((vendor / "build.json").read_text())
+    assert not [f for f in [*info["files"], *info["sizes"]] if f.endswith((".br", ".gz")) and "digits" not in f]
+    for group in info["boot"].values():
+        assert not [f for f in group if f.endswith((".br", ".gz"))]
+    assert (vendor / ".stamp-compress.json").exists()
+
+    br = compress.sibling(wasm, "br")
+    br.write_bytes(br.read_bytes()[:-1])
+    assert assets.status()["compress"] == "web/vendor/pyodide/pyodide.asm.wasm.br modified or corrupt"
+    capsys.readouterr()
+    assert assets.build().rebuilt == ["compress"]
+    assert compress.decode_sibling(br) == wasm.read_bytes()
+    assert "compress: 1 files compressed" in capsys.readouterr().err, "the others are reused"
+
+    js = vendor / "tfjs" / "tf.min.js"
+    js.touch()  # newer than its siblings, which serve.py would then ignore
+    assert assets.status()["compress"] == "web/vendor/tfjs/tf.min.js.br older than its original"
+    assert assets.build().rebuilt == ["compress"]
+    assert "compress: 0 files compressed" in capsys.readouterr().err, "same bytes: the siblings are reused"
+    assert compress.sibling(js, "br").stat().st_mtime_ns >= js.stat().st_mtime_ns
+    assert assets.status()["compress"] == "ok"
+    # A sibling that was deleted is written again.
+    compress.sibling(js, "gzip").unlink()
+    assert assets.build().rebuilt == ["compress"]
+    assert compress.decode_sibling(compress.sibling(js, "gzip")) == js.read_bytes()
 
 
 def test_model_variants_are_standard_layers_models_with_checked_manifest(built: None) -> None:
@@ -143,6 +199,7 @@ def test_pyapp_wheel_is_reproducible_and_browser_only(tmp_path: Path) -> None:
     assert "pyapp/model.py" in names
     assert "pyapp/py.typed" in names
     assert "pyapp/assets.py" not in names
+    assert not [n for n in names if n.startswith("pyapp_build")], "host-only build tooling"
     assert all(n in record for n in names if not n.endswith("RECORD"))
     target = tmp_path / "site"
     subprocess.run(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
+import json
+import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,13 +45,30 @@ def site(tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
     server.server_close()
 
 
-def get(site: tuple[str, int, Path], path: str, method: str = "GET") -> http.client.HTTPResponse:
+def get(
+    site: tuple[str, int, Path], path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> http.client.HTTPResponse:
     conn = http.client.HTTPConnection(site[0], site[1], timeout=10)
-    conn.request(method, path)
+    conn.request(method, path, headers=headers or {})
     resp = conn.getresponse()
     resp.read()
     conn.close()
     return resp
+
+
+def fetch(site: tuple[str, int, Path], path: str, accept: str | None, method: str = "GET") -> tuple[Any, bytes]:
+    """(response, body as sent) with ``Accept-Encoding: accept`` (None: no such header)."""
+    conn = http.client.HTTPConnection(site[0], site[1], timeout=10)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    if accept is not None:
+        conn.putheader("Accept-Encoding", accept)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    if method == "GET":
+        assert int(resp.getheader("Content-Length")) == len(body)
+    return resp, body
 
 
 @pytest.mark.parametrize(
@@ -195,3 +217,293 @@ def test_readme_documents_the_headers_static_hosts_need() -> None:
     readme = (ROOT / "README.md").read_text()
     for key, value in serve.SECURITY_HEADERS.items():
         assert f"\n{key}: {value}\n" in readme, key
+
+
+# --------------------------------------------------------------------------- Content-Encoding
+
+
+def _js(size: int) -> bytes:
+    """Compressible JS-like text of ``size`` bytes."""
+    lines = (b"export const v%d = tf.tidy(() => x.mul(%d));\n" % (i, i % 7) for i in range(size // 30 + 1))
+    return b"".join(lines)[:size]
+
+
+@pytest.fixture
+def encoded_site(tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
+    """A root with siblings the build would write (app.js.br/.gz), a file without, and odd cases."""
+    from pyapp_build import compress
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "app.js").write_bytes(_js(50_000))
+    (root / "plain.json").write_bytes(_js(30_000))  # no siblings: gzipped on the fly
+    (root / "tiny.js").write_bytes(b"export const x = 1;\n")
+    (root / "photo.png").write_bytes(b"\x89PNG" + _js(5_000))
+    (root / "big.bin").write_bytes(_js(serve.GZIP_ON_THE_FLY_MAX + 1))
+    (root / "digits.csv.gz").write_bytes(gzip.compress(b"1,2,3\n" * 400))
+    compress.compress_files([(root / "app.js", root / "app.js")])
+    server = serve.make_server("127.0.0.1", 0, {"/": root}, quiet=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield str(server.server_address[0]), int(server.server_address[1]), root
+    server.shutdown()
+    server.server_close()
+
+
+def test_compressible_suffixes_match_the_build() -> None:
+    """serve.py (standard library only) keeps its own copy of the build's list."""
+    from pyapp_build import compress
+
+    assert serve.COMPRESSIBLE_SUFFIXES == compress.COMPRESSIBLE_SUFFIXES
+    assert dict(serve.SIBLING_SUFFIXES) == compress.SIBLINGS
+
+
+def test_brotli_sibling_preferred(encoded_site: tuple[str, int, Path]) -> None:
+    """Chrome's Accept-Encoding gets the .br sibling's bytes, with the original's type, and Vary."""
+    root = encoded_site[2]
+    resp, body = fetch(encoded_site, "/app.js", "gzip, deflate, br, zstd")
+    assert resp.status == 200
+    assert resp.getheader("Content-Encoding") == "br"
+    assert resp.getheader("Content-Type") == "text/javascript; charset=utf-8"
+    assert resp.getheader("Vary") == "Accept-Encoding"
+    assert resp.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+    assert body == (root / "app.js.br").read_bytes()
+    assert len(body) < (root / "app.js").stat().st_size / 4
+
+
+@pytest.mark.parametrize(
+    ("accept", "coding"),
+    [
+        ("gzip", "gzip"),
+        ("x-gzip", "gzip"),
+        ("GZIP;Q=1", "gzip"),
+        ("br;q=0, gzip", "gzip"),
+        ("br;q=0.4, gzip;q=0.8", "gzip"),  # the client's preference wins
+        ("br;q=0.8, gzip;q=0.8", "br"),  # ties go to the smaller
+        ("*", "br"),
+        ("*;q=0.5, br;q=0", "gzip"),
+        ("br;q=0, gzip;q=0", None),
+        ("identity", None),
+        ("", None),
+        ("gzip;q=0.5, identity", None),  # identity preferred outright
+        ("deflate, zstd", None),
+        ("br;q=2, gzip;q=abc", None),  # malformed q-values: those entries are ignored
+    ],
+)
+def test_negotiation(encoded_site: tuple[str, int, Path], accept: str, coding: str | None) -> None:
+    root = encoded_site[2]
+    resp, body = fetch(encoded_site, "/app.js", accept)
+    assert resp.status == 200
+    assert resp.getheader("Content-Encoding") == coding
+    assert resp.getheader("Vary") == "Accept-Encoding"
+    expected = {"br": "app.js.br", "gzip": "app.js.gz", None: "app.js"}[coding]
+    assert body == (root / expected).read_bytes()
+
+
+def test_no_accept_encoding_means_identity(encoded_site: tuple[str, int, Path]) -> None:
+    resp, body = fetch(encoded_site, "/app.js", None)
+    assert resp.getheader("Content-Encoding") is None
+    assert resp.getheader("Vary") == "Accept-Encoding"
+    assert body == (encoded_site[2] / "app.js").read_bytes()
+
+
+def test_identity_refused(encoded_site: tuple[str, int, Path]) -> None:
+    """identity;q=0 (or *;q=0) with no acceptable coding: 406, not the file uncompressed."""
+    for accept in ("br;q=0, gzip;q=0, identity;q=0", "*;q=0"):
+        resp, _ = fetch(encoded_site, "/app.js", accept)
+        assert resp.status == 406
+        assert resp.getheader("Vary") == "Accept-Encoding"
+    resp, body = fetch(encoded_site, "/app.js", "*;q=0, gzip")
+    assert resp.getheader("Content-Encoding") == "gzip"
+    # A file too small to compress is still gzipped when identity is refused.
+    resp, body = fetch(encoded_site, "/tiny.js", "gzip, identity;q=0")
+    assert resp.getheader("Content-Encoding") == "gzip"
+    assert gzip.decompress(body) == (encoded_site[2] / "tiny.js").read_bytes()
+
+
+def test_head_has_the_encoded_length(encoded_site: tuple[str, int, Path]) -> None:
+    root = encoded_site[2]
+    for accept, name in (("br", "app.js.br"), ("gzip", "app.js.gz"), ("identity", "app.js")):
+        resp, body = fetch(encoded_site, "/app.js", accept, method="HEAD")
+        assert resp.status == 200
+        assert body == b""
+        assert int(resp.getheader("Content-Length")) == (root / name).stat().st_size
+        assert resp.getheader("Vary") == "Accept-Encoding"
+
+
+def test_stale_sibling_ignored(encoded_site: tuple[str, int, Path]) -> None:
+    """A sibling older than its original is not sent (the original changed since): gzip on the fly instead."""
+    root = encoded_site[2]
+    (root / "app.js").write_bytes(_js(40_000) + b"// changed\n")
+    for sibling in ("app.js.br", "app.js.gz"):
+        st = (root / "app.js").stat()
+        os.utime(root / sibling, ns=(st.st_atime_ns, st.st_mtime_ns - 10**9))
+    resp, body = fetch(encoded_site, "/app.js", "br, gzip")
+    assert resp.getheader("Content-Encoding") == "gzip"
+    assert gzip.decompress(body) == (root / "app.js").read_bytes()
+    resp, body = fetch(encoded_site, "/app.js", "br")
+    assert resp.getheader("Content-Encoding") is None
+    assert body == (root / "app.js").read_bytes()
+
+
+def test_symlinked_sibling_ignored(encoded_site: tuple[str, int, Path]) -> None:
+    """A sibling must be a regular file: a link could lead outside the root."""
+    root = encoded_site[2]
+    (root.parent / "outside").write_bytes(b"secret")
+    (root / "plain.json.br").symlink_to(root.parent / "outside")
+    resp, body = fetch(encoded_site, "/plain.json", "br")
+    assert resp.getheader("Content-Encoding") is None
+    assert b"secret" not in body
+
+
+def test_gzip_on_the_fly(encoded_site: tuple[str, int, Path]) -> None:
+    """Compressible files without siblings: gzipped here (up to 2 MiB), decoded to the exact bytes."""
+    root = encoded_site[2]
+    resp, body = fetch(encoded_site, "/plain.json", "gzip, deflate, br, zstd")
+    assert resp.getheader("Content-Encoding") == "gzip"
+    assert resp.getheader("Content-Type") == "application/json"
+    assert gzip.decompress(body) == (root / "plain.json").read_bytes()
+    assert len(body) < (root / "plain.json").stat().st_size / 3
+    _, body2 = fetch(encoded_site, "/plain.json", "gzip")
+    assert body2 == body
+    # Changed: the cache is keyed by mtime and size, so the new bytes are sent.
+    (root / "plain.json").write_bytes(_js(20_000) + b"\n// new\n")
+    _, body3 = fetch(encoded_site, "/plain.json", "gzip")
+    assert gzip.decompress(body3) == (root / "plain.json").read_bytes()
+    # Too big to gzip per request, too small to gain: as they are.
+    resp, body = fetch(encoded_site, "/big.bin", "gzip")
+    assert resp.getheader("Content-Encoding") is None
+    assert len(body) == serve.GZIP_ON_THE_FLY_MAX + 1
+    resp, body = fetch(encoded_site, "/tiny.js", "gzip")
+    assert resp.getheader("Content-Encoding") is None
+    assert body == (root / "tiny.js").read_bytes()
+
+
+def test_compressed_formats_are_sent_as_they_are(encoded_site: tuple[str, int, Path]) -> None:
+    """PNGs, wheels and .gz files of the site never get a Content-Encoding (digits.csv.gz stays gzip bytes)."""
+    root = encoded_site[2]
+    for path in ("/photo.png", "/digits.csv.gz"):
+        resp, body = fetch(encoded_site, path, "gzip, br")
+        assert resp.getheader("Content-Encoding") is None
+        assert resp.getheader("Vary") is None
+        assert body == (root / path[1:]).read_bytes()
+
+
+def test_gzip_cache_is_bounded(tmp_path: Path) -> None:
+    cache = serve._GzipCache(limit=3_000)
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"{i}.js"
+        path.write_bytes(os.urandom(1_000))  # incompressible: about 1 KB each gzipped
+        paths.append(path)
+        assert gzip.decompress(cache.get(path, path.stat())) == path.read_bytes()
+    assert cache.size <= 3_000
+    assert len(cache._items) == 2
+
+
+def _rules(headers: str) -> dict[str, dict[str, str]]:
+    rules: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in headers.splitlines():
+        if line.startswith("/"):
+            current = rules.setdefault(line, {})
+        elif line.startswith("  "):
+            key, _, value = line.strip().partition(": ")
+            current[key] = value
+    return rules
+
+
+def _matching(rules: dict[str, dict[str, str]], rel: str) -> list[str]:
+    """Patterns that match /rel (``*`` matches anything, ``/`` included, as on Cloudflare Pages)."""
+    return [p for p in rules if p != "/*" and re.fullmatch(re.escape(p).replace(r"\*", ".*"), f"/{rel}")]
+
+
+def test_headers_rules_for_siblings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule per sibling while they fit; past the limit, folder patterns that match only siblings."""
+    site = tmp_path / "site"
+    (site / "js").mkdir(parents=True)
+    (site / "data").mkdir()
+    for name in ("js/a.js", "js/b.js", "index.html", "data/x.csv"):
+        (site / name).write_bytes(b"x")
+        (site / f"{name}.br").write_bytes(b"y")
+        (site / f"{name}.gz").write_bytes(b"z")
+    (site / "data" / "digits.csv.gz").write_bytes(b"a file of its own")
+    (site / "orphan.js.br").write_bytes(b"no original")
+    siblings = serve.encoded_siblings(site)
+    assert sorted(siblings) == sorted(
+        f"{n}.{e}" for n in ("js/a.js", "js/b.js", "index.html", "data/x.csv") for e in ("br", "gz")
+    )
+    text = serve.static_host_headers(site)
+    assert text.startswith(serve.static_host_headers())  # the security block first, unchanged
+    rules = _rules(text)
+    assert rules["/js/a.js.br"] == {
+        "Content-Encoding": "br",
+        "Content-Type": "text/javascript; charset=utf-8",
+        "Vary": "Accept-Encoding",
+    }
+    assert rules["/data/x.csv.gz"]["Content-Encoding"] == "gzip"
+    assert len(rules) == 1 + len(siblings)
+    monkeypatch.setattr(serve, "STATIC_HOST_MAX_RULES", 5)
+    rules = _rules(serve.static_host_headers(site))
+    assert "/js/*.js.br" in rules
+    assert "/js/*.js.gz" in rules
+    # data/*.csv.gz would also match digits.csv.gz: that one keeps an explicit rule.
+    assert "/data/x.csv.gz" in rules
+    assert not any("*" in p and p.startswith("/data/") for p in rules)
+    every = [p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()]
+    for rel in every:
+        matched = _matching(rules, rel)
+        if rel in siblings:
+            assert len(matched) == 1, rel
+            assert rules[matched[0]]["Content-Encoding"] == siblings[rel]
+        else:
+            assert matched == [], rel
+
+
+def test_export_writes_siblings_and_headers_rules(built: None, tmp_path: Path) -> None:
+    """build --out: .br/.gz next to the big files, decoding to them; _headers serves every sibling, encoded."""
+    from pyapp_build import compress
+
+    out = tmp_path / "site"
+    assert serve.main(["build", "--out", str(out)]) == 0
+    for rel in ("vendor/pyodide/pyodide.asm.wasm", "vendor/tfjs/tf.min.js", "index.html", "vendor/build.json"):
+        original = (out / rel).read_bytes()
+        assert compress.decode_sibling(out / f"{rel}.gz") == original
+        assert (out / f"{rel}.br").stat().st_size < len(original)
+    assert (
+        compress.decode_sibling(out / "vendor/pyodide/pyodide.asm.wasm.br")
+        == (out / "vendor/pyodide/pyodide.asm.wasm").read_bytes()
+    )
+    assert not list(out.rglob("*.whl.*"))
+    assert not list(out.rglob("*.zip.*"))
+    assert not list(out.rglob("*.png.*"))
+    info = json.loads((out / "vendor" / "build.json").read_text())
+    assert not [f for f in info["files"] if f.endswith((".br", ".gz")) and not f.endswith("digits.csv.gz")]
+    text = (out / "_headers").read_text()
+    assert text.startswith(serve.static_host_headers())
+    rules = _rules(text)
+    assert len(rules) <= serve.STATIC_HOST_MAX_RULES
+    siblings = serve.encoded_siblings(out)
+    assert "vendor/pyodide/pyodide.asm.wasm.br" in siblings
+    for rel in (p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()):
+        matched = _matching(rules, rel)
+        if rel in siblings:
+            assert len(matched) == 1, rel
+            headers = rules[matched[0]]
+            original = rel.rsplit(".", 1)[0]
+            assert headers["Content-Encoding"] == siblings[rel]
+            assert headers["Content-Type"] == serve.MIME_TYPES.get(Path(original).suffix, "application/octet-stream")
+            assert headers["Vary"] == "Accept-Encoding"
+        else:
+            assert matched == [], rel
+    # serve.py --site negotiates from the same siblings.
+    server = serve.make_server("127.0.0.1", 0, serve.default_mounts(out), quiet=True)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        where = (str(server.server_address[0]), int(server.server_address[1]), out)
+        resp, body = fetch(where, "/vendor/pyodide/pyodide.asm.wasm", "gzip, deflate, br, zstd")
+        assert resp.getheader("Content-Encoding") == "br"
+        assert resp.getheader("Content-Type") == "application/wasm"
+        assert body == (out / "vendor/pyodide/pyodide.asm.wasm.br").read_bytes()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,1 @@
+"""Host-only build tooling for pyapp's static site; it never ships in the browser wheel."""

@@ -1,0 +1,191 @@
+"""pyapp_build.compress: which files get .br/.gz siblings, deterministic bytes, exact round trips, stale siblings."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pyapp_build import compress
+
+
+def _text(size: int, seed: int = 0) -> bytes:
+    """Compressible, JS-like text of ``size`` bytes."""
+    rng = random.Random(seed)
+    words = ["const", "tensor", "shape", "return", "function", "await", "dispose", "=>", "{", "}", ";"]
+    out = bytearray()
+    while len(out) < size:
+        out += f"{rng.choice(words)} x{rng.randrange(500)} ".encode()
+    return bytes(out[:size])
+
+
+def _age(path: Path, seconds: int) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 1_000_000_000))
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "expected"),
+    [
+        ("pyodide.asm.wasm", 5000, True),
+        ("tf.min.js", 5000, True),
+        ("pyodide.mjs", 5000, True),
+        ("model.json", 5000, True),
+        ("group1-shard1of1.bin", 5000, True),
+        ("lfw_subset.npy", 5000, True),
+        ("digits.CSV", 5000, True),
+        ("index.html", 5000, True),
+        ("manifest.webmanifest", 5000, True),
+        ("tf.min.js", 1023, False),  # under 1 KiB
+        ("numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl", 5000, False),
+        ("python_stdlib.zip", 5000, False),
+        ("digits.csv.gz", 5000, False),
+        ("tf.min.js.br", 5000, False),
+        ("chelsea.png", 5000, False),
+        ("rocket.jpg", 5000, False),
+        (".stamp-model.json", 5000, False),  # build bookkeeping
+        ("_headers", 5000, False),
+    ],
+)
+def test_compressible_choice(tmp_path: Path, name: str, size: int, expected: bool) -> None:
+    """Text, JS, JSON, WebAssembly and weights of 1 KiB or more; never formats compressed already."""
+    path = tmp_path / name
+    path.write_bytes(b"a" * size)
+    assert compress.is_compressible(path) is expected
+    assert not compress.COMPRESSIBLE_SUFFIXES & compress.ALREADY_COMPRESSED_SUFFIXES
+
+
+def test_same_input_same_bytes(tmp_path: Path) -> None:
+    """Brotli (quality 11, via node) and gzip (level 9, mtime 0) are deterministic."""
+    data = _text(60_000)
+    outputs = []
+    for run in ("a", "b"):
+        src = tmp_path / run / "app.js"
+        src.parent.mkdir()
+        src.write_bytes(data)
+        [(br, gz)] = compress.compress_files([(src, src)])
+        assert br is not None
+        assert gz is not None
+        outputs.append((compress.sibling(src, "br").read_bytes(), compress.sibling(src, "gzip").read_bytes()))
+    assert outputs[0] == outputs[1]
+    assert compress.gzip_bytes(data) == compress.gzip_bytes(data) == outputs[0][1]
+    assert outputs[0][1][4:8] == b"\0\0\0\0", "gzip mtime is 0"
+
+
+def test_siblings_decode_to_exactly_the_original(tmp_path: Path) -> None:
+    """What a browser decodes from X.br / X.gz is X, byte for byte (the service worker's sha256 holds)."""
+    files = {
+        "a.js": _text(200_000, seed=1),
+        "sub/b.json": _text(5_000, seed=2),
+        "c.wasm": bytes(range(256)) * 400 + _text(30_000, seed=3),
+    }
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    report = compress.compress_tree(tmp_path)
+    assert sorted(report.compressed) == sorted(files)
+    for rel, data in files.items():
+        path = tmp_path / rel
+        br, gz = compress.sibling(path, "br"), compress.sibling(path, "gzip")
+        assert compress.brotli_decompress(br.read_bytes()) == data
+        assert gzip.decompress(gz.read_bytes()) == data
+        assert compress.decode_sibling(br) == compress.decode_sibling(gz) == data
+        assert len(br.read_bytes()) < len(gz.read_bytes()) < len(data)
+
+
+def test_incompressible_and_small_files_get_no_sibling(tmp_path: Path) -> None:
+    """A sibling that saves under 5% is not written (random weights); files under 1 KiB are skipped."""
+    (tmp_path / "noise.bin").write_bytes(random.Random(0).randbytes(50_000))
+    (tmp_path / "tiny.js").write_bytes(_text(1000))
+    (tmp_path / "photo.png").write_bytes(_text(50_000))
+    report = compress.compress_tree(tmp_path)
+    assert [(f.path, f.br, f.gz) for f in report.files] == [("noise.bin", None, None)]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "noise.bin",
+        "photo.png",
+        "tiny.js",
+    ]
+    assert report.total() == report.total("br") == report.total("gzip") == 50_000
+
+
+def test_report_sizes_and_totals(tmp_path: Path) -> None:
+    (tmp_path / "a.js").write_bytes(_text(40_000, seed=4))
+    (tmp_path / "b.css").write_bytes(_text(10_000, seed=5))
+    (tmp_path / "noise.bin").write_bytes(random.Random(1).randbytes(4_000))
+    report = compress.compress_tree(tmp_path)
+    by_path = {f.path: f for f in report.files}
+    assert sorted(by_path) == ["a.js", "b.css", "noise.bin"]
+    for rel in ("a.js", "b.css"):
+        f = by_path[rel]
+        assert f.original == (tmp_path / rel).stat().st_size
+        assert f.br == (tmp_path / f"{rel}.br").stat().st_size
+        assert f.gz == (tmp_path / f"{rel}.gz").stat().st_size
+    assert by_path["noise.bin"].br is None
+    assert by_path["noise.bin"].gz is None
+    assert report.total() == 54_000
+    assert report.total("br") == sum((tmp_path / f"{r}.br").stat().st_size for r in ("a.js", "b.css")) + 4_000
+    assert report.total("gzip") == sum((tmp_path / f"{r}.gz").stat().st_size for r in ("a.js", "b.css")) + 4_000
+
+
+def test_second_run_compresses_nothing_until_a_file_changes(tmp_path: Path) -> None:
+    (tmp_path / "a.js").write_bytes(_text(20_000, seed=6))
+    (tmp_path / "b.js").write_bytes(_text(20_000, seed=7))
+    assert compress.compress_tree(tmp_path).compressed == ["a.js", "b.js"]
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    again = compress.compress_tree(tmp_path)
+    assert again.compressed == []
+    assert again.removed == []
+    assert [f.path for f in again.files] == ["a.js", "b.js"]
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+    (tmp_path / "b.js").write_bytes(_text(25_000, seed=8))
+    assert compress.compress_tree(tmp_path).compressed == ["b.js"]
+    assert compress.decode_sibling(tmp_path / "b.js.br") == (tmp_path / "b.js").read_bytes()
+    # A damaged sibling (not the size recorded) is written again.
+    (tmp_path / "a.js.gz").write_bytes(b"garbage")
+    assert compress.compress_tree(tmp_path).compressed == ["a.js"]
+    assert gzip.decompress((tmp_path / "a.js.gz").read_bytes()) == (tmp_path / "a.js").read_bytes()
+
+
+def test_stale_siblings_are_removed_and_foreign_gz_files_kept(tmp_path: Path) -> None:
+    """Siblings whose original is gone (or shrank under 1 KiB) go; a .gz file of the site stays."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "digits.csv.gz").write_bytes(gzip.compress(_text(5000)))  # a file of the site
+    (tmp_path / "data" / "old.json").write_bytes(_text(8_000, seed=9))
+    (tmp_path / "shrinks.js").write_bytes(_text(8_000, seed=10))
+    (tmp_path / "stays.js").write_bytes(_text(8_000, seed=11))
+    compress.compress_tree(tmp_path)
+    (tmp_path / "data" / "old.json").unlink()
+    (tmp_path / "shrinks.js").write_bytes(b"x" * 100)
+    report = compress.compress_tree(tmp_path)
+    assert sorted(report.removed) == ["data/old.json.br", "data/old.json.gz", "shrinks.js.br", "shrinks.js.gz"]
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if not p.name.startswith("."))
+    assert left == ["data", "data/digits.csv.gz", "shrinks.js", "stays.js", "stays.js.br", "stays.js.gz"]
+    assert [f.path for f in report.files] == ["stays.js"]
+
+
+def test_copied_tree_reuses_fresh_siblings_and_redoes_stale_ones(tmp_path: Path) -> None:
+    """An export (copy with mtimes) of a compressed tree keeps siblings at least as new as their original."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.js").write_bytes(_text(20_000, seed=12))
+    (src / "b.js").write_bytes(_text(20_000, seed=13))
+    compress.compress_tree(src)
+    (src / compress.INDEX_NAME).unlink()  # as export_static leaves it (.stamp-* files are not copied)
+    dst = tmp_path / "dst"
+    shutil.copytree(src, dst)
+    _age(dst / "b.js.br", 60)  # older than its original: not trusted
+    report = compress.compress_tree(dst)
+    assert report.compressed == ["b.js"]
+    assert compress.decode_sibling(dst / "b.js.br") == (dst / "b.js").read_bytes()
+
+
+def test_compression_needs_node(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "a.js").write_bytes(_text(5000))
+    monkeypatch.setattr(compress.shutil, "which", lambda name: None)
+    with pytest.raises(compress.CompressError, match="node is required"):
+        compress.compress_tree(tmp_path)
+    assert not (tmp_path / "a.js.br").exists()
