@@ -74,6 +74,8 @@ class Layer:
     name: str | None = None
     input_shape: tuple[int, ...] | None = None
     kind: ClassVar[str] = ""
+    #: The class of TF.js's default kernel initializer for this layer, if it draws random weights.
+    kernel_initializer: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         if self.input_shape is not None:
@@ -90,9 +92,23 @@ class Layer:
         """This layer's own TF.js arguments."""
         return {}
 
-    def tfjs(self) -> tuple[str, dict[str, Any]]:
-        """(``tf.layers`` factory name, its configuration object)."""
+    def tfjs(self, seed: int | None = None) -> tuple[str, dict[str, Any]]:
+        """(``tf.layers`` factory name, its configuration object).
+
+        With a ``seed``, a layer that draws random weights draws them from TF.js's own
+        default initializer, seeded (the same seed gives the same weights):
+
+        >>> Dense(2).tfjs(seed=7)[1]["kernelInitializer"]
+        {'className': 'GlorotNormal', 'config': {'seed': 7}}
+        >>> "kernelInitializer" in Flatten().tfjs(seed=7)[1]
+        False
+        """
         cfg = self.config()
+        if seed is not None and self.kernel_initializer is not None:
+            if not isinstance(seed, int) or isinstance(seed, bool) or not 0 < seed < 2**31:
+                # TF.js reads a seed of 0 as "no seed" (Math.random), so 0 is refused here.
+                raise InvalidInput(f"{type(self).__name__}: seed must be an integer in [1, 2**31), got {seed!r}")
+            cfg["kernelInitializer"] = {"className": self.kernel_initializer, "config": {"seed": seed}}
         if self.name is not None:
             cfg["name"] = self.name
         if self.input_shape is not None:
@@ -108,6 +124,7 @@ class Dense(Layer):
     activation: str = "linear"
     use_bias: bool = True
     kind: ClassVar[str] = "dense"
+    kernel_initializer: ClassVar[str | None] = "GlorotNormal"  # TF.js's default (Keras's is GlorotUniform)
 
     def check(self) -> None:
         _positive("Dense", "units", self.units)
@@ -128,6 +145,7 @@ class Conv2D(Layer):
     activation: str = "linear"
     use_bias: bool = True
     kind: ClassVar[str] = "conv2d"
+    kernel_initializer: ClassVar[str | None] = "GlorotNormal"  # TF.js's default (Keras's is GlorotUniform)
 
     def check(self) -> None:
         _positive("Conv2D", "filters", self.filters)
@@ -192,7 +210,10 @@ class Flatten(Layer):
 
 @dataclass(frozen=True)
 class Dropout(Layer):
-    """Drops a fraction ``rate`` of activations while training (none at prediction)."""
+    """Drops a fraction ``rate`` of activations while training (none at prediction).
+
+    ``fit(..., seed=...)`` makes the dropped activations repeatable (a fresh mask each batch).
+    """
 
     rate: float
     kind: ClassVar[str] = "dropout"

@@ -5,6 +5,12 @@ takes numpy arrays, reports each epoch to a callback, and leaves no tensor or
 proxy behind. A model moves through states (an enum): built -> compiled ->
 training -> compiled ... -> disposed; calls that do not fit the state say so.
 
+Training is random three ways in TF.js: initial weights, dropout masks and the
+order of examples, all from ``Math.random``. ``Sequential(..., seed=S)`` seeds
+the first, ``fit(..., seed=S)`` the other two: the same seeds and data give the
+same trained model (bit for bit on wasm, as tested; a GPU backend's arithmetic
+may differ in the last bits).
+
 Example (in the browser)::
 
     from pyapp import datasets
@@ -23,9 +29,9 @@ Example (in the browser)::
         Dense(256, activation="relu"),
         Dropout(0.5),
         Dense(10, activation="softmax"),
-    ])
+    ], seed=0)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = await model.fit(x[:1500], y[:1500], epochs=12, batch_size=32,
+    history = await model.fit(x[:1500], y[:1500], epochs=12, batch_size=32, seed=0,
                               on_epoch=lambda e: print(e.epoch + 1, e.logs))
     print(await model.evaluate(x[1500:], y[1500:]))      # {'loss': 0.1..., 'accuracy': 0.9...}
     model.dispose()
@@ -77,6 +83,13 @@ OPTIMIZERS = {
 COMPILE_KEY = "pyapp_compile"
 #: Metric names -> TF.js names; TF.js logs "accuracy" as "acc", which is renamed back.
 METRICS = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "mse": "mse", "mae": "mae"}
+#: Layers whose training noise ``fit(seed=...)`` makes repeatable: TF.js reads their ``seed``
+#: property on every call, so fit sets a fresh one before each batch.
+SEEDED_NOISE = ("Dropout", "SpatialDropout1D")
+#: Layers whose training noise comes from ``Math.random`` with no seed pyapp can set.
+UNSEEDABLE_NOISE = ("GaussianNoise", "GaussianDropout", "AlphaDropout")
+# What a derived seed is for (derive_seed's ``purpose``): one user seed, separate streams.
+KERNELS, SHUFFLE, DROPOUT = 0, 1, 2
 
 
 class TrainingState(enum.Enum):
@@ -185,6 +198,43 @@ def check_targets(y: Any, loss: str, n: int, units: int) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as an int (None passes: unseeded), or :class:`InvalidInput` (pure).
+
+    >>> check_seed(None), check_seed(3), check_seed(np.int64(4))
+    (None, 3, 4)
+    >>> check_seed(-1)
+    Traceback (most recent call last):
+    ...
+    pyapp.errors.InvalidInput: seed must be a non-negative integer or None, got -1
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInput(f"seed must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def seed_stream(seed: int, purpose: int, *where: int) -> np.random.SeedSequence:
+    """The random stream for one use (``purpose``, at ``where``) of the user's ``seed`` (pure).
+
+    Streams for different uses are independent, so adding a layer or an epoch leaves the others as they were.
+    """
+    # The length goes in too: SeedSequence([x]) and SeedSequence([x, 0]) give the same state.
+    return np.random.SeedSequence([seed, purpose, len(where), *where])
+
+
+def derive_seed(seed: int, purpose: int, *where: int) -> int:
+    """A seed for one random draw inside TF.js, in [1, 2**31) (TF.js reads 0 as "no seed") (pure).
+
+    >>> derive_seed(0, KERNELS, 1) == derive_seed(0, KERNELS, 1) != derive_seed(0, KERNELS, 2)
+    True
+    >>> 1 <= derive_seed(5, DROPOUT, 0, 3, 0) < 2**31
+    True
+    """
+    return int(seed_stream(seed, purpose, *where).generate_state(1)[0]) % (2**31 - 1) + 1
+
+
 def one_hot(labels: Any, classes: int) -> np.ndarray:
     """Integer labels -> one-hot float32 rows.
 
@@ -220,6 +270,7 @@ class TrainableModel:
         self.loss: str | None = None
         self._optimizer: Any = None  # one we made (a learning rate was given): ours to dispose
         self._compile_args: dict[str, Any] | None = None
+        self._stop_requested = False
         self.input_shape: tuple[int | None, ...] = dims(js_model.inputs[0].shape)
         self.output_shape: tuple[int | None, ...] = dims(js_model.outputs[0].shape)
         if self.state is TrainingState.COMPILED:
@@ -252,6 +303,7 @@ class TrainableModel:
             return
         if self.state is TrainingState.TRAINING:
             self._js.stopTraining = True
+            self._stop_requested = True
         self.state = TrainingState.DISPOSED
         js_model, self._js = self._js, None
         js_model.dispose()  # also disposes an optimizer the model made from its name
@@ -378,11 +430,17 @@ class TrainableModel:
         validation_data: tuple[Any, Any] | None = None,
         shuffle: bool = True,
         on_epoch: Callable[[EpochEnd], Any] | None = None,
+        seed: int | None = None,
     ) -> History:
         """Train on numpy arrays; ``on_epoch`` (sync or async) gets an :class:`EpochEnd` after each epoch.
 
         Every tensor made for training is disposed when it ends, however it ends.
         Call :meth:`stop` (e.g. from ``on_epoch``) to end early.
+
+        ``seed`` makes the run repeatable: the order of examples in each epoch and every
+        dropout mask come from it, so the same seed, data and starting weights (see
+        :func:`Sequential`'s ``seed``) give the same trained weights (bit for bit on wasm).
+        Without it, TF.js shuffles and drops out with ``Math.random``.
         """
         self._require("fit", TrainingState.COMPILED)
         refuse_in_tidy("TrainableModel.fit")
@@ -393,17 +451,29 @@ class TrainableModel:
             raise InvalidInput(f"batch_size must be a positive integer, got {batch_size!r}")
         if not 0 <= validation_split < 1:
             raise InvalidInput(f"validation_split must be in [0, 1), got {validation_split!r}")
+        seed = check_seed(seed)
         xs_np = self._check_x(x)
         ys_np = check_targets(y, self.loss, xs_np.shape[0], self._units())
         val_np = None
         if validation_data is not None:
             vx = self._check_x(validation_data[0])
             val_np = (vx, check_targets(validation_data[1], self.loss, vx.shape[0], self._units()))
+        noise: list[Any] = []
+        if seed is not None:
+            noise = self._seedable_noise()
+            if val_np is None and validation_split:
+                # Split as Keras and TF.js do (the last fraction, before any shuffling): the same
+                # validation examples with a seed as without one.
+                split = int(np.floor(xs_np.shape[0] * (1 - validation_split)))
+                if split < 1:
+                    raise InvalidInput(f"validation_split={validation_split} leaves no examples to train on")
+                val_np = (xs_np[split:], ys_np[split:])
+                xs_np, ys_np = xs_np[:split], ys_np[:split]
 
         from pyodide.ffi import create_proxy
 
         from pyapp import runtime
-        from pyapp._js import JsException, error_message, js_object, tf
+        from pyapp._js import tf
 
         active = str(tf().getBackend())
         history = History(backend=active)
@@ -428,31 +498,64 @@ class TrainableModel:
             # TF.js awaits what the callback returns: an async callback finishes before the next epoch.
             return asyncio.ensure_future(result) if inspect.isawaitable(result) else None
 
+        current_epoch = 0
+
+        def batch_begin(batch: Any, logs: Any) -> None:
+            # TF.js awaits onBatchBegin before it runs the batch, and Dropout reads its ``seed``
+            # property on each call: a seed per (epoch, batch, layer) gives every batch its own
+            # mask, as unseeded dropout does. One fixed seed would not: TF.js makes a new
+            # generator from it on every call, so every batch would drop the same units.
+            assert seed is not None
+            for index, layer in enumerate(noise):
+                layer.seed = derive_seed(seed, DROPOUT, current_epoch, int(batch), index)
+            if self._stop_requested and self._js is not None:  # a stop() that came between two epochs' fit calls
+                self._js.stopTraining = True
+
         callback = create_proxy(epoch_end)
+        on_batch = create_proxy(batch_begin)
+        callbacks: dict[str, Any] = {"onEpochEnd": callback}
+        if seed is not None:
+            callbacks["onBatchBegin"] = on_batch
+        saved_seeds = [layer.seed for layer in noise]
         tensors: list[Any] = []
         self.state = TrainingState.TRAINING
         self._js.stopTraining = False
+        self._stop_requested = False
         try:
             if history.backend != active:
                 await runtime.use_backend(history.backend)
-            tensors += [to_tensor(xs_np), to_tensor(ys_np)]
-            options: dict[str, Any] = {
-                "epochs": epochs,
-                "batchSize": batch_size,
-                "shuffle": shuffle,
-                "callbacks": js_object({"onEpochEnd": callback}),
-            }
+            options: dict[str, Any] = {"epochs": epochs, "batchSize": batch_size, "shuffle": shuffle}
             if val_np is not None:
                 tensors += [to_tensor(val_np[0]), to_tensor(val_np[1])]
-                options["validationData"] = [tensors[2], tensors[3]]
+                options["validationData"] = [tensors[0], tensors[1]]
             elif validation_split:
                 options["validationSplit"] = validation_split
-            try:
-                await self._js.fit(tensors[0], tensors[1], js_object(options))
-            except JsException as exc:
-                raise JSError(f"fit: {error_message(exc)}") from None
+            if seed is None:
+                tensors += [to_tensor(xs_np), to_tensor(ys_np)]
+                await self._js_fit(tensors[-2], tensors[-1], options, callbacks)
+            else:
+                # TF.js shuffles with Math.random, which cannot be seeded: pyapp orders each
+                # epoch itself and has TF.js run that one epoch as given.
+                for epoch in range(epochs):
+                    if self._stop_requested or self.state is not TrainingState.TRAINING:
+                        break
+                    current_epoch = epoch
+                    rng = np.random.default_rng(seed_stream(seed, SHUFFLE, epoch))
+                    order: Any = rng.permutation(xs_np.shape[0]) if shuffle else slice(None)
+                    data = [to_tensor(xs_np[order]), to_tensor(ys_np[order])]
+                    try:
+                        one = {**options, "epochs": epoch + 1, "initialEpoch": epoch, "shuffle": False}
+                        await self._js_fit(data[0], data[1], one, callbacks)
+                    finally:
+                        for t in data:
+                            t.dispose()
+                    if self.state is not TrainingState.TRAINING or self._js.stopTraining:
+                        break  # stopped from a callback, or disposed
         finally:
             callback.destroy()
+            on_batch.destroy()
+            for layer, old in zip(noise, saved_seeds, strict=True):
+                layer.seed = old  # a later unseeded fit draws from Math.random again; saves are unchanged
             for t in tensors:
                 t.dispose()
             if history.backend != active:
@@ -462,10 +565,30 @@ class TrainableModel:
         history.stopped_early = len(history.epochs) < epochs
         return history
 
+    async def _js_fit(self, xs: Any, ys: Any, options: dict[str, Any], callbacks: dict[str, Any]) -> None:
+        from pyapp._js import JsException, error_message, js_object
+
+        try:
+            await self._js.fit(xs, ys, js_object({**options, "callbacks": js_object(callbacks)}))
+        except JsException as exc:
+            raise JSError(f"fit: {error_message(exc)}") from None
+
+    def _seedable_noise(self) -> list[Any]:
+        """The layers whose training noise a seeded fit sets, or :class:`InvalidInput` if one cannot be seeded."""
+        names = [(layer, str(layer.getClassName())) for layer in self._js.layers]
+        unseedable = [f"{layer.name!s} ({cls})" for layer, cls in names if cls in UNSEEDABLE_NOISE]
+        if unseedable:
+            raise InvalidInput(
+                f"fit(seed=...) cannot repeat the noise of {', '.join(unseedable)}: TF.js draws it from "
+                "Math.random with no seed to set; train without a seed"
+            )
+        return [layer for layer, cls in names if cls in SEEDED_NOISE]
+
     def stop(self) -> None:
         """Ask a running :meth:`fit` to end after the current batch."""
         self._require("stop")
         self._js.stopTraining = True
+        self._stop_requested = True
 
     async def evaluate(self, x: Any, y: Any, batch_size: int = 32) -> dict[str, float]:
         """Loss and metrics on held-out data."""
@@ -535,8 +658,28 @@ class TrainableModel:
             self.set_metadata(COMPILE_KEY, self._compile_args)
 
 
-def Sequential(layers: Sequence[Layer], name: str | None = None) -> TrainableModel:  # noqa: N802 - as in Keras
-    """Build a model that applies ``layers`` in order; the first gives ``input_shape``."""
+def Sequential(  # noqa: N802 - as in Keras
+    layers: Sequence[Layer], name: str | None = None, seed: int | None = None
+) -> TrainableModel:
+    """Build a model that applies ``layers`` in order; the first gives ``input_shape``.
+
+    ``seed`` fixes the initial weights (layer ``i`` draws them from ``derive_seed(seed, KERNELS, i)``):
+    the same seed builds the same model. Without it, TF.js draws them from ``Math.random``.
+    Pass ``fit(..., seed=...)`` too for a repeatable training run.
+
+    Example (in the browser)::
+
+        import numpy as np
+        from pyapp.layers import Dense
+        from pyapp.training import Sequential
+        a = Sequential([Dense(3, input_shape=(2,))], seed=1)
+        b = Sequential([Dense(3, input_shape=(2,))], seed=1)
+        x = np.ones((1, 2))
+        print(np.array_equal(await a.predict(x), await b.predict(x)))   # True
+        a.dispose()
+        b.dispose()
+    """
+    seed = check_seed(seed)
     if not layers:
         raise InvalidInput("Sequential needs at least one layer")
     for i, layer in enumerate(layers):
@@ -550,7 +693,7 @@ def Sequential(layers: Sequence[Layer], name: str | None = None) -> TrainableMod
     model = tfm.sequential(js_object({"name": name} if name else {}))
     try:
         for i, layer in enumerate(layers):
-            kind, config = layer.tfjs()
+            kind, config = layer.tfjs(None if seed is None else derive_seed(seed, KERNELS, i))
             try:
                 model.add(getattr(tfm.layers, kind)(js_object(config)))
             except JsException as exc:

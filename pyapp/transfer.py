@@ -14,7 +14,7 @@ Example (in the browser)::
     learner = await TransferClassifier.create("models/nsfw-mobilenet-v2/manifest.json", ["not a face", "face"])
     for image, label in zip(images[::10], is_face[::10]):        # 20 labelled examples
         await learner.add(image, "face" if label else "not a face")
-    await learner.train(epochs=40)
+    await learner.train(epochs=40, seed=0)                # seed: the same head every run
     print(await learner.classify(images[1]))           # [('face', 0.9...), ('not a face', 0.0...)]
     await learner.save("indexeddb://faces")             # reload later: await TransferClassifier.load(...)
     learner.dispose()
@@ -30,7 +30,7 @@ import numpy as np
 from pyapp.classifier import ImageClassifier, Prediction, top_k
 from pyapp.errors import InvalidInput, ModelLoadError, StateError
 from pyapp.layers import Dense, Dropout
-from pyapp.training import EpochEnd, History, Sequential, TrainableModel
+from pyapp.training import EpochEnd, History, Sequential, TrainableModel, check_seed
 
 #: Key of the head's TF.js userDefinedMetadata that says how to rebuild the classifier.
 METADATA_KEY = "pyapp_transfer"
@@ -215,8 +215,15 @@ class TransferClassifier:
         learning_rate: float = 1e-3,
         hidden: int = 64,
         on_epoch: Callable[[EpochEnd], Any] | None = None,
+        seed: int | None = None,
     ) -> History:
-        """Train a new head on the examples so far (every class needs at least one)."""
+        """Train a new head on the examples so far (every class needs at least one).
+
+        ``seed`` makes it repeatable: the head's initial weights, the order of examples and
+        its dropout masks all come from it (see :func:`pyapp.training.Sequential` and
+        :meth:`pyapp.training.TrainableModel.fit`).
+        """
+        seed = check_seed(seed)
         missing = [c for c, n in self.counts().items() if n == 0]
         if missing:
             raise StateError(f"no examples of {missing} yet; add() at least one image per class")
@@ -227,11 +234,14 @@ class TransferClassifier:
                 Dense(len(self.classes), activation="softmax"),
             ],
             name="transfer_head",
+            seed=seed,
         )
         try:
             head.compile("adam", "sparse_categorical_crossentropy", ["accuracy"], learning_rate=learning_rate)
             x = np.stack(self._features).astype(np.float32)
-            history = await head.fit(x, np.array(self._labels), epochs=epochs, batch_size=batch_size, on_epoch=on_epoch)
+            history = await head.fit(
+                x, np.array(self._labels), epochs=epochs, batch_size=batch_size, on_epoch=on_epoch, seed=seed
+            )
         except BaseException:
             head.dispose()
             raise

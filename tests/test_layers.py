@@ -76,3 +76,15 @@ def test_layers_are_immutable_values() -> None:
         layer.units = 5  # type: ignore[misc]
     assert Dense(4) == layer
     assert Dense(4, input_shape=[3]).input_shape == (3,)  # type: ignore[arg-type]
+
+
+def test_a_seed_reaches_the_initializer_of_layers_that_draw_random_weights() -> None:
+    seeded = {"className": "GlorotNormal", "config": {"seed": 5}}  # TF.js's default initializer, seeded
+    assert Conv2D(8, 3).tfjs(seed=5)[1]["kernelInitializer"] == seeded
+    assert Dense(2).tfjs(seed=5)[1]["kernelInitializer"] == seeded
+    assert "kernelInitializer" not in Dense(2).tfjs()[1]  # unseeded: exactly as before
+    for layer in (Dropout(0.5), MaxPool2D(2), BatchNorm(), Flatten()):
+        assert layer.tfjs(seed=5) == layer.tfjs()
+    for bad in (0, -3, 2**31, 1.5):  # TF.js reads a seed of 0 as "no seed"
+        with pytest.raises(InvalidInput, match=r"Dense: seed must be an integer in \[1, 2\*\*31\)"):
+            Dense(2).tfjs(seed=bad)  # type: ignore[arg-type]

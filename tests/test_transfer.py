@@ -45,7 +45,7 @@ await learner.add_many([images[i] for i in others[:10]], "not a face")
 for i in faces[:10]:
     await learner.add(images[i], "face")
 assert learner.counts() == {"not a face": 10, "face": 10}
-history = await learner.train(epochs=40)
+history = await learner.train(epochs=40, seed=0)  # seeded: the same head every run
 predictions = await learner.classify_many([images[i] for i in held_out])
 right = sum((p[0][0] == "face") == bool(labels[i]) for p, i in zip(predictions, held_out))
 probe = [images[i] for i in held_out[:4]]
@@ -80,7 +80,13 @@ __value__ = out
 
 
 def test_head_on_mobilenet_features_separates_real_faces_and_reloads(browser: Any, server_url: str) -> None:
-    """10 labelled photos per class; 180 held-out photos classified; no leak; the same answers after a reload."""
+    """10 labelled photos per class; 180 held-out photos classified; no leak; the same answers after a reload.
+
+    The head is trained with seed 0 (weights, shuffles, dropout), so the run is the same every time. Over
+    training seeds 0-19 (benchmarks/seeds.py, wasm, this split) the held-out accuracy was min 0.9667
+    (174/180), median 0.9778, max 0.9778 (176); seed 0 gives 0.9778. The 0.90 bar (162 right) keeps a
+    margin of 12 photos below the worst seed.
+    """
     context = browser.new_context()
     try:
         trainer = Pyodide.boot(context.new_page(), server_url)
