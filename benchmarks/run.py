@@ -79,34 +79,145 @@ def _app_first_prediction(page: Any, url: str) -> float:
     return float(page.evaluate("performance.now()"))
 
 
-def cold_start(browser: Any, url: str, backend: str, repeats: int) -> dict[str, Any]:
-    """Time to first prediction: the app on a first and a repeat (service-worker cached) visit,
-    a plain TF.js page, and Pyodide + numpy alone; fresh contexts (empty caches), interleaved."""
+class ByteCounter:
+    """Bytes the server wrote (status lines, headers and bodies, as sent: compressed where negotiated)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.total = 0
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.total += n
+
+    def take(self) -> int:
+        with self.lock:
+            n, self.total = self.total, 0
+            return n
+
+    def wrap(self, handler: type) -> type:
+        counter = self
+
+        class Counting(handler):  # type: ignore[misc, valid-type]
+            def setup(self) -> None:
+                super().setup()
+                raw = self.wfile
+
+                class Out:
+                    def write(self, data: bytes) -> int:
+                        counter.add(len(data))
+                        return int(raw.write(data))
+
+                    def flush(self) -> None:
+                        raw.flush()
+
+                    def __getattr__(self, name: str) -> Any:
+                        return getattr(raw, name)
+
+                self.wfile = Out()
+
+        return Counting
+
+
+def _plain_host(site: Path, counter: ByteCounter) -> tuple[Any, str]:
+    """Python's stdlib static server over an exported site: no COOP/COEP/CSP headers, no compression."""
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = counter.wrap(Quiet)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(site)))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def _visits(browser: Any, url: str, counter: ByteCounter) -> dict[str, tuple[float, int]]:
+    """A first and a repeat visit of the app in one fresh context: (ms to first prediction, bytes sent)."""
+    out: dict[str, tuple[float, int]] = {}
+    context = browser.new_context()
+    page = context.new_page()
+    counter.take()
+    ms = _app_first_prediction(page, url)
+    out["first"] = (ms, counter.take())
+    page.wait_for_selector("body[data-offline='ready']", timeout=300_000)
+    out["offline"] = (0.0, counter.take())
+    page.close()
+    again = context.new_page()
+    ms = _app_first_prediction(again, url)
+    out["repeat"] = (ms, counter.take())
+    context.close()
+    return out
+
+
+def cold_start(browser: Any, url: str, backend: str, repeats: int, counter: ByteCounter) -> dict[str, Any]:
+    """Time to first prediction and bytes on the wire: the app on a first and a repeat (service-worker
+    cached) visit, from serve.py (headers, brotli) and from a headerless stdlib static server over
+    ``serve.py build --out`` (isolation from the service worker: one reload); a plain TF.js page, and
+    Pyodide + numpy alone. Fresh contexts (empty caches), interleaved, in one browser."""
+    import tempfile
+
+    site = Path(tempfile.mkdtemp(prefix="pyapp-bench-site-")) / "site"
+    if serve.main(["build", "--out", str(site)]) != 0:
+        raise SystemExit("serve.py build --out failed")
+    plain_counter = ByteCounter()
+    plain, plain_url = _plain_host(site, plain_counter)
     marks = {
         "plain TF.js page (first visit)": f"{url}__bench__/plain.html?backend={backend}",
         "Pyodide + numpy boot only (first visit)": f"{url}__bench__/pyodide_only.html",
     }
-    times: dict[str, list[float]] = {"pyapp app (first visit)": [], "pyapp app (repeat visit)": []}
-    times.update({k: [] for k in marks})
-    for _ in range(repeats):
-        context = browser.new_context()
-        page = context.new_page()
-        times["pyapp app (first visit)"].append(_app_first_prediction(page, f"{url}?backend={backend}"))
-        page.wait_for_selector("body[data-offline='ready']", timeout=300_000)
-        page.close()
-        again = context.new_page()
-        times["pyapp app (repeat visit)"].append(_app_first_prediction(again, f"{url}?backend={backend}"))
-        context.close()
-        for name, page_url in marks.items():
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(page_url)
-            page.wait_for_function(
-                "() => performance.getEntriesByName('pyapp:first-prediction').length > 0", timeout=300_000
-            )
-            times[name].append(page.evaluate("performance.getEntriesByName('pyapp:first-prediction')[0].startTime"))
-            context.close()
-    return {name: summary(v) for name, v in times.items()}
+    rows = [
+        "pyapp app, serve.py (first visit)",
+        "pyapp app, serve.py (repeat visit)",
+        "pyapp app, headerless static host (first visit)",
+        "pyapp app, headerless static host (repeat visit)",
+        *marks,
+    ]
+    times: dict[str, list[float]] = {k: [] for k in rows}
+    sent: dict[str, list[int]] = {k: [] for k in rows}
+    offline: dict[str, list[int]] = {"serve.py": [], "headerless static host": []}
+    try:
+        for _ in range(repeats):
+            for host, host_url, count in (
+                ("serve.py", url, counter),
+                ("headerless static host", plain_url, plain_counter),
+            ):
+                got = _visits(browser, f"{host_url}?backend={backend}", count)
+                for visit in ("first", "repeat"):
+                    times[f"pyapp app, {host} ({visit} visit)"].append(got[visit][0])
+                    sent[f"pyapp app, {host} ({visit} visit)"].append(got[visit][1])
+                offline[host].append(got["offline"][1])
+            for name, page_url in marks.items():
+                context = browser.new_context()
+                page = context.new_page()
+                counter.take()
+                page.goto(page_url)
+                page.wait_for_function(
+                    "() => performance.getEntriesByName('pyapp:first-prediction').length > 0", timeout=300_000
+                )
+                times[name].append(page.evaluate("performance.getEntriesByName('pyapp:first-prediction')[0].startTime"))
+                sent[name].append(counter.take())
+                context.close()
+    finally:
+        plain.shutdown()
+        plain.server_close()
+    result: dict[str, Any] = {
+        name: {**summary(times[name]), "bytes_sent": statistics.median(sent[name])} for name in rows
+    }
+    floor = result["Pyodide + numpy boot only (first visit)"]["median"]
+    plain_tf = result["plain TF.js page (first visit)"]["median"]
+    result["ratios"] = {
+        "first visit / Pyodide+numpy (serve.py)": result["pyapp app, serve.py (first visit)"]["median"] / floor,
+        "first visit / Pyodide+numpy (headerless)": result["pyapp app, headerless static host (first visit)"]["median"]
+        / floor,
+        "repeat visit / plain TF.js (serve.py)": result["pyapp app, serve.py (repeat visit)"]["median"] / plain_tf,
+        "repeat visit / plain TF.js (headerless)": result["pyapp app, headerless static host (repeat visit)"]["median"]
+        / plain_tf,
+    }
+    result["offline_copy_bytes"] = {k: statistics.median(v) for k, v in offline.items()}
+    return result
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,7 +227,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     assets.build()
     mounts = {**serve.default_mounts(), "/__bench__/": ROOT / "benchmarks"}
+    counter = ByteCounter()
     server = serve.make_server("127.0.0.1", 0, mounts, quiet=True, csp_exempt=("/__bench__/",))
+    server.RequestHandlerClass = counter.wrap(server.RequestHandlerClass)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     suites = args.suite.split(",")
@@ -151,7 +264,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         s[suite]["numpy_from_bitmap_ms"]["median"] / s[suite]["gpu_ms"]["median"]
                     )
                 elif suite == "cold":
-                    s[suite] = cold_start(browser, url, args.backend, args.cold_repeats)
+                    s[suite] = cold_start(browser, url, args.backend, args.cold_repeats, counter)
                 elif suite == "batch":
                     s[suite] = bench.call("batch", args.backend, 64, 16)
                     s[suite]["speedup"] = s[suite]["one_by_one_ms"] / s[suite]["batched_ms"]
@@ -232,13 +345,24 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
     if "cold" in s:
+        cold = s["cold"]
+        rows = {k: v for k, v in cold.items() if k not in ("ratios", "offline_copy_bytes")}
         lines += [
             "## Cold start: time to first prediction (fresh context, empty cache)",
             "",
-            "| page | n | median ms | min ms |",
-            "|---|---|---|---|",
+            "Bytes: what the server wrote up to the first prediction (headers and bodies, compressed where "
+            "negotiated); serve.py negotiates brotli, the headerless stdlib server sends files as they are.",
+            "",
+            "| page | n | median ms | min ms | bytes sent (median) |",
+            "|---|---|---|---|---|",
         ]
-        lines += [f"| {k} | {v['n']} | {ms(v['median'])} | {ms(v['min'])} |" for k, v in s["cold"].items()]
+        lines += [
+            f"| {k} | {v['n']} | {ms(v['median'])} | {ms(v['min'])} | {v['bytes_sent']:,.0f} |" for k, v in rows.items()
+        ]
+        lines += ["", "| ratio (medians) | value |", "|---|---|"]
+        lines += [f"| {k} | **{v:.2f}** |" for k, v in cold["ratios"].items()]
+        lines += ["", "Bytes for the offline copy after the first prediction (the service worker caches the rest):"]
+        lines += [f"{k} {v:,.0f};" for k, v in cold["offline_copy_bytes"].items()]
         lines.append("")
     if "batch" in s:
         r = s["batch"]

@@ -124,6 +124,6 @@ def register_wasm_kernels() -> None:
     key = ("Conv2DBackpropFilter", "wasm")
     if tfm.getKernel(*key) is not None:
         return
-    func = create_proxy(_conv2d_backprop_filter)
-    _keepalive.append(func)
-    tfm.registerKernel(js_object({"kernelName": key[0], "backendName": key[1], "kernelFunc": func}))
+    if not _keepalive:  # one proxy for the page's life, reused if the kernel is registered again
+        _keepalive.append(create_proxy(_conv2d_backprop_filter))
+    tfm.registerKernel(js_object({"kernelName": key[0], "backendName": key[1], "kernelFunc": _keepalive[0]}))

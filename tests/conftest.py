@@ -28,6 +28,7 @@ BACKENDS = ("wasm", "webgl", "cpu")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: runs in headless Chromium")
+    config.addinivalue_line("markers", "leaks_allowed(reason): the test may leave tensors or proxies in the page")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -88,7 +89,20 @@ def browser(playwright: Any) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def pyodide_session(browser: Any, server_url: str) -> Iterator[Pyodide]:
     context = browser.new_context()
-    yield Pyodide.boot(context.new_page(), server_url)
+    handle = Pyodide.boot(context.new_page(), server_url)
+    # Load the shared classifiers and run each once: what that caches for the page's life (JS
+    # objects that enter Pyodide's reference table on first use, compiled kernels) is then in place
+    # before the first test, and the leak check after each test sees only what the test left.
+    handle.run(
+        """
+import testutil
+photo = await testutil.fetch("/vendor/samples/coffee.png")
+for backend in ("webgl", "cpu", "wasm"):
+    await (await testutil.classifier(backend)).classify(photo)
+""",
+        timeout=600,
+    )
+    yield handle
     context.close()
 
 
@@ -105,3 +119,23 @@ def backend(request: pytest.FixtureRequest, pyodide_session: Pyodide) -> str:
     got = pyodide_session.run(f"import pyapp\nrt = await pyapp.init(backends=({name!r},))\n__value__ = rt.backend")
     assert got == name
     return name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """After every test that ran Python in the shared page: no tensor, PyProxy or JS reference left behind.
+
+    As Pyodide's own test suite does after each browser test. What the shared classifiers and
+    backends hold is counted apart (tests/browser/testutil.py). A test that must leave something
+    says so with ``@pytest.mark.leaks_allowed("why")``.
+    """
+    handle = getattr(item, "funcargs", {}).get("pyodide")
+    if not isinstance(handle, Pyodide) or item.get_closest_marker("leaks_allowed"):
+        return (yield)
+    before = handle.run("import testutil\n__value__ = testutil.leaks()")
+    result = yield
+    after = handle.run("import testutil\n__value__ = testutil.leaks()")
+    grown = {k: after[k] - before[k] for k in after if after[k] > before[k]}
+    if grown:
+        raise AssertionError(f"left behind in the page: {grown} (before {before}, after {after})")
+    return result

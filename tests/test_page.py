@@ -42,8 +42,10 @@ def test_numpy_pillow_and_tf_ffi_work_together(pyodide: Any, backend: str) -> No
     img = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
     assert img.shape == (2, 4, 3)
     t = js.tf.tensor(js.Float32Array.new([1, 2, 3]))
-    total = t.sum().dataSync()[0]
+    s = t.sum()
+    total = s.dataSync()[0]
     t.dispose()
+    s.dispose()
     assert total == 6
     assert js.tf.version.tfjs == "4.22.0"
     assert js.tf.getBackend() == backend

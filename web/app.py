@@ -3,21 +3,23 @@
 The page (js/page.js) hands over files and user choices through ``sync``;
 everything else happens here: starting TF.js, loading the model once,
 queueing and classifying images one after another, rendering results and the
-live memory panel into the page (PyScript's worker proxy of ``window`` reaches it from here).
+live memory panel into the page through :mod:`page` (web/page.py).
 
-The page is reached through ``polyscript.xworker`` (the layer ``pyscript``
-itself uses) rather than ``pyscript.document``: under the app's
-Content-Security-Policy (no ``unsafe-eval``) importing ``pyscript`` in a worker
-tries an eval on the page, which the policy blocks, and ``pyscript.document``
-then becomes unusable.
+The page is changed only through :mod:`page`'s queued operations, never through
+PyScript's synchronous ``window`` proxy: that one needs SharedArrayBuffer, which
+a page on a plain static host or in WebKit does not have, and importing
+``pyscript`` in a worker also tries an eval on the page, which the app's
+Content-Security-Policy blocks.
 """
 
 import asyncio
 import logging
 import time
 from collections import deque
+from html import escape
 
 import js  # the worker's own global scope
+import page as page_channel
 from polyscript import xworker  # type: ignore[import-not-found]
 
 import pyapp
@@ -26,8 +28,8 @@ from pyapp.classifier import ImageClassifier
 from pyapp.errors import InvalidImage, ModelLoadError, PyAppError
 
 log = logging.getLogger("pyapp.app")
-document = xworker.window.document
 sync = xworker.sync
+page = page_channel.connect()
 
 MANIFEST = "models/nsfw-mobilenet-v2/manifest.json"
 BACKENDS = ("webgpu", "webgl", "wasm", "cpu")
@@ -53,21 +55,14 @@ class App:
 
     # ------------------------------------------------------------------ page helpers
 
-    @staticmethod
-    def el(element_id: str):
-        return document.getElementById(element_id)
-
     def stage(self, name: str, state: str, detail: str = "") -> None:
         """Mark a boot stage in the page's progress list (the page draws download bars itself)."""
-        item = self.el(f"stage-{name}")
-        if item is not None:
-            item.dataset.state = state
-            item.querySelector(".detail").textContent = detail
+        page.data(f"#stage-{name}", "state", state).text(f"#stage-{name} .detail", detail)
 
     def show_backend(self) -> None:
         rt = self.runtime
         assert rt is not None
-        self.el("backend-select").value = rt.backend
+        page.prop("#backend-select", "value", rt.backend)
         notes = [f"{name}: {why}" for name, why in rt.rejected.items()]
         if rt.software_gl:
             notes.append("WebGL runs on a software renderer here")
@@ -77,19 +72,16 @@ class App:
                 "the model was reloaded and no image was dropped"
             )
         text = f"Running on {rt.backend}" + (f" (WASM threads: {rt.wasm_threads})" if rt.wasm_threads else "")
-        self.el("backend-status").textContent = text
-        self.el("backend-notes").textContent = "; ".join(notes)
+        page.text("#backend-status", text).text("#backend-notes", "; ".join(notes))
         self.recoveries_shown = len(rt.recoveries)
 
     def update_counts(self) -> None:
-        self.el(
-            "queue-status"
-        ).textContent = f"{self.done} classified, {self.failed} failed, {self.queue.qsize()} waiting"
+        page.text("#queue-status", f"{self.done} classified, {self.failed} failed, {self.queue.qsize()} waiting")
 
     def update_live(self) -> None:
         snap = memory.snapshot()
         self.tensors.append(snap.num_tensors)
-        self.el("live").innerHTML = ui.live_panel(snap, list(self.latencies), list(self.tensors))
+        page.html("#live", ui.live_panel(snap, list(self.latencies), list(self.tensors)))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -109,12 +101,13 @@ class App:
         self.show_backend()
         self.consumer = asyncio.ensure_future(self.consume())
         await self.load_model()
+        page.flush()  # before the page hears that start() returned
         return self.runtime.backend
 
     async def load_model(self) -> bool:
         """Load the model once; on failure say why and offer to try again (queued images wait)."""
         self.model_ready.clear()
-        self.el("model-error").hidden = True
+        page.prop("#model-error", "hidden", True)
         self.stage("warmup", "active", "compiling kernels…")
         started = time.perf_counter()
         try:
@@ -122,20 +115,16 @@ class App:
         except ModelLoadError as exc:
             self.classifier = None
             self.stage("warmup", "error", "no model")
-            box = self.el("model-error")
-            box.querySelector(".message").textContent = f"The model could not be loaded: {exc}"
-            box.hidden = False
-            self.el("app").dataset.model = "failed"
+            page.text("#model-error .message", f"The model could not be loaded: {exc}")
+            page.prop("#model-error", "hidden", False).data("#app", "model", "failed")
             return False
         info = self.classifier.model.load_info
         skipped = "; ".join(f"{name} skipped: {why}" for name, why in info.attempts.items())
         detail = f"{info.variant} weights, warm-up {info.warmup_ms:.0f} ms" + (f" ({skipped})" if skipped else "")
         self.stage("warmup", "done", detail)
-        self.el("model-status").textContent = f"Model: {detail}"
-        self.el("app").dataset.model = "ready"
-        self.el("app").dataset.ready = "true"
         took = (time.perf_counter() - started) * 1e3
-        self.el("boot-total").textContent = f"Model loaded and warmed up in {took:.0f} ms"
+        page.text("#model-status", f"Model: {detail}").data("#app", "model", "ready").data("#app", "ready", "true")
+        page.text("#boot-total", f"Model loaded and warmed up in {took:.0f} ms")
         self.model_ready.set()
         self.update_live()
         return True
@@ -143,7 +132,9 @@ class App:
     async def retry_model(self) -> bool:
         """The "Try again" button: load the model again (e.g. after the network came back)."""
         async with self.lock:
-            return await self.load_model()
+            loaded = await self.load_model()
+        page.flush()
+        return loaded
 
     async def switch_backend(self, name: str) -> str:
         """Move to another backend: wait for the current image, reload the model there."""
@@ -152,14 +143,16 @@ class App:
             try:
                 await self.runtime.switch(name)
             except PyAppError as exc:
-                self.el("backend-notes").textContent = str(exc)
+                page.text("#backend-notes", str(exc))
                 self.show_backend()
+                page.flush()
                 return self.runtime.backend
             if self.classifier is not None:
                 self.classifier.dispose()
                 self.classifier = None
             await self.load_model()
             self.show_backend()
+            page.flush()
             return self.runtime.backend
 
     # ------------------------------------------------------------------ work
@@ -171,19 +164,18 @@ class App:
             self.next_id += 1
             item_id = self.next_id
             name = str(getattr(file, "name", "") or f"image {item_id}")
-            li = document.createElement("li")
-            li.id = f"item-{item_id}"
-            li.className = "result pending"
             thumb_url = js.URL.createObjectURL(file)
-            li.innerHTML = (
-                f'<img class="thumb" alt="" src="{thumb_url}" width="96" height="96">'
-                f'<div class="body"><h3 class="name"></h3><p class="status">Waiting…</p></div>'
+            page.insert(
+                "#results",
+                "afterbegin",
+                f'<li id="item-{item_id}" class="result pending">'
+                f'<img class="thumb" alt="" src="{escape(thumb_url)}" width="96" height="96" decoding="async">'
+                f'<div class="body"><h3 class="name">{escape(name)}</h3><p class="status">Waiting…</p></div></li>',
             )
-            li.querySelector(".name").textContent = name
-            self.el("results").prepend(li)
             self.queue.put_nowait((item_id, file))
             count += 1
         self.update_counts()
+        page.flush()
         return count
 
     async def consume(self) -> None:
@@ -202,9 +194,8 @@ class App:
             self.update_counts()
 
     async def classify_one(self, item_id: int, file: object) -> None:
-        li = self.el(f"item-{item_id}")
-        body = li.querySelector(".body")
-        li.querySelector(".status").textContent = "Classifying…"
+        item = f"#item-{item_id}"
+        page.text(f"{item} .status", "Classifying…")
         assert self.classifier is not None
         started = time.perf_counter()
         try:
@@ -216,15 +207,14 @@ class App:
                 log.exception("classifying image %d failed", item_id)
             message = str(exc) if isinstance(exc, InvalidImage) else f"internal error: {exc}"
             self.failed += 1
-            body.querySelector(".status").outerHTML = ui.error_card(message)
-            li.className = "result failed"  # last: the class says the item is finished
+            # The class goes last: it says the item is finished.
+            page.outer(f"{item} .status", ui.error_card(message)).prop(item, "className", "result failed")
             return
         ms = (time.perf_counter() - started) * 1e3
         self.done += 1
         self.latencies.append(ms)
-        body.querySelector(".status").outerHTML = ui.result_card(top, ms)
-        li.dataset.top1 = top[0][0]
-        li.className = "result done"
+        page.outer(f"{item} .status", ui.result_card(top, ms)).data(item, "top1", top[0][0])
+        page.prop(item, "className", "result done")
         self.update_live()
 
 
@@ -233,3 +223,4 @@ sync.start = app.start
 sync.add_files = app.add_files
 sync.switch_backend = app.switch_backend
 sync.retry_model = app.retry_model
+sync.booted = lambda: True  # last: js/python.js checks that the script got this far

@@ -3,7 +3,8 @@
 Cells run in one namespace through :class:`pyapp.playground.Session`; output is
 written into the page as it happens. The teach panel trains a
 :class:`pyapp.transfer.TransferClassifier` on images the visitor labels.
-The page is reached through ``polyscript.xworker`` (see web/app.py for why).
+The page is changed only through :mod:`page`'s queued operations (see web/app.py for why), so
+the playground works with or without SharedArrayBuffer.
 """
 
 import asyncio
@@ -11,6 +12,7 @@ import time
 from html import escape
 
 import js  # the worker's own global scope
+import page as page_channel
 import pyodide_js
 from polyscript import xworker  # type: ignore[import-not-found]
 from pyodide.ffi import to_js
@@ -22,19 +24,15 @@ from pyapp.classifier import ImageClassifier
 from pyapp.errors import PyAppError
 from pyapp.transfer import TransferClassifier
 
-window = xworker.window
-document = window.document
 sync = xworker.sync
+page = page_channel.connect()
 
 BASE_MODEL = "models/nsfw-mobilenet-v2/manifest.json"
 
 
-def el(element_id: str):
-    return document.getElementById(element_id)
-
-
 def on_message(event) -> None:
-    """The page sends the Stop button's shared buffer: Pyodide raises KeyboardInterrupt when it is set."""
+    """With SharedArrayBuffer the page sends the Stop button's shared buffer: Pyodide raises
+    KeyboardInterrupt when it is set. (Without one, Stop restarts this worker instead.)"""
     data = event.data
     if getattr(data, "type", None) == "interrupt-buffer":
         pyodide_js.setInterruptBuffer(data.buffer)
@@ -50,30 +48,30 @@ class Playground:
         self.uploads: dict[str, bytes] = {}
         self.session = self.new_session()
         self.examples: dict[str, str] = {}
-        self.cell = None  # the output element of the running cell
+        self.cell: str | None = None  # the selector of the running cell's output block
+        self.stream = ""  # the stream of its last <pre>
+        self.pres = 0
         self.lock = asyncio.Lock()
 
     async def start(self, root: str) -> str:
         js.globalThis.PYAPP_ROOT = root  # relative URLs in cells resolve against the site, not the worker
         rt = await pyapp.init(backends=("wasm", "webgl", "cpu"))
-        el("pg-backend").value = rt.backend
-        el("pg-backend").disabled = False
+        page.prop("#pg-backend", "value", rt.backend).prop("#pg-backend", "disabled", False)
         self.examples = playground.all_examples()
         options = "".join(f'<option value="{escape(title)}">{escape(title)}</option>' for title in self.examples)
-        el("examples").insertAdjacentHTML("beforeend", options)
-        el("examples").disabled = False
-        el("run").disabled = False
+        page.insert("#examples", "beforeend", options).prop("#examples", "disabled", False)
+        page.prop("#run", "disabled", False)
         self.show_env()
         self.update_memory()
         await teach.start()
-        el("playground").dataset.ready = "true"
+        page.data("#playground", "ready", "true").flush()
         return rt.backend
 
     def show_env(self) -> None:
         rt = pyapp.runtime.current()
         backend = rt.backend if rt else "none"
         versions = f"{playground.python_version()} · TF.js {js.tf.version.tfjs} · pyapp {pyapp.__version__}"
-        el("env-status").textContent = f"{versions} · backend {backend}"
+        page.text("#env-status", f"{versions} · backend {backend}")
 
     # ------------------------------------------------------------------ output
 
@@ -82,40 +80,41 @@ class Playground:
         if self.cell is None:
             return
         if stream == "html":
-            self.cell.insertAdjacentHTML("beforeend", text)
+            page.insert(self.cell, "beforeend", text)
+            self.stream = ""
             return
-        last = self.cell.lastElementChild
-        if last is None or last.tagName != "PRE" or last.className != stream:
-            last = document.createElement("pre")
-            last.className = stream
-            self.cell.append(last)
-        last.append(text)
+        if stream != self.stream:  # a new <pre> for each change of stream
+            self.pres += 1
+            self.stream = stream
+            page.insert(self.cell, "beforeend", f'<pre class="{escape(stream)}" id="pre-{self.pres}"></pre>')
+        page.append_text(f"#pre-{self.pres}", text)
 
     async def run(self, code: str) -> bool:
         """Run one cell; its output appears in a new block at the top. True when it ran without error."""
         async with self.lock:
-            block = document.createElement("li")
-            block.className = "cell"
-            block.dataset.state = "running"
-            block.innerHTML = f"<p class='meta'>In [{self.session.count + 1}] running…</p>"
-            el("output").prepend(block)
-            self.cell = block
+            self.pres += 1
+            block = f"#cell-{self.pres}"
+            page.insert(
+                "#output",
+                "afterbegin",
+                f'<li class="cell" id="cell-{self.pres}" data-state="running">'
+                f"<p class='meta'>In [{self.session.count + 1}] running…</p></li>",
+            )
+            self.cell, self.stream = block, ""
+            page.flush()  # the cell may hold the event loop for long: show that it runs now
             try:
                 result = await self.session.run(code)
             finally:
                 self.cell = None
-            meta = block.querySelector(".meta")
-            meta.textContent = f"In [{self.session.count}] {result.seconds * 1e3:.0f} ms"
+            page.text(f"{block} .meta", f"In [{self.session.count}] {result.seconds * 1e3:.0f} ms")
             if result.error is not None:
-                pre = document.createElement("pre")
-                pre.className = "traceback"
-                pre.textContent = result.error
-                block.append(pre)
+                page.insert(block, "beforeend", f'<pre class="traceback">{escape(result.error)}</pre>')
             elif result.value_html is not None:
-                block.insertAdjacentHTML("beforeend", result.value_html)
-            block.dataset.state = "ok" if result.ok else "error"
+                page.insert(block, "beforeend", result.value_html)
+            page.data(block, "state", "ok" if result.ok else "error")
             self.show_env()
             self.update_memory()
+            page.flush()
             return result.ok
 
     def new_session(self) -> playground.Session:
@@ -124,25 +123,22 @@ class Playground:
         return session
 
     def clear_output(self) -> None:
-        el("output").innerHTML = ""
+        page.html("#output", "").flush()
 
     async def reset(self) -> None:
         """A fresh namespace (as after a restart, but models already loaded elsewhere stay loaded)."""
         async with self.lock:
             self.session = self.new_session()
-            note = document.createElement("li")
-            note.className = "note"
-            note.textContent = "Python namespace reset: every variable is gone; uploads stay."
-            el("output").prepend(note)
+            note = "Python namespace reset: every variable is gone; uploads stay."
+            page.insert("#output", "afterbegin", f'<li class="note">{note}</li>').flush()
 
     def show_example(self, title: str) -> None:
         code = self.examples.get(title)
         if code is not None:
-            el("editor").value = code
-            el("editor").focus()
+            page.prop("#editor", "value", code).call("#editor", "focus").flush()
 
     def update_memory(self) -> None:
-        el("pg-memory").innerHTML = ui.memory_table(memory.snapshot())
+        page.html("#pg-memory", ui.memory_table(memory.snapshot()))
 
     async def switch_backend(self, name: str) -> str:
         async with self.lock:
@@ -150,11 +146,11 @@ class Playground:
             try:
                 await rt.switch(name)
             except PyAppError as exc:
-                el("env-status").textContent = str(exc)
-                el("pg-backend").value = rt.backend
+                page.text("#env-status", str(exc)).prop("#pg-backend", "value", rt.backend).flush()
                 return rt.backend
             self.show_env()
             self.update_memory()
+            page.flush()
             return rt.backend
 
     # ------------------------------------------------------------------ uploads
@@ -166,7 +162,7 @@ class Playground:
             f"<li><code>uploads[{escape(repr(name))}]</code> {ui.fmt_bytes(len(data))}</li>"
             for name, data in self.uploads.items()
         )
-        el("uploads").innerHTML = items
+        page.html("#uploads", items).flush()
         return len(self.uploads)
 
 
@@ -183,28 +179,25 @@ class Teach:
         self.learner = await TransferClassifier.create(self.base, ["Class A", "Class B"])
         self.draw_classes()
         for button in ("add-class", "train"):
-            el(button).disabled = False
+            page.prop(f"#{button}", "disabled", False)
         await self.refresh_saved()
 
     def status(self, element: str, text: str, ok: bool = True) -> None:
-        node = el(element)
-        node.textContent = text
-        node.className = "" if ok else "error"
+        page.text(f"#{element}", text).prop(f"#{element}", "className", "" if ok else "error")
 
     def draw_classes(self) -> None:
         counts = self.learner.counts()
-        el("classes").innerHTML = "".join(
-            ui.class_card(i, name, counts[name]) for i, name in enumerate(self.learner.classes)
-        )
+        cards = (ui.class_card(i, name, counts[name]) for i, name in enumerate(self.learner.classes))
+        page.html("#classes", "".join(cards))
 
     def set_trained(self, trained: bool) -> None:
         self.trained = trained
         for control in ("try-input", "save", "download"):
-            el(control).disabled = not trained
+            page.prop(f"#{control}", "disabled", not trained)
 
     async def add(self, index: int, files) -> int:
         name = self.learner.classes[index]
-        card = document.querySelector(f'[data-class="{index}"]')
+        card = f'[data-class="{index}"]'
         added = 0
         for file in files:
             try:
@@ -213,12 +206,9 @@ class Teach:
                 self.status("train-status", f"{file.name}: {exc}", ok=False)
                 continue
             added += 1
-            thumb = document.createElement("img")
-            thumb.alt = ""
-            thumb.src = window.URL.createObjectURL(file)
-            card.querySelector(".thumbs").append(thumb)
+            page.insert(f"{card} .thumbs", "beforeend", f'<img alt="" src="{escape(js.URL.createObjectURL(file))}">')
         count = self.learner.counts()[name]
-        card.querySelector(".count").textContent = ui.example_count(count)
+        page.text(f"{card} .count", ui.example_count(count)).flush()
         return added
 
     def rename(self, index: int, name: str) -> None:
@@ -226,7 +216,7 @@ class Teach:
         others = [c for i, c in enumerate(self.learner.classes) if i != index]
         if not name or name in others:
             self.status("train-status", "Each class needs its own, non-empty name.", ok=False)
-            document.getElementById(f"class-name-{index}").value = self.learner.classes[index]
+            page.prop(f"#class-name-{index}", "value", self.learner.classes[index]).flush()
             return
         self.learner.classes[index] = name  # examples are kept by index: renaming keeps them
 
@@ -235,14 +225,13 @@ class Teach:
         self.learner.classes.append(f"Class {letter}")
         self.set_trained(False)  # the head has one output per class: train again
         self.draw_classes()
+        page.flush()
 
     async def train(self, epochs: int) -> bool:
-        progress = el("train-progress")
-        progress.max = epochs
-        progress.value = 0
+        page.prop("#train-progress", "max", epochs).prop("#train-progress", "value", 0)
 
         def on_epoch(event) -> None:
-            progress.value = event.epoch + 1
+            page.prop("#train-progress", "value", event.epoch + 1)
             acc = event.logs.get("accuracy", float("nan"))
             self.status("train-status", f"Epoch {event.epoch + 1}/{epochs}: accuracy {acc:.2f}")
 
@@ -251,6 +240,7 @@ class Teach:
             history = await self.learner.train(epochs=epochs, on_epoch=on_epoch)
         except PyAppError as exc:
             self.status("train-status", str(exc), ok=False)
+            page.flush()
             return False
         logs = history.epochs[-1].logs
         total = sum(self.learner.counts().values())
@@ -260,17 +250,18 @@ class Teach:
             f"accuracy {logs.get('accuracy', float('nan')):.2f}, loss {logs.get('loss', float('nan')):.3f}",
         )
         self.set_trained(True)
+        page.flush()
         return True
 
     async def try_image(self, file) -> list:
         try:
             top = await self.learner.classify(await to_bytes(file))
         except PyAppError as exc:
-            el("try-result").innerHTML = ui.error_card(str(exc))
+            page.html("#try-result", ui.error_card(str(exc))).flush()
             return []
-        url = window.URL.createObjectURL(file)
-        el("try-result").innerHTML = f'<img alt="" src="{url}">' + ui.result_card(top)
-        el("try-result").dataset.top1 = top[0][0]
+        url = js.URL.createObjectURL(file)
+        page.html("#try-result", f'<img alt="" src="{escape(url)}">' + ui.result_card(top))
+        page.data("#try-result", "top1", top[0][0]).flush()
         return [list(p) for p in top]
 
     async def save(self, name: str) -> bool:
@@ -278,9 +269,11 @@ class Teach:
             await self.learner.save(f"indexeddb://{name}")
         except PyAppError as exc:
             self.status("save-status", str(exc), ok=False)
+            page.flush()
             return False
         self.status("save-status", f"Saved in this browser as {name!r}: it works offline and after a reload.")
         await self.refresh_saved()
+        page.flush()
         return True
 
     async def download(self, name: str) -> None:
@@ -288,28 +281,31 @@ class Teach:
             files = await self.learner.to_files(name)
         except PyAppError as exc:
             self.status("save-status", str(exc), ok=False)
+            page.flush()
             return
         for file_name, data in files.items():
-            blob = window.Blob.new(window.Array.of(to_js(data)))
-            link = document.createElement("a")
-            link.href = window.URL.createObjectURL(blob)
-            link.download = file_name
-            link.click()
+            # A Blob crosses to the page by structured clone; the page starts the download.
+            sync.pyapp_download(file_name, js.Blob.new(js.Array.of(to_js(data))))
         self.status("save-status", f"Downloaded {' and '.join(files)}: load them with pyapp.saving.load().")
+        page.flush()
 
     async def refresh_saved(self) -> None:
         saved = await saving.list_saved()
-        select = el("saved")
-        select.innerHTML = '<option value="">—</option>' + "".join(
-            f'<option value="{escape(url)}">{escape(url.removeprefix("indexeddb://"))}</option>' for url in saved
+        page.html(
+            "#saved",
+            '<option value="">—</option>'
+            + "".join(
+                f'<option value="{escape(url)}">{escape(url.removeprefix("indexeddb://"))}</option>' for url in saved
+            ),
         )
-        select.disabled = el("load").disabled = not saved
+        page.prop("#saved", "disabled", not saved).prop("#load", "disabled", not saved)
 
     async def load(self, url: str) -> bool:
         try:
             learner = await TransferClassifier.load(url, base=self.base)
         except PyAppError as exc:
             self.status("save-status", str(exc), ok=False)
+            page.flush()
             return False
         if self.learner is not None:
             self.learner.dispose()
@@ -317,6 +313,7 @@ class Teach:
         self.draw_classes()
         self.set_trained(True)
         self.status("save-status", f"Loaded {url.removeprefix('indexeddb://')}: classes {', '.join(learner.classes)}.")
+        page.flush()
         return True
 
 
@@ -337,3 +334,4 @@ sync.teach_try = teach.try_image
 sync.teach_save = teach.save
 sync.teach_download = teach.download
 sync.teach_load = teach.load
+sync.booted = lambda: True  # last: js/python.js checks that the script got this far

@@ -10,7 +10,12 @@
 //   the page then asks for the rest ("complete"); later installs cache the whole
 //   build before they take over, then delete the older caches whole;
 // - bytes fetched are reported on the "pyapp-progress" BroadcastChannel, which is
-//   how the page draws real download progress for files its worker loads.
+//   how the page draws real download progress for files its worker loads;
+// - every same-origin response it gives the page carries the headers that make the page
+//   cross-origin isolated (COOP/COEP/CORP) and its Content-Security-Policy: on a static
+//   host that sends no headers at all (GitHub Pages, S3, a default nginx), this worker is
+//   what gives the page SharedArrayBuffer and WASM threads (the coi-serviceworker
+//   technique; js/page.js reloads once, on the very first visit, to be served by it).
 
 const BUILD = new URL(self.location.href).searchParams.get("build") || "dev";
 const CACHE = `pyapp-${BUILD}`;
@@ -19,6 +24,28 @@ let infoPromise = null;
 
 const scopeUrl = (rel) => new URL(rel, self.registration.scope).href;
 const INFO = "vendor/build.json";
+
+/** What makes a page cross-origin isolated; build.json adds the rest of the site's headers (its CSP). */
+const ISOLATION = {
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Cross-Origin-Embedder-Policy": "require-corp",
+  "Cross-Origin-Resource-Policy": "same-origin",
+};
+let siteHeaders = ISOLATION;
+
+/**
+ * `response` with the isolation headers set, and for the build's own files the site's other
+ * headers too (its CSP); a server that sent them already loses nothing.
+ */
+function withHeaders(response, ours = true) {
+  // An opaque or error response (status 0) has no headers to change, and is not ours anyway.
+  if (!response || response.status === 0 || response.type === "opaque" || response.type === "opaqueredirect") {
+    return response;
+  }
+  const headers = new Headers(response.headers);
+  for (const [k, v] of Object.entries(ours ? siteHeaders : ISOLATION)) headers.set(k, v);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
 
 /** This worker's build.json: from its cache, else from the network (which must still be this build). */
 function buildInfo() {
@@ -32,6 +59,7 @@ function buildInfo() {
       await cache.put(scopeUrl(INFO), response.clone());
     }
     const info = await response.json();
+    siteHeaders = { ...(info.headers ?? {}), ...ISOLATION };
     return { info, files: { ...info.shell, ...info.files } };
   })();
   infoPromise.catch(() => {
@@ -74,7 +102,12 @@ async function fetchChecked(rel, sha, size) {
     throw Object.assign(new Error(`${rel} on the server is not build ${BUILD}`), { mismatch: true });
   }
   progress.postMessage({ type: "bytes", file: rel, loaded, total: size, done: true });
-  return new Response(body, { status: 200, headers: response.headers });
+  // The body is decoded already (a server may have sent it brotli- or gzip-encoded): the encoding's
+  // headers no longer describe it.
+  const headers = new Headers(response.headers);
+  headers.delete("Content-Encoding");
+  headers.delete("Content-Length");
+  return new Response(body, { status: 200, headers });
 }
 
 async function cacheFiles(rels) {
@@ -137,39 +170,41 @@ self.addEventListener("message", (event) => {
 self.addEventListener("fetch", (event) => {
   const url = event.request.url;
   if (event.request.method !== "GET" || !url.startsWith(self.registration.scope)) return;
+  // fetch() throws on these (DevTools asks for them); let the browser answer them itself.
+  if (event.request.cache === "only-if-cached" && event.request.mode !== "same-origin") return;
   if (new URL(url).searchParams.has("fresh")) return; // update checks go to the network
   event.respondWith(respond(event.request));
 });
 
 async function respond(request) {
+  await buildInfo().catch(() => {}); // the site's headers (after a restart of this worker too)
   const cache = await caches.open(CACHE);
   const rel = relOf(request.url); // a navigation to the site root is index.html
   if (rel === INFO) {
     const info = await cache.match(scopeUrl(INFO));
-    if (info) return info;
+    if (info) return withHeaders(info);
   }
   const hit = await cache.match(scopeUrl(rel));
   if (hit) {
     progress.postMessage({ type: "cached", file: rel });
-    return hit;
+    return withHeaders(hit);
   }
   let files;
   try {
     ({ files } = await buildInfo());
   } catch {
-    return fetch(request); // no build info (offline and uncached): plain network
+    return withHeaders(await fetch(request), false); // no build info (offline and uncached): plain network
   }
-  if (!files[rel]) return fetch(request); // not part of the build (e.g. test pages)
+  if (!files[rel]) return withHeaders(await fetch(request), false); // not part of the build (e.g. test pages)
   try {
     const { info } = await buildInfo();
     const response = await fetchChecked(rel, files[rel], info.sizes?.[rel]);
     await cache.put(scopeUrl(rel), response.clone());
-    return response;
+    return withHeaders(response);
   } catch (err) {
     const status = err.mismatch ? 409 : 503;
-    return new Response(`${err.message}\n`, {
-      status,
-      headers: { "Content-Type": "text/plain", "Cross-Origin-Resource-Policy": "same-origin" },
-    });
+    return withHeaders(
+      new Response(`${err.message}\n`, { status, headers: { "Content-Type": "text/plain" } }),
+    );
   }
 }

@@ -1,11 +1,14 @@
 """Helpers importable inside the browser during tests (``import testutil``).
 
 Loading a model is the slow part of a browser test, so one classifier per
-backend is loaded once and shared.
+backend is loaded once and shared. What such shared objects hold (tensors,
+PyProxies, JS references) is counted in :data:`owned`, so that the leak check
+run after every browser test (tests/conftest.py) can tell them from a leak.
 """
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pyapp
@@ -13,14 +16,57 @@ from pyapp.classifier import ImageClassifier
 
 MANIFEST = "/models/nsfw-mobilenet-v2/manifest.json"
 _classifiers: dict[str, ImageClassifier] = {}
+#: What each shared object holds on purpose, by key ("classifier:wasm", "backend:webgl"...).
+owned: dict[str, dict[str, int]] = {}
+
+
+def held() -> dict[str, int]:
+    """Live tensors, PyProxies and JS references (Pyodide's hiwire table), after a garbage collection."""
+    import js
+    import pyodide_js
+
+    gc.collect()
+    engine = js.tf.engine()
+    ready = getattr(engine, "backendInstance", None) is not None and getattr(engine, "pendingBackendInit", None) is None
+    module = pyodide_js._module
+    return {
+        "tensors": int(js.tf.memory().numTensors) if ready else 0,
+        "proxies": int(module.pyproxy_alloc_map.size),
+        "js_refs": int(module._hiwire_num_refs()),
+    }
+
+
+def leaks() -> dict[str, int]:
+    """:func:`held` less what the shared objects own: what a test must leave as it found it."""
+    for backend, clf in _classifiers.items():
+        if clf.model.state.value != "ready":  # disposed by a test: it holds nothing any more
+            owned.pop(f"classifier:{backend}", None)
+    now = held()
+    for share in owned.values():
+        for key, value in share.items():
+            now[key] -= value
+    return now
+
+
+def _own(key: str, before: dict[str, int]) -> None:
+    after = held()
+    share = owned.setdefault(key, {k: 0 for k in after})
+    for k in after:
+        share[k] += after[k] - before[k]
 
 
 async def use_backend(name: str) -> None:
-    """Make ``name`` the active backend (no-op when it already is)."""
+    """Make ``name`` the active backend (no-op when it already is).
+
+    The first start of a backend may keep something for the backend's life (WebGL's
+    context-loss listener); that is owned, not leaked.
+    """
     import js
 
     if str(js.tf.getBackend()) != name:
+        before = held()
         await pyapp.init(backends=(name,))
+        _own(f"backend:{name}", before)
 
 
 async def classifier(backend: str) -> ImageClassifier:
@@ -28,8 +74,13 @@ async def classifier(backend: str) -> ImageClassifier:
     await use_backend(backend)
     clf = _classifiers.get(backend)
     if clf is None or clf.model.state.value != "ready":
+        if clf is not None:
+            clf.dispose()
+        owned.pop(f"classifier:{backend}", None)  # a disposed one holds nothing any more
+        before = held()
         clf = await ImageClassifier.load(MANIFEST)
         _classifiers[backend] = clf
+        _own(f"classifier:{backend}", before)
     return clf
 
 

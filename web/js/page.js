@@ -3,7 +3,7 @@
 // main thread: the service worker, download progress, starting the worker,
 // and turning drops, pastes, file pickers and the camera into File objects.
 
-import { startPython } from "./python.js";
+import { sharedMemory, startPython } from "./python.js";
 
 const root = new URL("..", import.meta.url).href;
 const params = new URLSearchParams(location.search);
@@ -75,7 +75,7 @@ async function checkForUpdate(reg, info) {
 
 // ---------------------------------------------------------------- download progress
 
-function trackProgress(info) {
+function trackProgress(info, onProgress = () => {}) {
   const groups = new Map(); // group -> {files: Map(file -> loaded), total, el}
   for (const [name, files] of Object.entries(info.boot)) {
     const el = document.querySelector(`[data-group="${name}"]`);
@@ -98,6 +98,7 @@ function trackProgress(info) {
     if (!g) return;
     g.files.set(data.file, data.type === "cached" ? info.sizes[data.file] : data.loaded);
     draw(g);
+    onProgress();
   };
   return {
     finish() {
@@ -197,10 +198,127 @@ function wireCamera(add) {
   $("camera-close").addEventListener("click", close);
 }
 
+// ---------------------------------------------------------------- isolation
+
+/** Which files of the boot the server does not answer, for a failed stage's message. */
+async function missingFiles(info) {
+  const wanted = [...Object.values(info.boot).flat(), "app.py", "page.py", "js/tfjs.js", "js/python.js"];
+  const answers = await Promise.all(
+    wanted.map(async (rel) => {
+      try {
+        const r = await fetch(new URL(rel, root), { method: "HEAD", cache: "no-store" });
+        return r.ok ? null : `${rel} (HTTP ${r.status})`;
+      } catch (err) {
+        return `${rel} (${err.message ?? err})`;
+      }
+    }),
+  );
+  return answers.filter(Boolean);
+}
+
+/**
+ * Cross-origin isolation (SharedArrayBuffer: WASM threads, a synchronous Python worker) if it can
+ * be had: from the server's headers, else from the service worker, which adds them to what it
+ * serves (one reload, on the very first visit, to be served by it). Else the compatibility mode,
+ * which needs no SharedArrayBuffer, and why.
+ */
+async function isolate(info) {
+  let reg = null;
+  let why = "";
+  if (!("serviceWorker" in navigator)) why = "this browser offers no service worker here (a private window?)";
+  else if (params.has("nosw")) why = "the service worker is turned off (?nosw)";
+  else {
+    try {
+      reg = await startServiceWorker(info);
+    } catch (err) {
+      why = `the service worker could not start: ${err.message ?? err}`;
+    }
+  }
+  const sab = sharedMemory();
+  if (globalThis.crossOriginIsolated && sab) return { reg, mode: "isolated", why: "" };
+  if (globalThis.crossOriginIsolated) {
+    return { reg, mode: "compat", why: "this browser has no SharedArrayBuffer, even cross-origin isolated" };
+  }
+  if (reg && navigator.serviceWorker.controller) {
+    // This document came from the network before the worker took over: reload once to be served
+    // with its headers. Never twice for one build in one tab, so this cannot loop.
+    const key = "pyapp-isolation-reload";
+    let last = null;
+    try {
+      last = sessionStorage.getItem(key);
+      if (last !== info.build_id) {
+        sessionStorage.setItem(key, info.build_id);
+        location.reload();
+        return new Promise(() => {}); // the reload takes over
+      }
+    } catch {
+      // no sessionStorage: no way to know a reload already happened, so none
+    }
+    why = "the service worker's headers did not make this page cross-origin isolated";
+  }
+  return { reg, mode: "compat", why: why || "the server sends no cross-origin isolation headers" };
+}
+
+function showMode({ mode, why }) {
+  document.body.dataset.mode = mode;
+  $("mode").textContent =
+    mode === "isolated"
+      ? "Cross-origin isolated: WASM threads available"
+      : `Compatibility mode (no SharedArrayBuffer: slower, single-threaded WASM) because ${why}`;
+}
+
 // ---------------------------------------------------------------- boot
+
+/**
+ * The boot's stages, each with a deadline: a stage that fails, or makes no progress for
+ * `stallMs`, is named on the page with its cause and a Retry button. Never a silent hang.
+ */
+class Boot {
+  constructor(stallMs) {
+    this.stallMs = stallMs;
+    this.stage = "";
+    this.timer = 0;
+    this.failed = false;
+    this.info = null; // vendor/build.json, once read
+    $("boot-retry").addEventListener("click", () => location.reload());
+  }
+
+  enter(stage) {
+    this.stage = stage;
+    document.body.dataset.bootStage = stage;
+    this.progress();
+  }
+
+  /** Something moved (bytes arrived, a stage ended): the stall clock starts again. */
+  progress() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(
+      () => this.fail(new Error(`no progress for ${Math.round(this.stallMs / 1000)} s`), this.info),
+      this.stallMs,
+    );
+  }
+
+  async fail(err, info = null) {
+    if (this.failed) return;
+    this.failed = true;
+    clearTimeout(this.timer);
+    let message = err?.message ?? String(err);
+    const missing = info ? await missingFiles(info) : [];
+    if (missing.length) message += `; the server does not answer for ${missing.join(", ")}`;
+    $("boot-error-message").textContent = `${this.stage} failed: ${message}. Retry, or reload later.`;
+    $("boot-error").hidden = false;
+    document.body.dataset.failed = "true";
+    document.body.dataset.failedStage = this.stage;
+  }
+
+  done() {
+    clearTimeout(this.timer);
+  }
+}
 
 async function main() {
   const t0 = performance.now();
+  const boot = new Boot(Number(params.get("stall_ms")) || 90_000);
   // Images chosen while Python starts are kept and handed over once it runs (they then wait for the model).
   const pending = [];
   let deliver = (files) => pending.push(...files);
@@ -208,34 +326,41 @@ async function main() {
     const images = [...files];
     if (images.length) deliver(images);
   });
-  const info = await (await fetch(new URL("vendor/build.json", root))).json();
-  document.body.dataset.build = info.build_id;
-  const reg = await startServiceWorker(info).catch((err) => {
-    offlineStatus(`Offline support unavailable: ${err.message}`, "unavailable");
-    return null;
-  });
-  const progress = trackProgress(info);
-  if (navigator.serviceWorker?.controller) {
-    // Overlap: TF.js and the model download (into the cache) while Pyodide boots.
-    for (const f of [...info.boot["TF.js"], ...info.boot.Model]) fetch(new URL(f, root)).catch(() => {});
+  try {
+    boot.enter("Build information (vendor/build.json)");
+    const response = await fetch(new URL("vendor/build.json", root));
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const info = await response.json();
+    boot.info = info;
+    document.body.dataset.build = info.build_id;
+    boot.enter("Offline support and isolation (service worker)");
+    const isolation = await isolate(info);
+    showMode(isolation);
+    if (!isolation.reg && isolation.why) offlineStatus(`Offline support unavailable: ${isolation.why}`, "unavailable");
+    const progress = trackProgress(info, () => boot.progress());
+    if (navigator.serviceWorker?.controller) {
+      // Overlap: TF.js and the model download (into the cache) while Pyodide boots.
+      for (const f of [...info.boot["TF.js"], ...info.boot.Model]) fetch(new URL(f, root)).catch(() => {});
+    }
+    boot.enter("Python runtime (Pyodide, numpy, pyapp, TF.js)");
+    const { sync: py } = await startPython(info, root, "app.py", "pyapp");
+    deliver = (files) => py.add_files(files);
+    if (pending.length) py.add_files(pending.splice(0));
+    boot.enter("Backend and model");
+    const backend = await py.start(params.get("backend") ?? "auto", root);
+    boot.done();
+    progress.finish();
+    performance.mark("pyapp:ready");
+    document.body.dataset.backend = backend;
+    document.body.dataset.bootMs = String(Math.round(performance.now() - t0));
+    wireControls(py);
+    globalThis.pyapp = py; // for tests and the console
+    document.body.dataset.ready = "true";
+    afterBoot(isolation.reg, info);
+  } catch (err) {
+    console.error("pyapp: boot failed", err);
+    boot.fail(err, boot.info);
   }
-  const { sync: py } = await startPython(info, root, "app.py", "pyapp");
-  deliver = (files) => py.add_files(files);
-  if (pending.length) py.add_files(pending.splice(0));
-  const backend = await py.start(params.get("backend") ?? "auto", root);
-  progress.finish();
-  performance.mark("pyapp:ready");
-  document.body.dataset.backend = backend;
-  document.body.dataset.bootMs = String(Math.round(performance.now() - t0));
-  wireControls(py);
-  globalThis.pyapp = py; // for tests and the console
-  document.body.dataset.ready = "true";
-  afterBoot(reg, info);
 }
 
-main().catch((err) => {
-  const stage = $("stage-runtime");
-  stage.dataset.state = "error";
-  stage.querySelector(".detail").textContent = `Failed to start: ${err.message ?? err}`;
-  document.body.dataset.failed = "true";
-});
+main();

@@ -2,7 +2,7 @@
 // teach panel are Python (web/playground.py, in a worker). This file starts that worker,
 // forwards keys, clicks and files, and owns the one thing Python cannot: the Stop button's
 // interrupt buffer, which must be written while Python is busy.
-import { startPython } from "./python.js";
+import { sharedMemory, startPython } from "./python.js";
 
 const root = new URL("..", import.meta.url).href;
 const $ = (id) => document.getElementById(id);
@@ -84,13 +84,30 @@ function wireTeach(py) {
   $("load").addEventListener("click", () => $("saved").value && py.teach_load($("saved").value));
 }
 
+/** A download of a Blob the worker made (a worker cannot click a link). */
+function download(name, blob) {
+  const url = URL.createObjectURL(blob);
+  const link = Object.assign(document.createElement("a"), { href: url, download: name });
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 async function main() {
-  const info = await (await fetch(new URL("vendor/build.json", root))).json();
-  const { sync: py, worker } = await startPython(info, root, "playground.py", "playground");
-  // Stop: Pyodide checks this shared flag between bytecodes and raises KeyboardInterrupt (2 = SIGINT).
-  const interrupt = new Int32Array(new SharedArrayBuffer(4));
-  worker.postMessage({ type: "interrupt-buffer", buffer: interrupt });
+  const response = await fetch(new URL("vendor/build.json", root));
+  if (!response.ok) throw new Error(`vendor/build.json: HTTP ${response.status}`);
+  const info = await response.json();
+  const shared = sharedMemory();
+  document.body.dataset.mode = shared ? "isolated" : "compat";
+  const { sync: py, worker } = await startPython(info, root, "playground.py", "playground", { pyapp_download: download });
+  // Stop: with SharedArrayBuffer, Pyodide checks this shared flag between bytecodes and raises
+  // KeyboardInterrupt (2 = SIGINT). Without one, nothing can reach a busy worker: Stop reloads
+  // the page, which starts Python afresh (uploads and variables are lost, and the page says so).
+  const interrupt = shared ? new Int32Array(new SharedArrayBuffer(4)) : null;
+  if (interrupt) worker.postMessage({ type: "interrupt-buffer", buffer: interrupt });
   await py.start(root);
+  $("mode").textContent = shared
+    ? "Stop interrupts a running cell."
+    : "Compatibility mode (no SharedArrayBuffer): Stop restarts Python.";
   let running = false;
   const run = async () => {
     if (running) return;
@@ -108,7 +125,8 @@ async function main() {
   wireEditor(run);
   $("run").addEventListener("click", run);
   $("stop").addEventListener("click", () => {
-    Atomics.store(interrupt, 0, 2);
+    if (interrupt) Atomics.store(interrupt, 0, 2);
+    else location.reload();
   });
   $("clear").addEventListener("click", () => py.clear_output());
   $("reset").addEventListener("click", () => py.reset());
@@ -123,6 +141,7 @@ async function main() {
 }
 
 main().catch((err) => {
-  $("env-status").textContent = `Failed to start: ${err.message ?? err}`;
+  console.error("pyapp playground: start failed", err);
+  $("env-status").textContent = `Python failed to start: ${err.message ?? err}. Reload the page to retry.`;
   document.body.dataset.failed = "true";
 });

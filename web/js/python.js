@@ -1,14 +1,68 @@
 // Starts a Python worker (PyScript) running one of the site's .py files, with numpy, Pillow,
 // pyapp and TF.js loaded; shared by the app page and the playground. Resolves to the
 // worker's `sync` object (the Python functions the script exported).
+//
+// The worker changes the page only through `pyapp_page` (web/page.py queues DOM operations,
+// this file applies them): a message that works with or without SharedArrayBuffer.
+
+/** Whether SharedArrayBuffer really works here: the same probe PyScript's worker channel uses. */
+export function sharedMemory() {
+  try {
+    new SharedArrayBuffer(4, { maxByteLength: 8 }); // eslint-disable-line no-new
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One of web/page.py's operations; a missing element is skipped (it may have gone). */
+function applyOp([op, selector, a, b]) {
+  const el = document.querySelector(selector);
+  if (!el) return;
+  if (op === "text") el.textContent = a;
+  else if (op === "html") el.innerHTML = a;
+  else if (op === "outer") el.outerHTML = a;
+  else if (op === "insert") el.insertAdjacentHTML(a, b);
+  else if (op === "append") el.append(a);
+  else if (op === "prop") el[a] = b;
+  else if (op === "data") el.dataset[a] = b;
+  else if (op === "call" && ["focus", "click", "remove"].includes(a)) el[a]();
+  else console.warn("pyapp: unknown page operation", op);
+}
+
+const pendingOps = [];
+let draining = false;
+
+/**
+ * Apply operations in order, in slices of at most ~8 ms and 8 new elements, with a pause between
+ * slices for the browser to render: a burst (50 images dropped at once) never blocks the page.
+ */
+function drain() {
+  const start = performance.now();
+  let inserted = 0;
+  while (pendingOps.length && performance.now() - start < 8 && inserted < 8) {
+    const op = pendingOps.shift();
+    if (op[0] === "insert") inserted += 1;
+    applyOp(op);
+  }
+  draining = pendingOps.length > 0;
+  if (draining) setTimeout(drain, 0);
+}
+
+/** web/page.py's batch of operations (JSON), queued behind any not yet applied. */
+export function applyPageOps(json) {
+  pendingOps.push(...JSON.parse(json));
+  if (!draining) drain();
+}
 
 /**
  * @param {object} info vendor/build.json
  * @param {string} root the site's base URL
  * @param {string} src the Python file, relative to root
  * @param {string} name the worker's name
+ * @param {object} exports page functions the worker may call (besides pyapp_page)
  */
-export async function startPython(info, root, src, name) {
+export async function startPython(info, root, src, name, exports = {}) {
   const abs = (p) => new URL(p, root).href;
   const script = document.createElement("script");
   script.type = "py";
@@ -21,15 +75,29 @@ export async function startPython(info, root, src, name) {
       interpreter: abs("vendor/pyodide/pyodide.mjs"),
       packages: [...info.pyodide_packages.filter((p) => p === "numpy" || p === "pillow"), abs(info.pyapp_wheel)],
       packages_cache: "passthrough",
+      files: { [abs("page.py")]: "./page.py" },
       js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
     }),
   );
-  const done = new Promise((resolve) => script.addEventListener("py:done", resolve, { once: true }));
   const { hooks } = await import(abs("vendor/pyscript/core.js"));
   // PyScript's one default worker hook registers `_pyscript` (for pyscript.fs, unused here) and is
   // shipped to the worker as source and re-made with Function(): the page's CSP forbids eval.
   hooks.worker.onBeforeRunAsync.clear();
   document.body.append(script);
-  await done;
-  return { sync: script.xworker.sync, worker: script.xworker };
+  // PyScript makes the worker once it has seen the element; its `ready` settles when the script
+  // has run, and rejects with the error when booting or running it failed.
+  for (const t0 = performance.now(); !script.xworker; await new Promise((r) => setTimeout(r, 10))) {
+    if (performance.now() - t0 > 30_000) throw new Error(`PyScript did not start a worker for ${src} in 30 s`);
+  }
+  const { xworker } = script;
+  Object.assign(xworker.sync, { pyapp_page: applyPageOps, ...exports });
+  await xworker.ready;
+  // A Python exception at the script's top level does not reject `ready` (PyScript prints it in the
+  // worker's console): the script's last line exports `booted`, so its absence means it stopped early.
+  try {
+    await xworker.sync.booted();
+  } catch {
+    throw new Error(`${src} stopped before it finished starting (its traceback is in the browser console)`);
+  }
+  return { sync: xworker.sync, worker: xworker };
 }
