@@ -789,13 +789,17 @@ def _build_compress(out: Path) -> None:
                 shutil.copy2(base / s, out / s)
             os.utime(out / s)  # as new as its (possibly rewritten) original, for serve.py
         reused += 1
+    counts = compress.CompressReport()
     try:
-        results = compress.compress_files(jobs)
+        results = compress.compress_files(jobs, counts)
     except compress.CompressError as exc:
         raise BuildError(str(exc)) from None
     original = sum(src.stat().st_size for src, _ in jobs)
     br = sum(b if b is not None else src.stat().st_size for (src, _), (b, _) in zip(jobs, results, strict=True))
-    _log(f"compress: {len(jobs)} files compressed ({original:,} -> {br:,} bytes with brotli), {reused} up to date")
+    _log(
+        f"compress: {len(jobs)} files compressed ({original:,} -> {br:,} bytes with brotli), {reused} up to date,"
+        f" {counts.cache_hits} siblings from the cache"
+    )
 
 
 # --------------------------------------------------------------------------- driver

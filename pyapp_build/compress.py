@@ -13,18 +13,30 @@ checks on the content, such as the service worker's sha256, still hold.
   Python standard library has no brotli): one ``node`` process per batch, the files
   compressed in parallel on its thread pool. Gzip at level 9 with mtime 0. The same
   input always gives the same bytes.
+- A content-addressed cache outside the repository (:func:`cache_dir`: ``$PYAPP_CACHE_DIR``,
+  else ``$XDG_CACHE_HOME/pyapp``, else ``~/.cache/pyapp``; entries in ``compressed/``)
+  keeps every sibling written, keyed by the sha256 of the original, the encoding and the
+  settings (:func:`cache_settings`: quality, level, the compressor library's version), so
+  a fresh clone on the same machine compresses nothing it compressed before. An entry is
+  used only after it decodes to exactly the original (a broken one is written again);
+  entries are written atomically, the least recently used go past :data:`CACHE_MAX_BYTES`,
+  and a cache that cannot be written is skipped with one line on stderr.
 
 Host-only, standard library only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
 import json
 import os
 import shutil
 import stat
 import subprocess
+import sys
+import tempfile
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +77,11 @@ SIBLINGS: dict[str, str] = {"br": ".br", "gzip": ".gz"}
 #: served nor exported). Only siblings listed there are ever deleted: a ``.gz`` file
 #: without an original next to it may be a file of the site (``digits.csv.gz``).
 INDEX_NAME = ".stamp-siblings.json"
+#: The cache's entries (all encodings, all settings) are kept under this many bytes in all;
+#: the least recently used go first.
+CACHE_MAX_BYTES = 512 * 1024 * 1024
+#: Part of every cache key: raise it when what an entry means changes.
+CACHE_FORMAT = 1
 
 
 class CompressError(RuntimeError):
@@ -91,6 +108,8 @@ class CompressReport:
     compressed: list[str] = field(default_factory=list)
     #: Siblings deleted: their original is gone or no longer qualifies.
     removed: list[str] = field(default_factory=list)
+    #: Siblings of :attr:`compressed` files taken from the cache (checked) instead of compressed.
+    cache_hits: int = 0
 
     def total(self, coding: str | None = None) -> int:
         """Bytes of all :attr:`files` as sent to a client accepting ``coding`` ("br", "gzip" or None)."""
@@ -240,27 +259,182 @@ def siblings_match(pairs: Sequence[tuple[Path, Path]]) -> list[bool]:
                 results[i] = gzip.decompress(sib.read_bytes()) == original.read_bytes()
             except (OSError, EOFError, gzip.BadGzipFile, zlib.error):
                 results[i] = False
-    if brotli:
-        payload = json.dumps([[str(pairs[i][0]), str(pairs[i][1])] for i in brotli])
-        proc = subprocess.run([_node(), "-e", _NODE_MATCHES], input=payload.encode(), capture_output=True)
-        if proc.returncode != 0:
-            raise CompressError(f"checking brotli siblings failed:\n{proc.stderr.decode(errors='replace')}")
-        for i, ok in zip(brotli, json.loads(proc.stdout), strict=True):
-            results[i] = bool(ok)
+    for i, ok in zip(brotli, _brotli_matches([pairs[i] for i in brotli]), strict=True):
+        results[i] = ok
     return results
+
+
+def _brotli_matches(pairs: Sequence[tuple[Path, Path]]) -> list[bool]:
+    """For each ``(original, brotli data)``, whatever the second file's name: does it decode to the original?"""
+    if not pairs:
+        return []
+    payload = json.dumps([[str(original), str(encoded)] for original, encoded in pairs])
+    proc = subprocess.run([_node(), "-e", _NODE_MATCHES], input=payload.encode(), capture_output=True)
+    if proc.returncode != 0:
+        raise CompressError(f"checking brotli siblings failed:\n{proc.stderr.decode(errors='replace')}")
+    return [bool(ok) for ok in json.loads(proc.stdout)]
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_dir() -> Path:
+    """The cache's folder, like pip's: ``$PYAPP_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyapp``, else ``~/.cache/pyapp``."""
+    own = os.environ.get("PYAPP_CACHE_DIR")
+    if own:
+        return Path(own).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec ignores a relative path
+        return Path(xdg) / "pyapp"
+    return Path.home() / ".cache" / "pyapp"
+
+
+_NODE_BROTLI_VERSION = r"process.stdout.write(process.versions.brotli || process.version)"
+
+
+def cache_settings(coding: str) -> str:
+    """Everything besides the original's bytes that decides the bytes of its ``coding`` sibling.
+
+    Part of the cache key, so that a change of any of them misses the cache: the settings,
+    this module's brotli script, and the version of the library that compresses (node's
+    brotli; Python's gzip module and zlib).
+    """
+    if coding == "br":
+        proc = subprocess.run([_node(), "-e", _NODE_BROTLI_VERSION], capture_output=True)
+        if proc.returncode != 0:
+            raise CompressError(f"node failed:\n{proc.stderr.decode(errors='replace')}")
+        script = hashlib.sha256(_NODE_BROTLI.encode()).hexdigest()[:16]
+        return f"brotli={proc.stdout.decode().strip()} quality={BROTLI_QUALITY} script={script}"
+    if coding == "gzip":
+        python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        return f"python={python} zlib={zlib.ZLIB_RUNTIME_VERSION} level={GZIP_LEVEL} mtime=0"
+    raise ValueError(f"unknown coding {coding!r}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Cache:
+    """Siblings by content: ``compressed/<key[:2]>/<key>.br`` (or ``.gz``).
+
+    key = sha256 of :data:`CACHE_FORMAT`, the coding, :func:`cache_settings` and the original's sha256.
+
+    Nothing read from it is trusted: the caller checks that an entry decodes to its original.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.settings = {coding: cache_settings(coding) for coding in SIBLINGS}
+        self.writable = True
+        self.wrote = False
+
+    @classmethod
+    def open(cls) -> _Cache | None:
+        """The cache, or None (one line on stderr) where its folder cannot be made."""
+        try:
+            root = cache_dir() / "compressed"
+            root.mkdir(parents=True, exist_ok=True)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: no home folder
+            print(f"compress: no cache ({exc}); compressing without it", file=sys.stderr)
+            return None
+        return cls(root)
+
+    def entry(self, digest: str, coding: str) -> Path:
+        key = hashlib.sha256(f"{CACHE_FORMAT}\n{coding}\n{self.settings[coding]}\n{digest}".encode()).hexdigest()
+        return self.root / key[:2] / (key + SIBLINGS[coding])
+
+    def read(self, digest: str, coding: str) -> bytes | None:
+        entry = self.entry(digest, coding)
+        try:
+            data = entry.read_bytes()
+        except OSError:
+            return None
+        self._used(entry)
+        return data
+
+    def copy(self, digest: str, coding: str, dst: Path) -> bool:
+        """Copy the entry to ``dst`` (a new file); False where there is none."""
+        entry = self.entry(digest, coding)
+        try:
+            shutil.copyfile(entry, dst)
+        except OSError:
+            return False
+        self._used(entry)
+        return True
+
+    @staticmethod
+    def _used(entry: Path) -> None:
+        with contextlib.suppress(OSError):  # the least recently used entries are evicted first
+            os.utime(entry)
+
+    def write(self, digest: str, coding: str, data: bytes) -> None:
+        """Store ``data`` atomically (a whole entry or none); on failure, one line and no more writes."""
+        if not self.writable:
+            return
+        entry = self.entry(digest, coding)
+        try:
+            entry.parent.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, entry)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            self.writable = False
+            print(f"compress: cannot write the cache {self.root} ({exc}); compressing without it", file=sys.stderr)
+            return
+        self.wrote = True
+
+    def evict(self, limit: int) -> None:
+        """Delete the least recently used entries until at most ``limit`` bytes are left."""
+        files: list[tuple[int, int, str]] = []
+        try:
+            for folder in os.scandir(self.root):
+                if folder.is_dir(follow_symlinks=False):
+                    for item in os.scandir(folder.path):
+                        st = item.stat(follow_symlinks=False)
+                        if stat.S_ISREG(st.st_mode):
+                            files.append((st.st_mtime_ns, st.st_size, item.path))
+        except OSError:
+            return
+        total = sum(size for _, size, _ in files)
+        for _, size, path in sorted(files):
+            if total <= limit:
+                break
+            try:
+                os.unlink(path)
+            except FileNotFoundError:  # another build evicted it
+                pass
+            except OSError:
+                return
+            total -= size
 
 
 def _worth_it(size: int, original: int) -> bool:
     return size <= original * (1 - MIN_SAVING)
 
 
-def compress_files(jobs: Sequence[tuple[Path, Path]]) -> list[tuple[int | None, int | None]]:
+def compress_files(
+    jobs: Sequence[tuple[Path, Path]], report: CompressReport | None = None, *, cache: bool = True
+) -> list[tuple[int | None, int | None]]:
     """For each ``(source, base)``, write ``base.br`` and ``base.gz`` (each only if it saves enough).
 
     ``base`` is where the siblings' names start: the source itself, or its place in a
     staging folder. A sibling that saves less than :data:`MIN_SAVING` is not written,
     and an older one at that place is deleted. Returns (br size, gz size) per job,
     ``None`` where no sibling was kept. Siblings are written whole or not at all.
+
+    With ``cache``, an encoding already in the cache (see :func:`cache_dir`) is taken from
+    it once it decodes to the source; the others are compressed and stored there.
+    ``report.cache_hits`` counts the siblings taken from the cache.
     """
     if not jobs:
         return []
@@ -270,16 +444,31 @@ def compress_files(jobs: Sequence[tuple[Path, Path]]) -> list[tuple[int | None, 
     order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].stat().st_size)
     parts = [base.with_name(base.name + ".br.part") for _, base in jobs]
     results: list[tuple[int | None, int | None]] = [(None, None)] * len(jobs)
+    store = _Cache.open() if cache else None
+    digests = [_sha256(src) for src, _ in jobs] if store is not None else []
+    hits = 0
     try:
+        cached: set[int] = set()  # brotli siblings from the cache, checked
+        if store is not None:
+            found = [i for i in order if store.copy(digests[i], "br", parts[i])]
+            matches = _brotli_matches([(jobs[i][0], parts[i]) for i in found])
+            cached = {i for i, ok in zip(found, matches, strict=True) if ok}
+        todo = [i for i in order if i not in cached]
         with ThreadPoolExecutor(max_workers=1) as pool:
-            brotli = pool.submit(brotli_files, [(jobs[i][0], parts[i]) for i in order])
+            brotli = pool.submit(brotli_files, [(jobs[i][0], parts[i]) for i in todo])
             gz_sizes: dict[int, int | None] = {}
             for i in order:
                 src, base = jobs[i]
                 data = src.read_bytes()
-                packed = gzip_bytes(data)
-                if gzip.decompress(packed) != data:
-                    raise CompressError(f"{src}: gzip output does not decode to the input")
+                packed = store.read(digests[i], "gzip") if store is not None else None
+                if packed is not None and _gunzips_to(packed, data):
+                    hits += 1
+                else:
+                    packed = gzip_bytes(data)
+                    if gzip.decompress(packed) != data:
+                        raise CompressError(f"{src}: gzip output does not decode to the input")
+                    if store is not None:
+                        store.write(digests[i], "gzip", packed)
                 target = sibling(base, "gzip")
                 if _worth_it(len(packed), len(data)):
                     tmp = target.with_name(target.name + ".part")
@@ -289,7 +478,13 @@ def compress_files(jobs: Sequence[tuple[Path, Path]]) -> list[tuple[int | None, 
                 else:
                     target.unlink(missing_ok=True)
                     gz_sizes[i] = None
-            br_sizes = dict(zip(order, brotli.result(), strict=True))
+            br_sizes: dict[int, int] = dict(zip(todo, brotli.result(), strict=True))
+        hits += len(cached)
+        for i in cached:
+            br_sizes[i] = parts[i].stat().st_size
+        if store is not None:
+            for i in todo:  # node checked each of them before writing it
+                store.write(digests[i], "br", parts[i].read_bytes())
         for i, (src, base) in enumerate(jobs):
             target = sibling(base, "br")
             br: int | None = br_sizes[i]
@@ -302,7 +497,18 @@ def compress_files(jobs: Sequence[tuple[Path, Path]]) -> list[tuple[int | None, 
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
+    if store is not None and store.wrote:
+        store.evict(CACHE_MAX_BYTES)
+    if report is not None:
+        report.cache_hits += hits
     return results
+
+
+def _gunzips_to(packed: bytes, data: bytes) -> bool:
+    try:
+        return gzip.decompress(packed) == data
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        return False
 
 
 def _regular_size(path: Path, newer_than_ns: int | None = None) -> int | None:
@@ -353,12 +559,13 @@ def _remove_siblings(root: Path, rel: str, entry: dict[str, int | None]) -> list
     return removed
 
 
-def compress_tree(root: Path) -> CompressReport:
+def compress_tree(root: Path, *, cache: bool = True) -> CompressReport:
     """Write ``X.br`` and ``X.gz`` next to every compressible file ``X`` under ``root``.
 
     Siblings that are up to date are kept as they are (a second run compresses nothing);
     siblings this function wrote whose original has gone, or no longer qualifies, are
-    deleted. What was written is recorded in ``root/``:data:`INDEX_NAME`.
+    deleted. What was written is recorded in ``root/``:data:`INDEX_NAME`. ``cache``: see
+    :func:`compress_files`.
     """
     root = root.resolve()
     index = _read_index(root)
@@ -384,7 +591,7 @@ def compress_tree(root: Path) -> CompressReport:
         br, gz = current
         sizes[rel] = (st.st_size, br, gz)
         entries[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "br": br, "gz": gz}
-    for (rel, path), (br, gz) in zip(todo, compress_files([(p, p) for _, p in todo]), strict=True):
+    for (rel, path), (br, gz) in zip(todo, compress_files([(p, p) for _, p in todo], report, cache=cache), strict=True):
         st = path.stat()
         sizes[rel] = (st.st_size, br, gz)
         entries[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "br": br, "gz": gz}

@@ -6,11 +6,20 @@ import gzip
 import os
 import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from pyapp_build import compress
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets an empty cache of its own (never the user's), outside its tree."""
+    folder = tmp_path_factory.mktemp("pyapp-cache")
+    monkeypatch.setenv("PYAPP_CACHE_DIR", str(folder))
+    return folder
 
 
 def _text(size: int, seed: int = 0) -> bytes:
@@ -189,3 +198,185 @@ def test_compression_needs_node(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     with pytest.raises(compress.CompressError, match="node is required"):
         compress.compress_tree(tmp_path)
     assert not (tmp_path / "a.js.br").exists()
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Two compressible files and an incompressible one (its encodings are cached too, then dropped)."""
+    files = {
+        "a.js": _text(120_000, seed=20),
+        "sub/b.json": _text(9_000, seed=21),
+        "noise.bin": random.Random(22).randbytes(6_000),
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+def _siblings(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.suffix in (".br", ".gz")
+    }
+
+
+def _entries(cache: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (cache / "compressed").rglob("*") if p.suffix in (".br", ".gz")}
+
+
+@pytest.fixture
+def node_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many files each brotli compression (one node process) was given."""
+    runs: list[int] = []
+    real = compress.brotli_files
+
+    def counting(jobs: Sequence[tuple[Path, Path]], quality: int | None = None) -> list[int]:
+        if jobs:
+            runs.append(len(jobs))
+        return real(jobs, quality)
+
+    monkeypatch.setattr(compress, "brotli_files", counting)
+    return runs
+
+
+def test_cache_folder_like_pips(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """$PYAPP_CACHE_DIR, else $XDG_CACHE_HOME/pyapp (absolute only), else ~/.cache/pyapp."""
+    monkeypatch.setenv("PYAPP_CACHE_DIR", str(tmp_path / "own"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert compress.cache_dir() == tmp_path / "own"
+    monkeypatch.delenv("PYAPP_CACHE_DIR")
+    assert compress.cache_dir() == tmp_path / "xdg" / "pyapp"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    assert compress.cache_dir() == tmp_path / "home" / ".cache" / "pyapp"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert compress.cache_dir() == tmp_path / "home" / ".cache" / "pyapp"
+
+
+def test_second_tree_comes_from_the_cache_with_the_same_bytes(
+    tmp_path: Path, cache: Path, node_runs: list[int]
+) -> None:
+    """A fresh folder with the same files (a fresh clone) compresses nothing, and gets the very same siblings."""
+    without = tmp_path / "without"
+    _tree(without)
+    assert compress.compress_tree(without, cache=False).cache_hits == 0
+    assert node_runs == [3]
+    assert not (cache / "compressed").exists(), "cache=False does not touch the cache"
+
+    cold, warm = tmp_path / "cold", tmp_path / "warm"
+    files = _tree(cold)
+    _tree(warm)
+    first = compress.compress_tree(cold)
+    assert first.cache_hits == 0
+    assert node_runs == [3, 3]
+    assert len(_entries(cache)) == 6, "both encodings of every file, kept or not"
+    second = compress.compress_tree(warm)
+    assert second.compressed == first.compressed == sorted(files)
+    assert second.cache_hits == 6
+    assert node_runs == [3, 3], "no brotli compression the second time"
+    assert second.files == first.files
+    assert _siblings(warm) == _siblings(cold) == _siblings(without)
+    assert sorted(_siblings(warm)) == ["a.js.br", "a.js.gz", "sub/b.json.br", "sub/b.json.gz"]
+    for rel, data in files.items():
+        for coding in compress.SIBLINGS:
+            sib = compress.sibling(warm / rel, coding)
+            assert not sib.exists() or compress.decode_sibling(sib) == data
+
+
+def test_changed_settings_miss_the_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache: Path, node_runs: list[int]
+) -> None:
+    """The key holds the settings: another brotli quality compresses again (gzip, unchanged, still hits)."""
+    _tree(tmp_path / "q11")
+    _tree(tmp_path / "q5")
+    compress.compress_tree(tmp_path / "q11")
+    monkeypatch.setattr(compress, "BROTLI_QUALITY", 5)
+    assert compress.compress_tree(tmp_path / "q5").cache_hits == 3
+    assert node_runs == [3, 3]
+    assert len(_entries(cache)) == 9
+
+
+def test_corrupt_cache_entries_are_ignored_and_replaced(tmp_path: Path, cache: Path, node_runs: list[int]) -> None:
+    """An entry that does not decode to the original (garbage, or another file's valid encoding) is not used."""
+    _tree(tmp_path / "one")
+    compress.compress_tree(tmp_path / "one")
+    good = _entries(cache)
+    paths = sorted(p for p in (cache / "compressed").rglob("*") if p.suffix in (".br", ".gz"))
+    by_suffix = {suffix: [p for p in paths if p.suffix == suffix] for suffix in (".br", ".gz")}
+    for same in by_suffix.values():  # each takes the next one's bytes: valid data, wrong original
+        originals = [p.read_bytes() for p in same]
+        for path, data in zip(same, originals[1:] + originals[:1], strict=True):
+            path.write_bytes(data)
+    by_suffix[".br"][0].write_bytes(b"not brotli")
+    by_suffix[".gz"][0].write_bytes(b"\x1f\x8b not gzip")
+    _tree(tmp_path / "two")
+    report = compress.compress_tree(tmp_path / "two")
+    assert report.cache_hits == 0
+    assert node_runs == [3, 3]
+    assert _siblings(tmp_path / "two") == _siblings(tmp_path / "one")
+    assert _entries(cache) == good, "every entry written again"
+    _tree(tmp_path / "three")
+    assert compress.compress_tree(tmp_path / "three").cache_hits == 6
+    assert node_runs == [3, 3]
+
+
+def test_unusable_cache_still_compresses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No cache folder (a file in the way), or one that cannot be written: one line, the same siblings."""
+    _tree(tmp_path / "plain")
+    compress.compress_tree(tmp_path / "plain", cache=False)
+    (tmp_path / "file").write_text("in the way")
+    monkeypatch.setenv("PYAPP_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    _tree(tmp_path / "nofolder")
+    assert compress.compress_tree(tmp_path / "nofolder").cache_hits == 0
+    assert _siblings(tmp_path / "nofolder") == _siblings(tmp_path / "plain")
+    assert capsys.readouterr().err.count("\n") == 1
+
+    monkeypatch.setenv("PYAPP_CACHE_DIR", str(tmp_path / "readonly"))
+
+    def refuse(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(compress.tempfile, "mkstemp", refuse)
+    _tree(tmp_path / "readonly-tree")
+    assert compress.compress_tree(tmp_path / "readonly-tree").cache_hits == 0
+    assert _siblings(tmp_path / "readonly-tree") == _siblings(tmp_path / "plain")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "cannot write the cache" in err
+    assert not any((tmp_path / "readonly").rglob("*.br")), "no entry, not even half a one"
+
+
+def test_cache_keeps_the_most_recently_used_under_its_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache: Path
+) -> None:
+    """Past CACHE_MAX_BYTES the least recently used entries go; a hit counts as a use."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "a.js").write_bytes(_text(40_000, seed=30))
+    compress.compress_tree(tmp_path / "old")
+    old = _entries(cache)
+    for path in (cache / "compressed").rglob("*.*"):
+        _age(path, 3600)
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "b.js").write_bytes(_text(40_000, seed=31))
+    compress.compress_tree(tmp_path / "new")
+    new = {name: data for name, data in _entries(cache).items() if name not in old}
+    assert len(old) == len(new) == 2
+    # Used again: a.js's entries are now the newest.
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "a.js").write_bytes(_text(40_000, seed=30))
+    assert compress.compress_tree(tmp_path / "again").cache_hits == 2
+    # Room for a.js's entries and a third file's, not b.js's as well.
+    (tmp_path / "third").mkdir()
+    (tmp_path / "third" / "c.js").write_bytes(_text(40_000, seed=32))
+    limit = sum(map(len, old.values())) + sum(map(len, new.values())) + 100
+    monkeypatch.setattr(compress, "CACHE_MAX_BYTES", limit)
+    compress.compress_tree(tmp_path / "third")
+    left = _entries(cache)
+    assert set(old) <= set(left)
+    assert not set(new) & set(left)
+    assert len(left) == 4
+    assert sum(map(len, left.values())) <= limit
