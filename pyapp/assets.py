@@ -17,7 +17,9 @@ Steps, each with its own stamp so a re-run does only what is stale::
     data       small real datasets for training from Python: scikit-learn's
                8x8 digits (from its Pyodide wheel, checked against the official
                lock) and scikit-image's LFW subset (100 faces, 100 non-faces)
-    pyapp      this package as a wheel for Pyodide
+    pyapp      this package's wheel and sdist (PEP 517 build, hatchling) into
+               dist/, and the wheel into web/vendor/wheels/
+    lock       pyodide-lock.json (pyodide-lock): the vendored packages plus pyapp
     compress   .br and .gz siblings of the outputs above (pyapp_build.compress), which
                serve.py sends to browsers that accept them
 
@@ -418,9 +420,7 @@ def _build_wheels(out: Path) -> None:
     for name, entry in entries.items():
         file_name, data = pyodide_wheel(name, entry)
         (out / file_name).write_bytes(data)
-    lock = official_lock()
-    trimmed = {"info": lock["info"], "packages": entries}
-    (out / "pyodide-lock.json").write_text(json.dumps(trimmed, indent=1, sort_keys=True))
+    # pyodide-lock.json: the lock step's (below), once pyapp's own wheel is built.
 
 
 def verify_vendored_wheels(vendor: Path | None = None) -> None:
@@ -442,6 +442,7 @@ def verify_vendored_wheels(vendor: Path | None = None) -> None:
 def _build_tfjs(out: Path) -> None:
     for src, dest in TFJS_FILES.items():
         shutil.copyfile(_node_module(src), out / dest)
+    write_tfjs_sri()  # the CDN fallback's SRI, of these same files
 
 
 def _build_pyscript(out: Path) -> None:
@@ -622,7 +623,16 @@ def _build_data(out: Path) -> None:
         archive.close()
 
 
-# --------------------------------------------------------------------------- pyapp wheel
+# --------------------------------------------------------------------------- pyapp wheel, sdist and lock entry
+
+#: pyapp's distribution name on PyPI (the import name stays ``pyapp``; PyPI's ``pyapp`` is another project).
+DIST_NAME = "pyapp-tfjs"
+#: Where :func:`build_dist` puts the wheel and sdist people install.
+DIST = ROOT / "dist"
+#: The build tools, pinned (with the build backend pinned in pyproject.toml) so that the same
+#: sources give the same wheel bytes on every machine; pip installs them into :data:`TOOLS` once.
+BUILD_TOOLS = ("build==1.2.2.post1", "hatchling==1.27.0", "pyodide-lock[wheel]==0.1.2")
+TOOLS = ROOT / ".cache" / f"tools-py{sys.version_info.major}{sys.version_info.minor}"
 
 
 def _package_files() -> list[Path]:
@@ -637,57 +647,185 @@ def _package_files() -> list[Path]:
     )
 
 
+def _dist_stem() -> str:
+    return f"{DIST_NAME.replace('-', '_')}-{__version__}"
+
+
 def wheel_name() -> str:
     """File name of the browser wheel of this version of pyapp."""
-    return f"pyapp-{__version__}-py3-none-any.whl"
+    return f"{_dist_stem()}-py3-none-any.whl"
+
+
+def sdist_name() -> str:
+    """File name of the source distribution of this version of pyapp."""
+    return f"{_dist_stem()}.tar.gz"
+
+
+def build_tools() -> Path:
+    """A folder holding :data:`BUILD_TOOLS` (pip-installed from PyPI on first use), for ``PYTHONPATH``."""
+    done = TOOLS / ".installed"
+    want = "\n".join(BUILD_TOOLS) + "\n"
+    if done.is_file() and done.read_text() == want:
+        return TOOLS
+    shutil.rmtree(TOOLS, ignore_errors=True)
+    _log(f"installing the build tools into {TOOLS.relative_to(ROOT)} ({', '.join(BUILD_TOOLS)})")
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(TOOLS)]
+    proc = subprocess.run([*cmd, *BUILD_TOOLS], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"pip install {' '.join(BUILD_TOOLS)} failed:\n{proc.stderr}")
+    done.write_text(want)
+    return TOOLS
+
+
+def _run_tool(args: list[str], what: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(build_tools()), "SOURCE_DATE_EPOCH": "1580601600"}
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    if proc.returncode != 0:
+        raise BuildError(f"{what} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def build_dist(dest: Path = DIST) -> tuple[Path, Path]:
+    """The wheel and sdist of pyapp, built the standard way (PEP 517: ``python -m build``, hatchling).
+
+    The wheel is built from the sdist, as an installer would; both are reproducible (fixed
+    timestamps, pinned backend). Returns (wheel, sdist) in ``dest``.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pyapp-dist-") as tmp:
+        _run_tool(["-m", "build", "--no-isolation", "--outdir", tmp, str(ROOT)], "python -m build")
+        made = sorted(p.name for p in Path(tmp).iterdir())
+        if made != sorted([wheel_name(), sdist_name()]):
+            raise BuildError(f"python -m build made {made}, expected {wheel_name()} and {sdist_name()}")
+        for name in made:
+            shutil.copyfile(Path(tmp) / name, dest / name)
+    return dest / wheel_name(), dest / sdist_name()
 
 
 def build_wheel(dest: Path) -> Path:
-    """Write a reproducible pure-Python wheel of pyapp (browser modules only) into ``dest``."""
-    dist_info = f"pyapp-{__version__}.dist-info"
-    entries: list[tuple[str, bytes]] = []
-    for path in _package_files():
-        entries.append((path.relative_to(ROOT).as_posix(), path.read_bytes()))
-    metadata = (
-        "Metadata-Version: 2.1\nName: pyapp\n"
-        f"Version: {__version__}\n"
-        "Summary: Browser machine learning in Python: Pyodide + TensorFlow.js\n"
-        "Requires-Python: >=3.11\nRequires-Dist: numpy\nRequires-Dist: Pillow\n"
-    )
-    entries.append((f"{dist_info}/METADATA", metadata.encode()))
-    entries.append(
-        (
-            f"{dist_info}/WHEEL",
-            b"Wheel-Version: 1.0\nGenerator: pyapp.assets\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        )
-    )
-    record_lines = []
-    for name, data in entries:
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record_lines.append(f"{name},sha256={digest},{len(data)}")
-    record_lines.append(f"{dist_info}/RECORD,,")
-    entries.append((f"{dist_info}/RECORD", ("\n".join(record_lines) + "\n").encode()))
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / wheel_name()
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in entries:
-            # Fixed timestamps: the same sources give the same bytes.
-            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, data)
-    return target
+    """Write pyapp's wheel (browser modules only; see :func:`build_dist`) into ``dest``."""
+    with tempfile.TemporaryDirectory(prefix="pyapp-wheel-") as tmp:
+        wheel, _ = build_dist(Path(tmp))
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wheel, dest / wheel.name)
+    return dest / wheel.name
 
 
 def _build_pyapp(out: Path) -> None:
-    build_wheel(out)
+    # The browser's copy in web/vendor/wheels/, and the distributable pair in dist/.
+    wheel, _ = build_dist(DIST)
+    shutil.copyfile(wheel, out / wheel.name)
 
 
 def _pyapp_inputs() -> str:
-    parts: list[bytes | str] = [__version__]
+    parts: list[bytes | str] = [__version__, *BUILD_TOOLS, (ROOT / "pyproject.toml").read_bytes()]
     for path in _package_files():
         parts += [path.relative_to(ROOT).as_posix(), path.read_bytes()]
+    if (ROOT / "README.md").exists():
+        parts.append((ROOT / "README.md").read_bytes())  # the wheel's long description
     return _fingerprint(*parts)
+
+
+#: Run with the build tools on ``PYTHONPATH``: the official lock (argv[1]) trimmed to the packages
+#: in argv[4] (JSON), plus the wheel argv[2] (file name relative to the lock: argv[3] + its name),
+#: written to argv[5].
+_LOCK_SCRIPT = r"""
+import json, sys
+from pathlib import Path
+from pyodide_lock import PyodideLockSpec
+from pyodide_lock.utils import add_wheels_to_spec
+official, wheel, base_url, keep, out = sys.argv[1:]
+spec = PyodideLockSpec.from_json(Path(official))
+spec.packages = {name: spec.packages[name] for name in json.loads(keep)}
+spec = add_wheels_to_spec(spec, [Path(wheel)], base_url=base_url)
+spec.to_json(Path(out), indent=1)
+"""
+
+
+def _pyapp_wheel_path() -> Path:
+    return VENDOR / "wheels" / wheel_name()
+
+
+def _build_lock(out: Path) -> None:
+    """vendor/pyodide/pyodide-lock.json: the official lock's entries the site vendors, plus pyapp.
+
+    Made with ``pyodide-lock`` (the Pyodide project's tool for lock files), so that
+    ``pyodide.loadPackage("pyapp-tfjs")``, micropip and JupyterLite's piplite find pyapp by name,
+    with its dependencies and sha256. Its ``file_name`` points at ``../wheels/``, where the site
+    keeps it, relative to the lock (Pyodide resolves it against its ``indexURL``).
+    """
+    wheel = _pyapp_wheel_path()
+    if not wheel.is_file():
+        raise BuildError(f"{wheel} is missing: the pyapp step makes it")
+    keep = json.dumps(sorted(_lock_entries()))
+    official = _node_module("pyodide/pyodide-lock.json")
+    target = out / "pyodide-lock.json"
+    _run_tool(["-c", _LOCK_SCRIPT, str(official), str(wheel), "../wheels/", keep, str(target)], "pyodide-lock")
+    lock = json.loads(target.read_text())
+    entry = lock["packages"].get(DIST_NAME)
+    if entry is None or entry["imports"] != ["pyapp"] or entry["sha256"] != sha256_file(wheel):
+        raise BuildError(f"pyodide-lock wrote an unexpected entry for {DIST_NAME}: {entry}")
+
+
+def _lock_inputs() -> str:
+    wheel = _pyapp_wheel_path()
+    digest = sha256_file(wheel) if wheel.is_file() else "missing"
+    return _fingerprint("lock", _lock_bytes(), _module_source(), *BUILD_TOOLS, digest)
+
+
+# --------------------------------------------------------------------------- TF.js SRI
+
+#: The module the build writes: the public CDN copy of the TF.js files it vendors, with their SRI.
+TFJS_SRI_MODULE = ROOT / "pyapp" / "_tfjs_files.py"
+TFJS_CDN = "https://cdn.jsdelivr.net/npm/"
+
+
+def sri(data: bytes) -> str:
+    """A Subresource Integrity value (sha384, base64) of ``data``.
+
+    >>> sri(b"alert('Hello, world.');")
+    'sha384-H8BRh8j48O9oYatfu5AZzq6A9RINhZO5H16dQZngK7T62em8MUt1FLm52t+eX6xO'
+    """
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+def tfjs_files() -> dict[str, tuple[str, str]]:
+    """Each vendored TF.js file (name in vendor/tfjs/) -> (its jsDelivr npm URL, its SRI), from node_modules."""
+    files: dict[str, tuple[str, str]] = {}
+    for src, dest in TFJS_FILES.items():
+        scope, package, rest = src.split("/", 2)
+        version = json.loads(_node_module(f"{scope}/{package}/package.json").read_text())["version"]
+        url = f"{TFJS_CDN}{scope}/{package}@{version}/{rest}"
+        files[dest] = (url, sri(_node_module(src).read_bytes()))
+    return files
+
+
+def tfjs_sri_source() -> str:
+    """The text of :data:`TFJS_SRI_MODULE` for the TF.js in node_modules."""
+    version = json.loads(_node_module("@tensorflow/tfjs/package.json").read_text())["version"]
+    lines = [
+        '"""TF.js files on the public CDN, with Subresource Integrity: written by pyapp/assets.py, do not edit.',
+        "",
+        "The same bytes as the copy the asset build vendors into web/vendor/tfjs/ (tests/test_assets.py checks it).",
+        '"""',
+        "",
+        f'TFJS_VERSION = "{version}"',
+        "#: File name (as in vendor/tfjs/) -> (jsDelivr npm URL, SRI).",
+        "FILES: dict[str, tuple[str, str]] = {",
+    ]
+    for name, (url, integrity) in tfjs_files().items():
+        lines += [f'    "{name}": (', f'        "{url}",', f'        "{integrity}",', "    ),"]
+    return "\n".join([*lines, "}", ""])
+
+
+def write_tfjs_sri() -> bool:
+    """Bring :data:`TFJS_SRI_MODULE` in line with node_modules; True when it changed."""
+    text = tfjs_sri_source()
+    if TFJS_SRI_MODULE.is_file() and TFJS_SRI_MODULE.read_text() == text:
+        return False
+    _log(f"writing {TFJS_SRI_MODULE.relative_to(ROOT)} (TF.js CDN URLs and SRI)")
+    _write_atomic(TFJS_SRI_MODULE, text.encode())
+    return True
 
 
 # --------------------------------------------------------------------------- compress
@@ -827,13 +965,14 @@ def steps() -> list[Step]:
         Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
         Step("data", VENDOR / "data", npm_inputs("data"), _build_data),
         Step("pyapp", VENDOR / "wheels", _pyapp_inputs, _build_pyapp),
+        Step("lock", VENDOR / "pyodide", _lock_inputs, _build_lock),
         # Last: encodings of the outputs above (not files of the build; build.json leaves them out).
         _SiblingStep("compress", _compressed_base(), _compress_inputs, _build_compress),
     ]
 
 
 def _needs_npm(step: Step) -> bool:
-    return step.name in ("pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model", "data")
+    return step.name in ("pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model", "data", "lock")
 
 
 def build(only: Iterable[str] | None = None, force: bool = False) -> BuildReport:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -81,8 +83,41 @@ def test_vendored_wheels_match_official_lock(built: None) -> None:
     """What the real build vendored is byte-identical to the official lock's hashes."""
     assets.verify_vendored_wheels()
     lock = json.loads((assets.VENDOR / "pyodide" / "pyodide-lock.json").read_text())
-    assert sorted(lock["packages"]) == ["micropip", "numpy", "packaging", "pillow"]
+    assert sorted(lock["packages"]) == ["micropip", "numpy", "packaging", "pillow", "pyapp-tfjs"]
     assert lock["info"]["version"] == "0.27.7"
+    official = assets.official_lock()["packages"]
+    assert isinstance(official, dict)
+    for name in ("micropip", "numpy", "packaging", "pillow"):
+        assert lock["packages"][name] == official[name], "the official entries, untouched"
+
+
+def test_lock_names_pyapp_with_its_wheel_and_dependencies(built: None) -> None:
+    """pyodide-lock added pyapp's wheel: pyodide.loadPackage("pyapp-tfjs") and micropip find it by name."""
+    lock = json.loads((assets.VENDOR / "pyodide" / "pyodide-lock.json").read_text())
+    entry = lock["packages"]["pyapp-tfjs"]
+    wheel = assets.VENDOR / "wheels" / assets.wheel_name()
+    assert entry["file_name"] == f"../wheels/{assets.wheel_name()}", "relative to the lock, where the site keeps it"
+    assert entry["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert entry["imports"] == ["pyapp"]
+    assert entry["depends"] == ["numpy", "pillow"]
+    assert entry["version"] == "0.1.0"
+    assert entry["install_dir"] == "site"
+
+
+def test_tfjs_sri_module_pins_the_vendored_files(built: None) -> None:
+    """pyapp/_tfjs_files.py (the CDN fallback) is what the build writes from node_modules, and each pin is
+    the sha384 of the file the site vendors; the URLs are the same TF.js version on jsDelivr."""
+    from pyapp import _tfjs_files
+
+    assert assets.TFJS_SRI_MODULE.read_text() == assets.tfjs_sri_source()
+    assert sorted(_tfjs_files.FILES) == sorted(assets.TFJS_FILES.values())
+    assert _tfjs_files.TFJS_VERSION == "4.22.0"
+    for name, (url, integrity) in _tfjs_files.FILES.items():
+        data = (assets.VENDOR / "tfjs" / name).read_bytes()
+        digest = base64.b64encode(hashlib.sha384(data).digest()).decode()
+        assert integrity == f"sha384-{digest}", name
+        assert url.startswith("https://cdn.jsdelivr.net/npm/@tensorflow/tfjs")
+        assert url.endswith(f"@4.22.0/dist/{name}")
 
 
 def test_verify_detects_tampered_vendored_wheel(sandbox: Path) -> None:
@@ -106,6 +141,7 @@ def test_rebuild_is_a_no_op_then_repairs_partial_or_corrupt_output(sandbox: Path
         "samples",
         "data",
         "pyapp",
+        "lock",
         "compress",
     ]
     again = assets.build()
@@ -189,18 +225,29 @@ def test_model_variants_are_standard_layers_models_with_checked_manifest(built: 
 
 
 def test_pyapp_wheel_is_reproducible_and_browser_only(tmp_path: Path) -> None:
-    """Same sources -> same bytes; host-only modules stay out; it installs and imports."""
+    """The PEP 517 build (hatchling): same sources -> same bytes; host-only modules stay out; versioned
+    dependencies, py.typed and the README in the metadata; it installs and imports."""
     a = assets.build_wheel(tmp_path / "a")
     b = assets.build_wheel(tmp_path / "b")
+    assert a.name == "pyapp_tfjs-0.1.0-py3-none-any.whl"
     assert a.read_bytes() == b.read_bytes()
     with zipfile.ZipFile(a) as zf:
         names = zf.namelist()
-        record = zf.read("pyapp-0.1.0.dist-info/RECORD").decode()
+        record = zf.read("pyapp_tfjs-0.1.0.dist-info/RECORD").decode()
+        metadata = zf.read("pyapp_tfjs-0.1.0.dist-info/METADATA").decode()
     assert "pyapp/model.py" in names
     assert "pyapp/py.typed" in names
+    assert "pyapp/_tfjs_files.py" in names
     assert "pyapp/assets.py" not in names
     assert not [n for n in names if n.startswith("pyapp_build")], "host-only build tooling"
     assert all(n in record for n in names if not n.endswith("RECORD"))
+    headers, _, description = metadata.partition("\n\n")
+    assert "Name: pyapp-tfjs" in headers.splitlines()
+    assert "Requires-Dist: numpy>=2.0" in headers.splitlines()
+    assert "Requires-Dist: pillow>=10.2" in headers.splitlines()
+    assert "Requires-Python: >=3.11" in headers.splitlines()
+    assert "Description-Content-Type: text/markdown" in headers.splitlines()
+    assert description.strip() == (assets.ROOT / "README.md").read_text().strip()
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(a)], check=True
@@ -214,6 +261,26 @@ def test_pyapp_wheel_is_reproducible_and_browser_only(tmp_path: Path) -> None:
         check=True,
     )
     assert out.stdout.strip() == "0.1.0"
+
+
+def test_dist_has_a_reproducible_sdist_that_builds_the_same_wheel(tmp_path: Path) -> None:
+    """dist/: the wheel and the sdist; the sdist holds the package, README and pyproject.toml (not the
+    host-only build), and the wheel is built from it, as an installer would."""
+    wheel, sdist = assets.build_dist(tmp_path / "one")
+    again = assets.build_dist(tmp_path / "two")
+    assert sdist.name == "pyapp_tfjs-0.1.0.tar.gz"
+    assert (wheel.read_bytes(), sdist.read_bytes()) == (again[0].read_bytes(), again[1].read_bytes())
+    with tarfile.open(sdist) as tf:
+        members = tf.getnames()
+        info = tf.extractfile("pyapp_tfjs-0.1.0/PKG-INFO")
+        assert info is not None
+        pkg_info = info.read().decode()
+    assert "pyapp_tfjs-0.1.0/pyproject.toml" in members
+    assert "pyapp_tfjs-0.1.0/README.md" in members
+    assert "pyapp_tfjs-0.1.0/pyapp/py.typed" in members
+    assert "pyapp_tfjs-0.1.0/pyapp/assets.py" not in members
+    assert not [m for m in members if "/tests/" in m or "/web/" in m or "pyapp_build" in m]
+    assert "Requires-Dist: numpy>=2.0" in pkg_info
 
 
 def test_static_export_serves_the_same_site(built: None, tmp_path: Path) -> None:
