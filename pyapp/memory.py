@@ -49,6 +49,17 @@ class MemorySnapshot:
         """Plain dict (for JSON, charts)."""
         return asdict(self)
 
+    def __repr__(self) -> str:
+        from pyapp.notebook import snapshot_text
+
+        return snapshot_text(self)
+
+    def _repr_html_(self) -> str:
+        """A table of the readings, bytes for people (Jupyter, the playground)."""
+        from pyapp.notebook import snapshot_html
+
+        return snapshot_html(self)
+
 
 def from_tf_memory(info: dict[str, Any], backend: str, **extra: Any) -> MemorySnapshot:
     """Build a snapshot from ``tf.memory()`` converted to a dict (pure; host-testable).

@@ -359,6 +359,12 @@ class Model:
     def __repr__(self) -> str:
         return f"<Model {self.manifest.name!r} variant={self.load_info.variant!r} {self.state.value}>"
 
+    def _repr_html_(self) -> str:
+        """A summary table: variant, shapes, labels, bytes and load timings (Jupyter, the playground)."""
+        from pyapp.notebook import model_html
+
+        return model_html(self)
+
     # ------------------------------------------------------------------ inference
 
     async def warmup(self) -> float:

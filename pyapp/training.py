@@ -144,6 +144,17 @@ class History:
         keys = list(dict.fromkeys(k for e in self.epochs for k in e.logs))
         return {k: [e.logs.get(k, float("nan")) for e in self.epochs] for k in keys}
 
+    def __repr__(self) -> str:
+        from pyapp.notebook import history_text
+
+        return history_text(self)
+
+    def _repr_html_(self) -> str:
+        """Loss and accuracy per epoch as small inline SVG charts (Jupyter, the playground)."""
+        from pyapp.notebook import history_html
+
+        return history_html(self)
+
 
 def log_name(name: str) -> str:
     """TF.js's log key as the metric was asked for.

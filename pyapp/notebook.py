@@ -1,0 +1,301 @@
+"""Notebook-friendly values: HTML (``_repr_html_``) and readable text for pyapp's results.
+
+Jupyter and JupyterLite, PyScript's ``display`` and other rich displays call ``_repr_html_``.
+The HTML here is self-contained and passive: tables, ``<meter>`` bars and SVG charts drawn with
+presentation attributes, with no script, no stylesheet and no ``style`` attribute (a page's
+Content-Security-Policy may forbid those). Everything shown is escaped. Pure Python: host-testable.
+
+Example (in the browser)::
+
+    from pyapp.notebook import Predictions, line_chart_svg
+    top = Predictions([("cat", 0.91), ("dog", 0.07), ("fox", 0.02)])
+    print(top.label, top[0], top._repr_html_()[:40])         # cat ('cat', 0.91) <table class="pyapp-predictions">...
+    svg = line_chart_svg("loss", {"loss": [1.0, 0.5, 0.25]})
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyapp.memory import MemorySnapshot
+    from pyapp.model import Model
+    from pyapp.training import History
+
+#: Line colours of the charts (colour-blind safe: Okabe-Ito).
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
+
+
+def fmt_bytes(n: int | None) -> str:
+    """Bytes for people.
+
+    >>> fmt_bytes(0), fmt_bytes(1536), fmt_bytes(10_485_760), fmt_bytes(None)
+    ('0 B', '1.5 KiB', '10.0 MiB', '-')
+    """
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def table_html(rows: Iterable[tuple[str, Any]], caption: str, css_class: str = "pyapp-table") -> str:
+    r"""A two-column table (name, value), escaped.
+
+    >>> print(table_html([("a", 1), ("<b>", None)], "T").replace("</tr>", "</tr>\n"))
+    <table class="pyapp-table"><caption>T</caption><tr><th scope="row">a</th><td>1</td></tr>
+    <tr><th scope="row">&lt;b&gt;</th><td>-</td></tr>
+    </table>
+    """
+    body = "".join(
+        f'<tr><th scope="row">{escape(str(k))}</th><td>{escape("-" if v is None else str(v))}</td></tr>'
+        for k, v in rows
+    )
+    return f'<table class="{css_class}"><caption>{escape(caption)}</caption>{body}</table>'
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+class Predictions(list[tuple[str, float]]):
+    """(label, probability) pairs, most likely first: a plain list (as classifiers returned before),
+    which notebooks show as a table with a bar per label.
+
+    >>> top = Predictions([("cat", 0.91), ("dog", 0.07)])
+    >>> top == [("cat", 0.91), ("dog", 0.07)], top.label, top.probability, top.as_dict()
+    (True, 'cat', 0.91, {'cat': 0.91, 'dog': 0.07})
+    >>> top
+    [('cat', 0.91), ('dog', 0.07)]
+    >>> print(top.text())
+    cat  91.0%
+    dog   7.0%
+    """
+
+    @property
+    def label(self) -> str:
+        """The most likely label."""
+        return self[0][0]
+
+    @property
+    def probability(self) -> float:
+        """The most likely label's probability."""
+        return self[0][1]
+
+    def as_dict(self) -> dict[str, float]:
+        """Label -> probability, in order."""
+        return dict(self)
+
+    def text(self) -> str:
+        """One line per label: name and percentage, aligned."""
+        width = max((len(label) for label, _ in self), default=0)
+        return "\n".join(f"{label:<{width}} {100 * p:6.1f}%" for label, p in self)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f'<tr><th scope="row">{escape(label)}</th>'
+            f'<td><meter min="0" max="1" value="{p:.6f}">{100 * p:.1f}%</meter></td>'
+            f"<td>{100 * p:.1f}%</td></tr>"
+            for label, p in self
+        )
+        return (
+            '<table class="pyapp-predictions"><caption>Predictions</caption>'
+            '<tr><th scope="col">label</th><th scope="col"></th><th scope="col">probability</th></tr>'
+            f"{rows}</table>"
+        )
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _num(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def line_chart_svg(
+    title: str, series: Mapping[str, Sequence[float]], *, width: int = 300, height: int = 160, x_label: str = "epoch"
+) -> str:
+    """A small line chart (inline SVG) of one or more series over the same x (1, 2, ...); NaNs are gaps.
+
+    >>> svg = line_chart_svg("loss", {"loss": [1.0, 0.5, float("nan"), 0.25], "val_loss": [1.1, 0.7, 0.6, 0.5]})
+    >>> svg.startswith("<svg"), svg.count("<polyline"), svg.count("<circle"), "<title>loss</title>" in svg
+    (True, 2, 1, True)
+    """
+    left, right, top, bottom = 46, 10, 22, 30
+    finite = [v for s in series.values() for v in s if math.isfinite(v)]
+    n = max((len(s) for s in series.values()), default=0)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="pyapp-chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>',
+        f'<text x="{left}" y="14" font-size="12" font-family="sans-serif">{escape(title)}</text>',
+    ]
+    if not finite or n == 0:
+        parts.append(f'<text x="{left}" y="{height // 2}" font-size="11" font-family="sans-serif">no data</text>')
+        return "".join(parts) + "</svg>"
+    lo, hi = min(finite), max(finite)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def x(i: int) -> float:
+        return left + plot_w * (i / max(n - 1, 1))
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - (v - lo) / (hi - lo))
+
+    axis = 'stroke="#888" stroke-width="1"'
+    parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" {axis}/>')
+    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" {axis}/>')
+    label = 'font-size="10" font-family="sans-serif" fill="#444"'
+    parts.append(f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {label}>{_num(hi)}</text>')
+    parts.append(f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {label}>{_num(lo)}</text>')
+    parts.append(f'<text x="{left}" y="{top + plot_h + 12}" text-anchor="middle" {label}>1</text>')
+    parts.append(f'<text x="{left + plot_w}" y="{top + plot_h + 12}" text-anchor="middle" {label}>{n}</text>')
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle" {label}>{escape(x_label)}</text>'
+    )
+    legend_x = left + 8
+    for k, (name, values) in enumerate(series.items()):
+        colour = PALETTE[k % len(PALETTE)]
+        runs: list[list[str]] = [[]]
+        for i, v in enumerate(values):
+            if math.isfinite(v):
+                runs[-1].append(f"{x(i):.1f},{y(v):.1f}")
+            elif runs[-1]:
+                runs.append([])
+        for run in runs:
+            if len(run) == 1:
+                cx, cy = run[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
+            elif run:
+                parts.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="1.8"/>')
+        parts.append(f'<text x="{legend_x}" y="{top + 10}" font-size="10" font-family="sans-serif" fill="{colour}">')
+        parts.append(f"{escape(name)}</text>")
+        legend_x += 8 + 6 * len(name)
+    return "".join(parts) + "</svg>"
+
+
+# --------------------------------------------------------------------------- training history
+
+
+def _charts(history: Mapping[str, Sequence[float]]) -> dict[str, dict[str, Sequence[float]]]:
+    """Metrics grouped into one chart each, a validation metric with its training one.
+
+    >>> list(_charts({"loss": [1], "accuracy": [0.5], "val_loss": [1.2], "val_accuracy": [0.4]}).items())
+    [('loss', {'loss': [1], 'val_loss': [1.2]}), ('accuracy', {'accuracy': [0.5], 'val_accuracy': [0.4]})]
+    """
+    charts: dict[str, dict[str, Sequence[float]]] = {}
+    for name, values in history.items():
+        base = name.removeprefix("val_")
+        charts.setdefault(base, {})[name] = values
+    return charts
+
+
+def history_text(history: History) -> str:
+    """One line: epochs, and each metric from its first to its last value.
+
+    >>> from pyapp.training import EpochEnd, History
+    >>> logs = [{"loss": 2.3, "accuracy": 0.1}, {"loss": 0.5, "accuracy": 0.9}]
+    >>> h = History([EpochEnd(i, 2, log, 0.1) for i, log in enumerate(logs)])
+    >>> h.backend = "wasm"
+    >>> history_text(h)
+    'History(2 epochs on wasm: loss 2.3 -> 0.5, accuracy 0.1 -> 0.9)'
+    """
+    metrics = ", ".join(f"{name} {_num(v[0])} -> {_num(v[-1])}" for name, v in history.history.items() if v)
+    where = f" on {history.backend}" if history.backend else ""
+    early = ", stopped early" if history.stopped_early else ""
+    n = len(history.epochs)
+    return f"History({n} epoch{'s' * (n != 1)}{where}{early}{': ' + metrics if metrics else ''})"
+
+
+def history_html(history: History) -> str:
+    """Loss and accuracy (and their validation twins) as small SVG charts, and the last epoch's values."""
+    metrics = history.history
+    charts = "".join(line_chart_svg(title, series) for title, series in _charts(metrics).items())
+    last = [(name, _num(values[-1])) for name, values in metrics.items() if values]
+    caption = f"{history_text(history)}"
+    if history.note:
+        last.append(("note", history.note))
+    return f'<div class="pyapp-history">{charts}{table_html(last, caption, "pyapp-history-table")}</div>'
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def snapshot_rows(snap: MemorySnapshot) -> list[tuple[str, Any]]:
+    """(name, value) rows of a memory snapshot, bytes for people, unset readings left out."""
+    rows: list[tuple[str, Any]] = [
+        ("backend", snap.backend),
+        ("tensors", snap.num_tensors),
+        ("tensor bytes", fmt_bytes(snap.num_bytes)),
+        ("data buffers", snap.num_data_buffers),
+    ]
+    optional = {
+        "GPU bytes": fmt_bytes(snap.gpu_bytes) if snap.gpu_bytes is not None else None,
+        "GPU bytes free": fmt_bytes(snap.gpu_bytes_free) if snap.gpu_bytes_free is not None else None,
+        "TF.js WASM heap": fmt_bytes(snap.tf_wasm_heap_bytes) if snap.tf_wasm_heap_bytes is not None else None,
+        "Python heap": fmt_bytes(snap.python_heap_bytes) if snap.python_heap_bytes is not None else None,
+        "live PyProxies": snap.live_proxies,
+    }
+    rows += [(k, v) for k, v in optional.items() if v is not None]
+    if snap.unreliable:
+        rows.append(("note", "TF.js says these numbers are unreliable (some data is not on the backend)"))
+    return rows
+
+
+def snapshot_text(snap: MemorySnapshot) -> str:
+    """One line.
+
+    >>> from pyapp.memory import from_tf_memory
+    >>> snapshot_text(from_tf_memory({"numTensors": 3, "numBytes": 4096}, "wasm", live_proxies=2))
+    'MemorySnapshot(backend=wasm, tensors=3, tensor bytes=4.0 KiB, data buffers=0, live PyProxies=2)'
+    """
+    return "MemorySnapshot(" + ", ".join(f"{k}={v}" for k, v in snapshot_rows(snap) if k != "note") + ")"
+
+
+def snapshot_html(snap: MemorySnapshot) -> str:
+    return table_html(snapshot_rows(snap), "Memory snapshot", "pyapp-memory")
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _shape(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+
+
+def model_rows(model: Model) -> list[tuple[str, Any]]:
+    """(name, value) rows summarising a loaded :class:`~pyapp.model.Model`."""
+    info = model.load_info
+    manifest = model.manifest
+    rows: list[tuple[str, Any]] = [
+        ("model", manifest.name),
+        ("state", model.state.value),
+        ("variant", info.variant),
+        ("input", _shape(model.input_shape)),
+        ("output", _shape(model.output_shape)),
+    ]
+    if manifest.labels:
+        shown = ", ".join(manifest.labels[:8]) + (", ..." if len(manifest.labels) > 8 else "")
+        rows.append(("labels", f"{len(manifest.labels)}: {shown}"))
+    rows += [
+        ("weights fetched", fmt_bytes(info.bytes)),
+        ("fetch", f"{info.fetch_ms:.0f} ms"),
+        ("build", f"{info.build_ms:.0f} ms"),
+        ("warm-up", None if info.warmup_ms is None else f"{info.warmup_ms:.0f} ms"),
+    ]
+    rows += [(f"skipped {name}", why) for name, why in info.attempts.items()]
+    if model.recoveries:
+        rows.append(("reloaded after", "; ".join(model.recoveries)))
+    if model.source:
+        rows.append(("source", model.source))
+    return rows
+
+
+def model_html(model: Model) -> str:
+    return table_html(model_rows(model), f"Model {model.manifest.name}", "pyapp-model")
