@@ -9,7 +9,8 @@ Usage::
     python serve.py build --out DIR    # ... and write a static site any static host can serve
     python serve.py status             # what is built, what is stale and why
 
-Standard library only, so it runs on a fresh machine before anything else is installed.
+Standard library only (and the project's stdlib-only ``pyapp_build`` modules), so it runs on a
+fresh machine before anything else is installed.
 The server sends the headers the page needs (``crossOriginIsolated`` for WASM
 threads), the right MIME types, never lists directories and never serves a file
 outside its roots.
@@ -37,37 +38,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-#: The app's Content-Security-Policy. No ``unsafe-eval`` and no inline script:
-#: ``wasm-unsafe-eval`` lets Pyodide and TF.js compile WebAssembly; ``blob:`` in
-#: script-src/worker-src is for the workers PyScript and TF.js's WASM thread pool
-#: start from blob URLs (their scripts are ours, not downloaded); images are
-#: previewed from blob: URLs; nothing may be sent anywhere but this origin.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self' 'wasm-unsafe-eval' blob:",
-        "worker-src 'self' blob:",
-        "connect-src 'self' blob: data:",
-        "img-src 'self' blob: data:",
-        "media-src 'self' blob: mediastream:",
-        "style-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
-
-#: Sent with every response. COOP+COEP make the page crossOriginIsolated
-#: (SharedArrayBuffer, so WASM threads); CORP lets the isolated page load them.
-SECURITY_HEADERS: Mapping[str, str] = {
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+from pyapp_build import compress  # noqa: E402 (standard library only, like this file)
+from pyapp_build.headers import CONTENT_SECURITY_POLICY as CONTENT_SECURITY_POLICY  # noqa: E402 (after sys.path)
+from pyapp_build.headers import SECURITY_HEADERS  # noqa: E402
 
 MIME_TYPES: Mapping[str, str] = {
     ".html": "text/html; charset=utf-8",
@@ -94,26 +67,8 @@ MIME_TYPES: Mapping[str, str] = {
 
 
 #: Files of these types are sent compressed to clients that accept it: from a ``X.br`` or
-#: ``X.gz`` sibling the build wrote, else gzipped here. The same list as
-#: ``pyapp_build.compress.COMPRESSIBLE_SUFFIXES`` (this file imports nothing of the project).
-COMPRESSIBLE_SUFFIXES = frozenset(
-    {
-        ".js",
-        ".mjs",
-        ".wasm",
-        ".json",
-        ".css",
-        ".html",
-        ".py",
-        ".svg",
-        ".txt",
-        ".webmanifest",
-        ".map",
-        ".bin",
-        ".npy",
-        ".csv",
-    }
-)
+#: ``X.gz`` sibling the build wrote, else gzipped here.
+COMPRESSIBLE_SUFFIXES = compress.COMPRESSIBLE_SUFFIXES
 #: Content-Encoding -> the suffix of a precompressed sibling, in the server's order of preference.
 SIBLING_SUFFIXES: Mapping[str, str] = {"br": ".br", "gzip": ".gz"}
 #: Files up to this size without a ``.gz`` sibling are gzipped on the fly (and kept in memory).
@@ -506,7 +461,6 @@ def _quiet_disconnects(handle_error: Any) -> Any:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from pyapp import assets
-    from pyapp_build import compress
 
     try:
         report = assets.build(force=args.force)
@@ -524,7 +478,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _compress_site(out: Path) -> None:
     """Write the exported site's .br/.gz siblings and the ``_headers`` rules that serve them; print the totals."""
-    from pyapp_build import compress
 
     report = compress.compress_tree(out)
     # export_static writes the site afresh each time, so nothing there can be stale: the

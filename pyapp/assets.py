@@ -56,6 +56,7 @@ from typing import Any
 from pyapp import quantize
 from pyapp._version import __version__
 from pyapp.manifest import weight_bytes
+from pyapp_build.headers import SERVICE_WORKER_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
@@ -1028,6 +1029,8 @@ def _write_build_info() -> None:
         "shell": shell,
         "sizes": sizes,
         "boot": _boot_groups(files),
+        "offline": _offline_files(files, shell),
+        "headers": dict(SERVICE_WORKER_HEADERS),
     }
     data = (json.dumps(info, indent=1, sort_keys=True) + "\n").encode()
     path = VENDOR / "build.json"
@@ -1049,6 +1052,25 @@ def _shell_files() -> dict[str, str]:
         and "__pycache__" not in path.parts
         and path.relative_to(WEB).as_posix() not in _NOT_SHELL
     }
+
+
+#: Kept for offline use after the first visit, besides the shell: what the app and the playground need to
+#: start and classify offline. The other model variants and models, the datasets and the reference
+#: NSFWJS code are fetched (and then kept) only when something asks for them: most visitors never do.
+_OFFLINE_PREFIXES = (
+    "vendor/pyodide/",
+    "vendor/pyscript/",
+    "vendor/tfjs/",
+    "vendor/wheels/",
+    "vendor/samples/",
+    f"models/{MODEL_NAME}/manifest.json",
+    f"models/{MODEL_NAME}/uint8/",
+)
+
+
+def _offline_files(files: dict[str, str], shell: dict[str, str]) -> list[str]:
+    """The files the service worker keeps for offline use (sorted): the shell and the app's runtime."""
+    return sorted([*shell, *(f for f in files if f.startswith(_OFFLINE_PREFIXES))])
 
 
 def _boot_groups(files: dict[str, str]) -> dict[str, list[str]]:

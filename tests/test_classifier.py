@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import MODEL_BACKENDS
 from harness import run_in_pyodide
 
 from pyapp.classifier import top_k
@@ -22,6 +23,7 @@ def test_top_k_orders_and_clamps() -> None:
         top_k(probs[:4], labels, 2)
 
 
+@pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)
 @run_in_pyodide
 async def test_classify_real_photos(pyodide: Any, backend: str) -> None:
     """Safe-for-work photos from scikit-image come out safe (Neutral/Drawing), as sorted (label, prob) pairs."""

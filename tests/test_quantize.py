@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import MODEL_BACKENDS
 from harness import run_in_pyodide
 
 from pyapp import assets, quantize
@@ -144,6 +145,7 @@ def test_cli_and_clear_errors(tmp_path: Path, built: None) -> None:
     assert bad.stderr.startswith("error: ")
 
 
+@pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)
 @run_in_pyodide
 async def test_every_variant_loads_and_agrees_with_float32(pyodide: Any, backend: str) -> None:
     """uint8, float16 and float32 variants load in the browser and give float32's top-1 on real photos."""

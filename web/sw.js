@@ -7,8 +7,10 @@
 //   another (a server that already has a newer build gets a 409 instead);
 // - the first install caches only the app shell and activates at once, so the
 //   first visit downloads each file once (through this worker, which caches it);
-//   the page then asks for the rest ("complete"); later installs cache the whole
-//   build before they take over, then delete the older caches whole;
+//   the page then asks for the rest of the offline set ("complete": build.json's
+//   `offline` list: the app's runtime, not every model variant and dataset, which
+//   are kept when first used); later installs cache that set before they take
+//   over, then delete the older caches whole;
 // - bytes fetched are reported on the "pyapp-progress" BroadcastChannel, which is
 //   how the page draws real download progress for files its worker loads;
 // - every same-origin response it gives the page carries the headers that make the page
@@ -134,7 +136,7 @@ self.addEventListener("install", (event) => {
         await cacheFiles(Object.keys(info.shell)); // first visit: shell now, the rest as it is used
         await self.skipWaiting();
       } else {
-        await cacheFiles(Object.keys(files)); // an update: complete before it may take over
+        await cacheFiles(info.offline ?? Object.keys(files)); // an update: complete before it may take over
       }
     })(),
   );
@@ -156,7 +158,7 @@ self.addEventListener("message", (event) => {
     // Cache every file of this build (after the first visit's boot), then report.
     event.waitUntil(
       buildInfo()
-        .then(({ files }) => cacheFiles(Object.keys(files)))
+        .then(({ info, files }) => cacheFiles(info.offline ?? Object.keys(files)))
         .then(() => event.source?.postMessage({ type: "offline-ready", build: BUILD }))
         .catch((err) => event.source?.postMessage({ type: "offline-failed", error: String(err) })),
     );

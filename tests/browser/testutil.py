@@ -36,20 +36,33 @@ def held() -> dict[str, int]:
     }
 
 
-def leaks() -> dict[str, int]:
-    """:func:`held` less what the shared objects own: what a test must leave as it found it."""
+async def settled() -> dict[str, int]:
+    """:func:`held`, read in the same state every time.
+
+    Pyodide keeps the value of the last JS promise awaited until the next await replaces it (one
+    JS reference when that value is a JS object, e.g. a tensor's data): an await of ``undefined``
+    first puts that slot in the same state for every reading.
+    """
+    import js
+
+    await js.Promise.resolve(None)
+    return held()
+
+
+async def leaks() -> dict[str, int]:
+    """:func:`settled` less what the shared objects own: what a test must leave as it found it."""
     for backend, clf in _classifiers.items():
         if clf.model.state.value != "ready":  # disposed by a test: it holds nothing any more
             owned.pop(f"classifier:{backend}", None)
-    now = held()
+    now = await settled()
     for share in owned.values():
         for key, value in share.items():
             now[key] -= value
     return now
 
 
-def _own(key: str, before: dict[str, int]) -> None:
-    after = held()
+async def _own(key: str, before: dict[str, int]) -> None:
+    after = await settled()
     share = owned.setdefault(key, {k: 0 for k in after})
     for k in after:
         share[k] += after[k] - before[k]
@@ -63,10 +76,13 @@ async def use_backend(name: str) -> None:
     """
     import js
 
-    if str(js.tf.getBackend()) != name:
-        before = held()
-        await pyapp.init(backends=(name,))
-        _own(f"backend:{name}", before)
+    if str(js.tf.getBackend()) == name:
+        return
+    first = f"backend:{name}" not in owned
+    before = await settled()
+    await pyapp.init(backends=(name,))
+    if first:  # later switches keep nothing more
+        await _own(f"backend:{name}", before)
 
 
 async def classifier(backend: str) -> ImageClassifier:
@@ -77,10 +93,10 @@ async def classifier(backend: str) -> ImageClassifier:
         if clf is not None:
             clf.dispose()
         owned.pop(f"classifier:{backend}", None)  # a disposed one holds nothing any more
-        before = held()
+        before = await settled()
         clf = await ImageClassifier.load(MANIFEST)
         _classifiers[backend] = clf
-        _own(f"classifier:{backend}", before)
+        await _own(f"classifier:{backend}", before)
     return clf
 
 

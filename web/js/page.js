@@ -16,7 +16,12 @@ const mb = (n) => `${(n / 1048576).toFixed(1)} MB`;
 async function startServiceWorker(info) {
   if (!("serviceWorker" in navigator) || params.has("nosw")) return null;
   const url = new URL(`sw.js?build=${info.build_id}`, root);
-  const reg = await navigator.serviceWorker.register(url, { scope: root });
+  // Already served by this build's worker (a repeat visit): registering again would only fetch sw.js.
+  const current = await navigator.serviceWorker.getRegistration(root);
+  const reg =
+    current?.active?.scriptURL === url.href && navigator.serviceWorker.controller
+      ? current
+      : await navigator.serviceWorker.register(url, { scope: root });
   if (!navigator.serviceWorker.controller) {
     // First visit: the worker caches the shell and takes over at once, so every
     // download below goes through it (into its cache) exactly once.

@@ -34,19 +34,32 @@ const pendingOps = [];
 let draining = false;
 
 /**
- * Apply operations in order, in slices of at most ~8 ms and 8 new elements, with a pause between
- * slices for the browser to render: a burst (50 images dropped at once) never blocks the page.
+ * Apply operations in order, in slices of at most ~6 ms and 4 new elements, one slice a frame (a timer
+ * stands in when the page is hidden and frames stop): a burst, such as 50 images dropped at once, is
+ * laid out a few elements at a time and never blocks the page.
  */
 function drain() {
   const start = performance.now();
   let inserted = 0;
-  while (pendingOps.length && performance.now() - start < 8 && inserted < 8) {
+  while (pendingOps.length && performance.now() - start < 6 && inserted < 4) {
     const op = pendingOps.shift();
     if (op[0] === "insert") inserted += 1;
     applyOp(op);
   }
   draining = pendingOps.length > 0;
-  if (draining) setTimeout(drain, 0);
+  if (draining) nextFrame(drain);
+}
+
+function nextFrame(fn) {
+  let done = false;
+  const once = () => {
+    if (!done) {
+      done = true;
+      fn();
+    }
+  };
+  requestAnimationFrame(() => setTimeout(once, 0));
+  setTimeout(once, 50);
 }
 
 /** web/page.py's batch of operations (JSON), queued behind any not yet applied. */
@@ -72,13 +85,21 @@ export async function startPython(info, root, src, name, exports = {}) {
   script.setAttribute(
     "config",
     JSON.stringify({
-      interpreter: abs("vendor/pyodide/pyodide.mjs"),
+      interpreter: abs("js/pyodide-boot.mjs"),
       packages: [...info.pyodide_packages.filter((p) => p === "numpy" || p === "pillow"), abs(info.pyapp_wheel)],
       packages_cache: "passthrough",
       files: { [abs("page.py")]: "./page.py" },
       js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
     }),
   );
+  // A browser (or a policy, an extension) that refuses workers would otherwise leave PyScript waiting.
+  try {
+    const url = URL.createObjectURL(new Blob([""], { type: "text/javascript" }));
+    new Worker(url, { type: "module" }).terminate();
+    URL.revokeObjectURL(url);
+  } catch (err) {
+    throw new Error(`this browser refuses to start a Web Worker, which Python runs in: ${err.message ?? err}`);
+  }
   const { hooks } = await import(abs("vendor/pyscript/core.js"));
   // PyScript's one default worker hook registers `_pyscript` (for pyscript.fs, unused here) and is
   // shipped to the worker as source and re-made with Function(): the page's CSP forbids eval.
