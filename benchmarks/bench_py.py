@@ -217,4 +217,41 @@ async def preprocess(backend: str, n: int) -> dict[str, Any]:
         "numpy_with_decode_ms": decode_ms,
         "numpy_from_bitmap_ms": bitmap_ms,
         "pixels": 1152 * 864,
+        "decode": {label: await _decode_paths(big, size, n) for label, size in (("1 MP", 1), ("12 MP", 12))},
     }
+
+
+async def _decode_paths(photo: Any, megapixels: int, n: int) -> dict[str, Any]:
+    """A JPEG of ``megapixels`` MP -> (1, 224, 224, 3): the ways encoded bytes can go, side by side.
+
+    browser decode (createImageBitmap) + numpy, browser decode + backend (fromPixels), Pillow decode + numpy.
+    """
+    from io import BytesIO
+
+    from pyapp import browser
+    from pyapp.images import preprocess as np_preprocess
+
+    width = round((megapixels * 1e6 * 4 / 3) ** 0.5)
+    buf = BytesIO()
+    photo.resize((width, width * 3 // 4)).save(buf, format="JPEG", quality=90)
+    jpeg = buf.getvalue()
+    times: dict[str, list[float]] = {"browser_numpy_ms": [], "browser_backend_ms": [], "pillow_numpy_ms": []}
+    runs = n if megapixels == 1 else max(3, n // 10)  # 12 MP through Pillow takes seconds a run
+    for i in range(runs + 1):  # the first run warms up
+        t0 = time.perf_counter()
+        async with await browser.open_image(jpeg) as opened:
+            np_preprocess(opened.pixels(), 224)
+        t1 = time.perf_counter()
+        async with await browser.open_image(jpeg) as opened:
+            t = browser.preprocess_on_backend(opened.source, 224)
+            await t.data()  # wait for the backend to finish, as the numpy path is finished
+            t.dispose()
+        t2 = time.perf_counter()
+        np_preprocess(decode(jpeg), 224)
+        t3 = time.perf_counter()
+        if i:
+            times["browser_numpy_ms"].append((t1 - t0) * 1e3)
+            times["browser_backend_ms"].append((t2 - t1) * 1e3)
+            times["pillow_numpy_ms"].append((t3 - t2) * 1e3)
+        gc.collect()
+    return {**times, "pixels": width * (width * 3 // 4), "jpeg_bytes": len(jpeg)}

@@ -30,6 +30,8 @@ from harness import CHROMIUM_FLAGS, Pyodide, chromium_path  # noqa: E402
 import serve  # noqa: E402
 
 SUITES = ("steady", "stages", "preprocess", "cold", "batch", "variants", "soak")
+#: The preprocess suite's decode rows: encoded bytes through each decoder and path.
+DECODE_PATHS = ("browser_numpy_ms", "browser_backend_ms", "pillow_numpy_ms")
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -259,6 +261,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 elif suite == "preprocess":
                     raw = bench.call("preprocess", args.backend, args.n)
                     s[suite] = {k: summary(v) if isinstance(v, list) else v for k, v in raw.items()}
+                    s[suite]["decode"] = {
+                        size: {k: summary(v) if isinstance(v, list) else v for k, v in paths.items()}
+                        for size, paths in raw["decode"].items()
+                    }
                     # Like for like: the two ways a browser image object can become model input.
                     s[suite]["ratio_numpy_over_gpu"] = (
                         s[suite]["numpy_from_bitmap_ms"]["median"] / s[suite]["gpu_ms"]["median"]
@@ -342,6 +348,16 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             f"ImageBitmap -> tensor, numpy path / backend path (median): **{r['ratio_numpy_over_gpu']:.2f}** "
             "(above 1: the backend path is faster)",
+            "",
+            "Encoded JPEG bytes -> 1x224x224x3, by decoder and path:",
+            "",
+            "| JPEG | browser decode + numpy | browser decode + backend | Pillow decode + numpy |",
+            "|---|---|---|---|",
+        ]
+        for size, d in r["decode"].items():
+            cells = [f"{ms(d[k]['median'])} (p90 {ms(d[k]['p90'])})" for k in DECODE_PATHS]
+            lines.append(f"| {size} ({d['jpeg_bytes'] / 1e6:.1f} MB) | " + " | ".join(cells) + " |")
+        lines += [
             "",
         ]
     if "cold" in s:

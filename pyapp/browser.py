@@ -1,30 +1,40 @@
-"""Browser image sources: File/Blob/ArrayBuffer bytes, pixels of ImageBitmap/<img>/<canvas>/ImageData,
+"""Browser images: encoded bytes decoded by the browser itself, pixels of ImageBitmap/<img>/<canvas>/ImageData,
 and the backend ("GPU") preprocessing path with ``tf.browser.fromPixels``.
 
-Browser-only (touches ``js``). The numpy path lives in :mod:`pyapp.images`;
-this module hands it bytes or pixels, or skips it entirely on the backend path.
+Browser-only (touches ``js``). Encoded images (Python bytes, File, Blob, ArrayBuffer,
+typed arrays) are decoded by the browser's own decoders with ``createImageBitmap``
+(:data:`BITMAP_OPTIONS`), in the page or the worker Python runs in: EXIF orientation
+applied, colour converted to sRGB, alpha as in an ``<img>``. Their pixels are then read
+exactly as those of any browser image (:func:`read_pixels`, the way
+``tf.browser.fromPixels`` reads an ``<img>``), or the bitmap goes to the backend path,
+so one image gives the same pixels however it arrives. Formats the browser cannot
+decode (TIFF) go to Pillow (:mod:`pyapp.images`), within :mod:`pyapp.decoders`' rules.
 
 Example (in the browser)::
 
     import js
     from pyapp import browser
     blob = await (await js.fetch(js.URL.new("vendor/samples/chelsea.png", js.PYAPP_ROOT))).blob()
-    pixels = await browser.to_array(blob)                  # a File or Blob: (H, W, 3) uint8
+    decoded = await browser.decode(blob)                   # a File or Blob, bytes, an ArrayBuffer
+    print(decoded.decoder, decoded.format, decoded.pixels.shape)  # browser PNG (300, 451, 3)
     bitmap = await js.createImageBitmap(blob)
     x = browser.preprocess_on_backend(bitmap, 224)         # tf.Tensor (1, 224, 224, 3)
-    print(pixels.shape, list(x.shape))
+    print(list(x.shape))
     x.dispose()
     bitmap.close()
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from pyapp.decoders import Decoded, Decoder
 from pyapp.errors import InvalidImage, InvalidInput
-from pyapp.images import Normalize, as_array, decode
+from pyapp.images import Normalize, as_decoded, decode_image
+from pyapp.sniff import MAX_PIXELS, probe
 
 #: JS classes whose pixels the browser has already decoded.
 PIXEL_SOURCES = (
@@ -38,12 +48,28 @@ PIXEL_SOURCES = (
 )
 #: JS classes that hold encoded bytes.
 BYTE_SOURCES = ("Blob", "File", "ArrayBuffer", "Uint8Array", "Uint8ClampedArray", "DataView")
+#: Formats every browser decodes itself; the rest (TIFF) go to Pillow.
+BROWSER_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "ICO")
+#: createImageBitmap options that give, pixel for pixel, what ``tf.browser.fromPixels`` gives for
+#: the same file in an ``<img>`` (measured in Chromium over every colour at every alpha, PNG and
+#: WebP): EXIF orientation applied, colour converted to sRGB, and alpha premultiplied by the
+#: decoder as for an ``<img>``, so that reading the pixels back un-premultiplies them the same way.
+#: (Un-premultiplied bitmaps give the same PNG pixels, but lossy WebP ones up to 2 levels off.)
+BITMAP_OPTIONS = {
+    "imageOrientation": "from-image",
+    "premultiplyAlpha": "premultiply",
+    "colorSpaceConversion": "default",
+}
+#: Pixels read from the browser at a time: a 12 MP photo costs its 3-byte RGB array, plus 4 MB.
+_STRIP_PIXELS = 1 << 20
 
 
 def js_class(obj: Any) -> str | None:
     """The JS class name of a JsProxy (``"Blob"``, ``"ImageBitmap"``...), or None for Python objects."""
-    from pyapp._js import JsProxy, js
-
+    try:
+        from pyapp._js import JsProxy, js
+    except ImportError:  # CPython: no JS objects exist
+        return None
     if not isinstance(obj, JsProxy):
         return None
     tag = str(js.Object.prototype.toString.call(obj))  # "[object Blob]"
@@ -53,6 +79,20 @@ def js_class(obj: Any) -> str | None:
 def is_pixel_source(obj: Any) -> bool:
     """True for browser objects holding decoded pixels (the backend path can read them directly)."""
     return js_class(obj) in PIXEL_SOURCES
+
+
+def is_encoded(obj: Any) -> bool:
+    """True for encoded image bytes: Python bytes or a JS File/Blob/ArrayBuffer/typed array."""
+    return isinstance(obj, (bytes, bytearray, memoryview)) or js_class(obj) in BYTE_SOURCES
+
+
+def can_decode() -> bool:
+    """True where the browser's decoders can be used (``createImageBitmap`` and ``OffscreenCanvas``)."""
+    try:
+        from pyapp._js import js
+    except ImportError:  # CPython: no browser
+        return False
+    return hasattr(js, "createImageBitmap") and hasattr(js, "OffscreenCanvas")
 
 
 async def to_bytes(obj: Any) -> bytes:
@@ -85,9 +125,12 @@ def _dimensions(obj: Any, kind: str) -> tuple[int, int]:
 
 
 def read_pixels(obj: Any, max_pixels: int | None = None) -> np.ndarray:
-    """RGB uint8 (H, W, 3) pixels of a browser image object (alpha dropped, as fromPixels does)."""
-    from pyapp._js import js, js_errors
-    from pyapp.images import MAX_PIXELS
+    """RGB uint8 (H, W, 3) pixels of a browser image object, as ``tf.browser.fromPixels`` reads them.
+
+    Drawn on a 2D canvas and read back with ``getImageData`` (un-premultiplied; alpha
+    dropped), a strip of rows at a time, so that Python's heap holds only the RGB result.
+    """
+    from pyapp._js import js, js_errors, js_object
 
     kind = js_class(obj)
     if kind not in PIXEL_SOURCES:
@@ -98,29 +141,115 @@ def read_pixels(obj: Any, max_pixels: int | None = None) -> np.ndarray:
         raise InvalidImage(f"empty {kind} ({width}x{height})")
     if width * height > limit:
         raise InvalidImage(f"image too large: {width}x{height} exceeds the {limit} pixel limit")
+    rgb = np.empty((height, width, 3), np.uint8)
+    rows = max(1, _STRIP_PIXELS // width)
+    strip = np.empty((min(rows, height), width, 4), np.uint8)
     with js_errors(f"reading pixels of {kind}"):
         if kind == "ImageData":
-            data = obj.data
+            whole = obj.data
+            ctx = None
         else:
             canvas = js.OffscreenCanvas.new(width, height)
-            ctx = canvas.getContext("2d", js.Object.fromEntries([["willReadFrequently", True]]))
+            ctx = canvas.getContext("2d", js_object({"willReadFrequently": True}))
             ctx.drawImage(obj, 0, 0, width, height)
-            data = ctx.getImageData(0, 0, width, height).data
-    rgba = np.empty((height, width, 4), np.uint8)
-    data.assign_to(rgba)
-    return np.ascontiguousarray(rgba[..., :3])
+        for top in range(0, height, rows):
+            n = min(rows, height - top)
+            if ctx is None:
+                data = whole.subarray(top * width * 4, (top + n) * width * 4)
+            else:
+                data = ctx.getImageData(0, top, width, n).data
+            data.assign_to(strip[:n])
+            rgb[top : top + n] = strip[:n, :, :3]
+    return rgb
+
+
+@dataclass
+class Opened:
+    """An image ready for either path: a browser pixel source, or pixels decoded in Python.
+
+    ``close()`` releases a bitmap decoded here (not a caller's own objects).
+    """
+
+    decoder: Decoder
+    format: str | None
+    source: Any = None  # a PIXEL_SOURCES object, for read_pixels or the backend path
+    decoded: Decoded | None = None
+    owned: bool = False
+
+    def pixels(self) -> np.ndarray:
+        """The RGB (H, W, 3) pixels (read from the browser source, or decoded already)."""
+        if self.decoded is not None:
+            return self.decoded.pixels
+        return read_pixels(self.source)
+
+    def close(self) -> None:
+        if self.owned and self.source is not None:
+            self.source.close()
+        self.source = None
+
+    async def __aenter__(self) -> Opened:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def open_image(image: Any, max_pixels: int = MAX_PIXELS) -> Opened:
+    """Any supported image, opened for reading: encoded bytes decoded by the browser where it can.
+
+    Browser image objects are used as they are; encoded images in :data:`BROWSER_FORMATS`
+    become an ImageBitmap (closed by :meth:`Opened.close`); everything else (numpy
+    arrays, PIL images, TIFF bytes, any bytes where there is no browser) is decoded in
+    Python by :func:`pyapp.images.as_decoded`.
+    """
+    kind = js_class(image)
+    if kind in PIXEL_SOURCES:
+        return Opened("browser", None, source=image)
+    if kind is not None and kind not in BYTE_SOURCES:
+        raise InvalidInput(f"unsupported image object: JS {kind}")
+    if not is_encoded(image):
+        decoded = as_decoded(image)
+        return Opened(decoded.decoder, decoded.format, decoded=decoded)
+    data = await to_bytes(image) if kind is not None else bytes(image)
+    head = probe(data, max_pixels)  # empty, text, too large: refused before any decoder sees the bytes
+    if head.format not in BROWSER_FORMATS or not can_decode():
+        decoded = decode_image(data, max_pixels)
+        return Opened(decoded.decoder, decoded.format, decoded=decoded)
+    bitmap = await _create_bitmap(data if kind is None else image, head.format)
+    width, height = int(bitmap.width), int(bitmap.height)
+    if width * height > max_pixels:  # an ICO whose entries understate their size, say
+        bitmap.close()
+        raise InvalidImage(f"image too large: {width}x{height} exceeds the {max_pixels} pixel limit")
+    return Opened("browser", head.format, source=bitmap, owned=True)
+
+
+async def _create_bitmap(encoded: Any, fmt: str) -> Any:
+    """An ImageBitmap of Python bytes or a JS byte source (handed over without a copy through Python)."""
+    from pyapp._js import JsException, error_message, js, js_object
+
+    if isinstance(encoded, bytes):
+        array = js.Uint8Array.new(len(encoded))
+        array.assign(encoded)
+        encoded = array
+    blob = encoded if js_class(encoded) in ("Blob", "File") else js.Blob.new([encoded])
+    try:
+        return await js.createImageBitmap(blob, js_object(BITMAP_OPTIONS))
+    except JsException as exc:
+        why = error_message(exc)
+        raise InvalidImage(f"corrupt or truncated image: the browser could not decode this {fmt} ({why})") from None
+
+
+async def decode(image: Any, max_pixels: int = MAX_PIXELS) -> Decoded:
+    """Any supported image as :class:`~pyapp.decoders.Decoded` RGB pixels, saying which decoder ran."""
+    async with await open_image(image, max_pixels) as opened:
+        if opened.decoded is not None:
+            return opened.decoded
+        return Decoded(opened.pixels(), opened.decoder, opened.format)
 
 
 async def to_array(image: Any) -> np.ndarray:
     """Any supported image (Python or browser object) as an (H, W, 3) array."""
-    kind = js_class(image)
-    if kind is None:
-        return as_array(image)
-    if kind in BYTE_SOURCES:
-        return decode(await to_bytes(image))
-    if kind in PIXEL_SOURCES:
-        return read_pixels(image)
-    raise InvalidInput(f"unsupported image object: JS {kind}")
+    return (await decode(image)).pixels
 
 
 def preprocess_on_backend(
@@ -132,22 +261,26 @@ def preprocess_on_backend(
     normalize_mode: Normalize = "unit",
     crop: bool = False,
 ) -> Any:
-    """A browser image object -> a (1, size, size, 3) float32 tf.Tensor, computed on the backend.
+    """A browser image object (or decoded uint8 pixels) -> a (1, size, size, 3) float32 tf.Tensor, on the backend.
 
     The same options and arithmetic as :func:`pyapp.images.preprocess`: crop, resize, then
     normalise, so the normalisation touches only the small result. The caller owns (and
     disposes) the tensor.
     """
     from pyapp._js import JsException, error_message, tf
+    from pyapp.tensors import to_tensor
 
     kind = js_class(image)
-    if kind not in PIXEL_SOURCES:
+    pixels = None
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        pixels, kind = image, "array"  # decoded by Pillow (a TIFF, say): uploaded as fromPixels would give it
+        height, width = image.shape[:2]
+    elif kind in PIXEL_SOURCES:
+        width, height = _dimensions(image, kind)
+    else:
         raise InvalidInput(f"the backend path needs a browser image object, not {kind or type(image).__name__}")
-    width, height = _dimensions(image, kind)
     if width <= 0 or height <= 0:
         raise InvalidImage(f"empty {kind} ({width}x{height})")
-    from pyapp.images import MAX_PIXELS
-
     if width * height > MAX_PIXELS:
         raise InvalidImage(f"image too large: {width}x{height} exceeds the {MAX_PIXELS} pixel limit")
     tfm = tf()
@@ -155,7 +288,10 @@ def preprocess_on_backend(
     engine.startScope("pyapp.preprocess")
     result = None
     try:
-        x = tfm.browser.fromPixels(image, 3)
+        if pixels is not None:
+            x = to_tensor(pixels)
+        else:
+            x = tfm.browser.fromPixels(_as_uploaded(image, kind, width, height, str(tfm.getBackend())), 3)
         if crop:
             side = min(width, height)
             x = x.slice([(height - side) // 2, (width - side) // 2, 0], [side, side, 3])
@@ -182,3 +318,22 @@ def preprocess_on_backend(
     finally:
         engine.endScope()
     return result
+
+
+def _as_uploaded(image: Any, kind: str, width: int, height: int, backend: str) -> Any:
+    """What to hand ``fromPixels`` so that an ImageBitmap gives an ``<img>``'s pixels on every backend.
+
+    WebGL and WebGPU upload an ImageBitmap as it is stored, and a premultiplied one (the
+    default, and :data:`BITMAP_OPTIONS`) comes out darkened by its alpha. Drawn on a canvas
+    first, as fromPixels draws an ``<img>``, it uploads un-premultiplied; a canvas kept in
+    memory, as :func:`read_pixels`' is, so the backend path gets the numpy path's pixels (a GPU
+    canvas redraws colour-managed bitmaps a level apart). On cpu and wasm fromPixels reads
+    every source through such a canvas already.
+    """
+    if kind != "ImageBitmap" or backend not in ("webgl", "webgpu"):
+        return image
+    from pyapp._js import js, js_object
+
+    canvas = js.OffscreenCanvas.new(width, height)
+    canvas.getContext("2d", js_object({"willReadFrequently": True})).drawImage(image, 0, 0)
+    return canvas

@@ -11,29 +11,51 @@ Example (in the browser)::
     clf.dispose()
 
 Images may be bytes, a PIL image, an (H, W, C) numpy array, or a browser
-object: File/Blob/ArrayBuffer (decoded by Pillow) or ImageBitmap, <img>,
-<canvas>, ImageData (preprocessed on the TF.js backend, ``path="auto"``).
+object: File/Blob/ArrayBuffer or ImageBitmap, <img>, <canvas>, ImageData. In the
+browser, bytes are decoded by the browser (:mod:`pyapp.browser`), so a photo gives
+the same answer as bytes, File or ``<img>``; :meth:`ImageClassifier.classify_detailed`
+says which decoder and path ran.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from pyapp import browser
+from pyapp.decoders import Decoder
 from pyapp.errors import BackendLost, InvalidInput
 from pyapp.images import preprocess
 from pyapp.manifest import ModelManifest
 from pyapp.model import Model
 
 Prediction = list[tuple[str, float]]
-#: ``numpy``: decode/resize in Python; ``backend``: tf.browser.fromPixels + resize on the
-#: TF.js backend (browser image objects only); ``auto``: the backend path for browser
-#: image objects where it is not the slower one (every backend but WebGL on a software
-#: renderer; see :attr:`pyapp.runtime.Runtime.backend_preprocessing`), numpy for everything else.
+#: ``numpy``: resize in Python; ``backend``: tf.browser.fromPixels + resize on the TF.js
+#: backend; ``auto``: the backend path for the caller's browser image objects where it is not
+#: the slower one (every backend but WebGL on a software renderer; see
+#: :attr:`pyapp.runtime.Runtime.backend_preprocessing`), numpy for everything else. Encoded
+#: images (bytes, File...) take the numpy path under ``auto``: a 12 MP photo on the backend path
+#: grows the wasm backend's heap by about 250 MB, which never shrinks (tests/test_browser_decode.py).
 PreprocessPath = Literal["auto", "numpy", "backend"]
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One image's top-k (label, probability) pairs, and how its pixels were made.
+
+    ``decoder``: ``browser``, ``pillow`` or ``array`` (see :mod:`pyapp.decoders`); ``path``:
+    ``numpy`` or ``backend``; ``format``: the encoded format, when there was one; ``notes``:
+    what was ignored on the way (an unusable ICC profile, say).
+    """
+
+    top: Prediction
+    decoder: Decoder
+    path: Literal["numpy", "backend"]
+    format: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> Prediction:
@@ -76,7 +98,10 @@ class ImageClassifier:
         return cls(await Model.load(source, **kwargs), top=top, path=path)
 
     def prepare(self, image: Any) -> np.ndarray:
-        """One image (bytes, PIL, numpy) as the model's (1, size, size, 3) float32 input, in numpy."""
+        """One image (bytes, PIL, numpy) as the model's (1, size, size, 3) float32 input, in numpy.
+
+        Synchronous, so bytes are decoded by Pillow; :meth:`prepare_any` decodes them in the browser.
+        """
         pre = self.manifest.preprocess
         return preprocess(
             image,
@@ -91,47 +116,83 @@ class ImageClassifier:
 
         The caller disposes a returned tensor.
         """
+        return (await self._prepare(image, path))[0]
+
+    async def _prepare(self, image: Any, path: PreprocessPath | None) -> tuple[Any, Classification]:
         path = path or self.path
-        if path == "backend" or (path == "auto" and browser.is_pixel_source(image) and _backend_path_pays()):
-            pre = self.manifest.preprocess
-            return browser.preprocess_on_backend(
-                image,
-                self.manifest.input.size,
-                resize=pre.resize,
-                align_corners=pre.align_corners,
-                normalize_mode=pre.normalize,
-            )
-        if browser.js_class(image) is not None:
-            image = await browser.to_array(image)
-        return self.prepare(image)
+        async with await browser.open_image(image) as opened:
+            notes = opened.decoded.notes if opened.decoded is not None else ()
+            pixel_source = opened.source is not None and not opened.owned  # the caller's, not decoded here
+            if path == "backend" or (path == "auto" and pixel_source and _backend_path_pays()):
+                pre = self.manifest.preprocess
+                source = opened.source if opened.source is not None else opened.pixels()
+                x = browser.preprocess_on_backend(
+                    source,
+                    self.manifest.input.size,
+                    resize=pre.resize,
+                    align_corners=pre.align_corners,
+                    normalize_mode=pre.normalize,
+                )
+                return x, Classification([], opened.decoder, "backend", opened.format, notes)
+            return self.prepare(opened.pixels()), Classification([], opened.decoder, "numpy", opened.format, notes)
 
     async def classify(self, image: Any, top: int | None = None, path: PreprocessPath | None = None) -> Prediction:
         """Top-k (label, probability) for one image."""
-        probs = await self._predict_images([image], path)
-        return top_k(probs[0], self.labels, top or self.top)
+        return (await self.classify_detailed(image, top, path)).top
+
+    async def classify_detailed(
+        self, image: Any, top: int | None = None, path: PreprocessPath | None = None
+    ) -> Classification:
+        """Top-k for one image, with the decoder and path that made its input.
+
+        Example (in the browser)::
+
+            from pyapp.classifier import ImageClassifier
+            from pyapp.fetch import fetch_bytes
+            clf = await ImageClassifier.load("models/nsfw-mobilenet-v2/manifest.json")
+            result = await clf.classify_detailed(await fetch_bytes("vendor/samples/rocket.jpg"))
+            print(result.top[0], result.decoder, result.format)  # ('Neutral', 0.9...) browser JPEG
+            clf.dispose()
+        """
+        probs, prepared = await self._predict_images([image], path)
+        return self._result(probs[0], prepared[0], top)
 
     async def classify_many(
         self, images: Sequence[Any], batch_size: int = 8, top: int | None = None, path: PreprocessPath | None = None
     ) -> list[Prediction]:
         """Top-k for each image, predicted in batches of ``batch_size``; one result per image, in order."""
+        return [r.top for r in await self.classify_many_detailed(images, batch_size, top, path)]
+
+    async def classify_many_detailed(
+        self, images: Sequence[Any], batch_size: int = 8, top: int | None = None, path: PreprocessPath | None = None
+    ) -> list[Classification]:
+        """:meth:`classify_many` with each result's decoder and path, as :meth:`classify_detailed`."""
         if isinstance(images, (bytes, str)) or not isinstance(images, Sequence):
             raise InvalidInput("classify_many takes a list of images; use classify for one")
         if batch_size < 1:
             raise InvalidInput("batch_size must be >= 1")
-        results: list[Prediction] = []
+        results: list[Classification] = []
         for start in range(0, len(images), batch_size):
-            probs = await self._predict_images(images[start : start + batch_size], path)
-            results.extend(top_k(p, self.labels, top or self.top) for p in probs)
+            probs, prepared = await self._predict_images(images[start : start + batch_size], path)
+            results.extend(self._result(p, info, top) for p, info in zip(probs, prepared, strict=True))
         return results
 
-    async def _predict_images(self, images: Sequence[Any], path: PreprocessPath | None) -> np.ndarray:
+    def _result(self, probs: np.ndarray, prepared: Classification, top: int | None) -> Classification:
+        return replace(prepared, top=top_k(probs, self.labels, top or self.top))
+
+    async def _predict_images(
+        self, images: Sequence[Any], path: PreprocessPath | None
+    ) -> tuple[np.ndarray, list[Classification]]:
         """Prepare and predict one batch; if the backend is lost, prepare again on the new one and retry."""
         for attempt in (1, 2):
             chunk: list[Any] = []
+            prepared: list[Classification] = []
             try:
                 for img in images:
-                    chunk.append(await self.prepare_any(img, path))
-                return await self._predict_chunk(chunk)
+                    x, info = await self._prepare(img, path)
+                    chunk.append(x)
+                    prepared.append(info)
+                return await self._predict_chunk(chunk), prepared
             except BackendLost:
                 # numpy input is retried inside Model.predict; tensors made on the lost
                 # backend are not, so they are made again here.

@@ -1,6 +1,10 @@
 """Images in, model-ready NHWC float32 out: safe decoding with Pillow, resizing in numpy.
 
-Pure Python + numpy + Pillow; the same code runs on the host and in Pyodide.
+Pure Python + numpy + Pillow; the same code runs on the host and in Pyodide. In the
+browser, encoded images are decoded by the browser itself (:mod:`pyapp.browser`);
+Pillow decodes here on the host, for formats the browser cannot decode (TIFF), and
+PIL images given directly, following the browser's rules: EXIF orientation applied,
+colour converted to sRGB, alpha dropped as ``tf.browser.fromPixels`` drops it.
 Resizing matches ``tf.image.resizeBilinear`` / ``resizeNearestNeighbor``
 (``align_corners`` both ways, ``half_pixel_centers``) so that results agree
 with TF.js pipelines such as NSFWJS's.
@@ -20,114 +24,193 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pyapp import icc
+from pyapp.decoders import Decoded, pillow_formats, pillow_libraries, refusal
 from pyapp.errors import InvalidImage, InvalidInput
-from pyapp.icc import to_srgb as icc_to_srgb
+from pyapp.sniff import MAX_PIXELS, probe, sniff
 
-#: Decompression-bomb guard: images with more pixels than this are refused.
-MAX_PIXELS = 40_000_000
+__all__ = ["MAX_PIXELS", "Decoded", "as_array", "decode", "decode_image", "preprocess", "sniff", "to_rgb"]
 
 Normalize = Literal["unit", "symmetric", "none", "imagenet"]
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
-
-
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
-
-
-def sniff(data: bytes) -> str | None:
-    r"""The image format named by the first bytes, if any (for clearer errors).
-
-    >>> sniff(b"\x89PNG\r\n\x1a\n...."), sniff(b"RIFF0000WEBPVP8 "), sniff(b"hello")
-    ('PNG', 'WEBP', None)
-    """
-    for magic, name in _MAGIC:
-        if data.startswith(magic):
-            return name
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return None
+#: Pixels handled at a time where whole-image integer temporaries would cost 16+ bytes a pixel.
+_CHUNK_PIXELS = 1 << 16
+_EXIF_ORIENTATION = 0x0112
+#: PIL modes whose pixels are RGB data that an RGB ICC profile describes.
+_RGB_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "P", "PA")
 
 
 def decode(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes into an RGB ``uint8`` array of shape (H, W, 3).
+    """Decode encoded image bytes with Pillow into an RGB ``uint8`` array of shape (H, W, 3).
 
-    EXIF orientation and embedded ICC profiles are applied (as browsers do);
-    any mode (CMYK, L, LA, P, RGBA, 16-bit) becomes RGB; transparent pixels
-    are composited on white; for animations the first frame is used.
-    Raises :class:`InvalidImage` naming the cause.
+    See :func:`decode_image`, which also says what was done. Raises :class:`InvalidImage`
+    naming the cause.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    return decode_image(data, max_pixels).pixels
 
+
+def decode_image(data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> Decoded:
+    """Decode encoded image bytes with Pillow, as a browser would show them.
+
+    EXIF orientation and embedded ICC profiles are applied (a profile that cannot be
+    used is ignored, with a note); any mode (CMYK, L, LA, P, RGBA, 16-bit) becomes RGB;
+    alpha is dropped as :func:`flatten_alpha` says; for animations the first frame is
+    used. Formats whose decoder has a known vulnerability here are refused
+    (:mod:`pyapp.decoders`). Raises :class:`InvalidImage` naming the cause.
+
+    >>> from PIL import Image
+    >>> buf = io.BytesIO()
+    >>> Image.new("RGBA", (2, 1), (255, 0, 0, 0)).save(buf, "PNG")  # fully transparent red
+    >>> d = decode_image(buf.getvalue())
+    >>> d.decoder, d.format, d.pixels.tolist()
+    ('pillow', 'PNG', [[[0, 0, 0], [0, 0, 0]]])
+    """
     raw = bytes(data)
-    if not raw:
-        raise InvalidImage("empty input (0 bytes)")
-    head = raw[:512].lstrip().lower()
-    if head.startswith((b"<!doctype", b"<html", b"<svg", b"<?xml")):
-        raise InvalidImage("not a raster image: looks like HTML/SVG/XML text")
+    head = probe(raw, max_pixels)  # empty, text, too large: refused before any decoder runs
+    if head.format == "WEBP" and (why := refusal("WEBP")) is not None:
+        raise InvalidImage(why)  # opening a WebP already runs libwebp: refuse before opening
+    rgb, fmt, profile, orientation = _pillow_decode(raw, head.format, max_pixels)
+    rgb = orient(rgb, orientation)
+    notes: tuple[str, ...] = ()
+    if profile:
+        # Browsers show (and NSFWJS classifies) such photos converted to sRGB.
+        rgb, note = icc.convert(rgb, profile)
+        notes = (note,) if note else ()
+    return Decoded(np.ascontiguousarray(rgb), "pillow", fmt, notes)
+
+
+def _pillow_decode(raw: bytes, sniffed: str | None, max_pixels: int) -> tuple[np.ndarray, str, bytes | None, object]:
+    """RGB pixels, format, ICC profile and EXIF orientation; the PIL image is freed on return."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.init()
+    formats = [f for f in pillow_formats() if f in Image.OPEN]  # MPO opens through JPEG's plugin
     try:
-        with Image.open(io.BytesIO(raw)) as img:
+        with Image.open(io.BytesIO(raw), formats=formats) as img:
             width, height = img.size
             if width * height > max_pixels:
                 raise InvalidImage(f"image too large: {width}x{height} exceeds the {max_pixels} pixel limit")
-            img.seek(0)
-            # Only RGB data carries an RGB profile we can apply; others are left as decoded.
-            icc = img.info.get("icc_profile") if img.mode in ("RGB", "RGBA", "RGBX", "P", "PA") else None
-            oriented = ImageOps.exif_transpose(img)
-            rgb = to_rgb(oriented)
+            why = refusal(img.format, libraries=pillow_libraries(img))
+            if why is not None:
+                raise InvalidImage(why)
+            profile = img.info.get("icc_profile") if img.mode in _RGB_MODES else None
+            rgb = to_rgb(img)
+            return rgb, str(img.format), profile, img.getexif().get(_EXIF_ORIENTATION, 1)
     except InvalidImage:
         raise
     except Image.DecompressionBombError as exc:
         raise InvalidImage(f"image too large (decompression bomb guard): {exc}") from None
     except UnidentifiedImageError:
-        kind = sniff(raw)
-        if kind is not None:
-            raise InvalidImage(f"corrupt {kind} file: its header could not be parsed") from None
+        if sniffed is not None:
+            raise InvalidImage(f"corrupt {sniffed} file: its header could not be parsed") from None
         raise InvalidImage("not a recognised image format") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"corrupt or truncated image: {exc}") from None
-    if icc:
-        # Browsers show (and NSFWJS classifies) such photos converted to sRGB.
-        converted = icc_to_srgb(rgb, icc)
-        if converted is not None:
-            return converted
+
+
+def orient(rgb: np.ndarray, orientation: object) -> np.ndarray:
+    """The (H, W, C) array as EXIF ``orientation`` (1-8) says to display it: a view, nothing copied.
+
+    Values outside 1-8 are ignored, as browsers ignore them.
+
+    >>> a = np.arange(6).reshape(2, 3, 1)
+    >>> orient(a, 6)[..., 0].tolist()  # rotate 90 degrees clockwise
+    [[3, 0], [4, 1], [5, 2]]
+    """
+    if orientation == 2:
+        return rgb[:, ::-1]
+    if orientation == 3:
+        return rgb[::-1, ::-1]
+    if orientation == 4:
+        return rgb[::-1]
+    if orientation == 5:
+        return rgb.transpose(1, 0, 2)
+    if orientation == 6:
+        return rgb.transpose(1, 0, 2)[:, ::-1]
+    if orientation == 7:
+        return rgb.transpose(1, 0, 2)[::-1, ::-1]
+    if orientation == 8:
+        return rgb.transpose(1, 0, 2)[::-1]
     return rgb
 
 
-def to_rgb(img: Any) -> np.ndarray:
-    """A PIL image in any mode as an RGB uint8 (H, W, 3) array."""
-    mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit grey: scale to 8 bits instead of clipping (PIL's convert clips).
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-        grey = np.clip(np.rint(arr / peak * 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
-        # Composite on white: transparent pixels have undefined colour otherwise.
-        from PIL import Image
+def flatten_alpha(rgba: np.ndarray) -> np.ndarray:
+    """RGB of straight-alpha RGBA pixels, as ``tf.browser.fromPixels`` reads them from a browser image.
 
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    The browser keeps a decoded image premultiplied (``round(c * a / 255)``) and
+    returns it un-premultiplied, then fromPixels drops alpha: a semi-transparent
+    pixel keeps its colour up to that rounding, a fully transparent one is black.
+    The browser's own rounding differs by 1 at exact halves (about 2% of
+    semi-transparent values); opaque and fully transparent pixels are exact.
+
+    >>> flatten_alpha(np.array([[[200, 100, 50, 255], [200, 100, 50, 0], [73, 182, 36, 10]]], np.uint8)).tolist()
+    [[[200, 100, 50], [0, 0, 0], [76, 178, 26]]]
+    """
+    height, width = rgba.shape[:2]
+    out = np.ascontiguousarray(rgba[..., :3])
+    rows = max(1, _CHUNK_PIXELS // max(1, width))
+    for top in range(0, height, rows):
+        alpha = rgba[top : top + rows, :, 3:4]
+        if alpha.min() == 255:
+            continue
+        a = alpha.astype(np.uint32)
+        # Premultiply as Chromium's decoders do (image_frame.h), then un-premultiply, rounding half to even.
+        premultiplied = (out[top : top + rows].astype(np.uint32) * a * 257 + 257 * 128) >> 16
+        whole, rest = np.divmod(premultiplied * 255, np.maximum(a, 1))
+        twice = 2 * rest
+        whole += (twice > a) | ((twice == a) & (whole % 2 == 1))
+        out[top : top + rows] = np.where(a == 0, 0, np.minimum(whole, 255))
+    return out
+
+
+def to_rgb(img: Any) -> np.ndarray:
+    """A PIL image in any mode as an RGB uint8 (H, W, 3) array (no orientation or profile applied).
+
+    16-bit images keep their high byte, as browsers decode them (a 16-bit image whose
+    values are all below 256 is nearly black, not an 8-bit image); mode ``I`` is taken
+    as 16-bit, as Pillow opens 16-bit PNGs. Alpha is dropped by :func:`flatten_alpha`.
+    """
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        grey = np.asarray(img)
+        if grey.dtype != np.uint16:
+            grey = np.clip(grey, 0, 65535)
+        high = (grey >> 8).astype(np.uint8)
+        return np.repeat(high[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
+        return flatten_alpha(np.asarray(rgba))
+    return np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
+
+
+def from_pil(img: Any) -> Decoded:
+    """A PIL image given directly: its RGB pixels, converted to sRGB when it carries an ICC profile.
+
+    EXIF orientation is not applied: an image in memory may have been rotated already.
+    """
+    rgb = to_rgb(img)
+    notes: tuple[str, ...] = ()
+    profile = img.info.get("icc_profile") if img.mode in _RGB_MODES else None
+    if profile:
+        rgb, note = icc.convert(rgb, profile)
+        notes = (note,) if note else ()
+    return Decoded(rgb, "pillow", getattr(img, "format", None), notes)
 
 
 def as_array(image: Any) -> np.ndarray:
     """Bytes, a PIL image or a numpy array as an (H, W, 3) array (uint8 or float)."""
+    return as_decoded(image).pixels
+
+
+def as_decoded(image: Any) -> Decoded:
+    """Bytes (decoded by Pillow), a PIL image or a numpy array as :class:`Decoded` pixels."""
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return decode(image)
+        return decode_image(image)
     if isinstance(image, np.ndarray):
-        return _check_array(image)
+        return Decoded(_check_array(image), "array")
     if hasattr(image, "mode") and hasattr(image, "size") and hasattr(image, "convert"):
-        return to_rgb(image)
+        return from_pil(image)
     raise InvalidInput(f"unsupported image type {type(image).__name__}; pass bytes, a PIL image or an HWC array")
 
 

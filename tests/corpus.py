@@ -1,7 +1,11 @@
-"""A corpus of malformed and unusual images, built on the host from real photos.
+"""A corpus of malformed, unusual and hostile images, built on the host from real photos and code.
 
 Each case is a file plus what decoding it must give: an RGB array close to a
 reference (saved as .npy), or an ``InvalidImage`` whose message contains a cause.
+``error`` is what Pillow on the host must give, ``browser_error`` what the browser
+path must give (the browser's decoders, or Pyodide's Pillow for TIFF), when they differ.
+References follow the browser's rules: EXIF orientation applied, colour in sRGB,
+alpha dropped after premultiplied storage (fully transparent pixels are black).
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cve_2023_4863
+import iccprofiles
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageOps
 
 from pyapp import assets
+from pyapp.images import flatten_alpha
 
 
 @dataclass
@@ -24,6 +31,8 @@ class Case:
     name: str
     file: str
     error: str | None = None  # substring of the InvalidImage message, or None when it must decode
+    browser_error: str | None = None  # the same, on the browser path
+    browser_reference: bool = True  # False: the browser's pixels differ from the reference (shape checked)
     reference: str | None = None  # .npy with the expected (H, W, 3) uint8 pixels
     tolerance: float = 0.0  # allowed mean |difference| against the reference
     shape: tuple[int, int, int] | None = None
@@ -60,13 +69,18 @@ def build(dest: Path) -> list[Case]:
     rgb = np.asarray(photo)
     cases: list[Case] = []
 
-    def add(name: str, data: bytes, reference: np.ndarray | None = None, **kw: object) -> None:
+    same = object()
+
+    def add(
+        name: str, data: bytes, reference: np.ndarray | None = None, browser_error: object = same, **kw: object
+    ) -> None:
         (dest / name).write_bytes(data)
         ref = None
         if reference is not None:
             ref = name + ".npy"
             np.save(dest / ref, np.ascontiguousarray(reference, dtype=np.uint8))
-        cases.append(Case(name=name, file=name, reference=ref, **kw))  # type: ignore[arg-type]
+        in_browser = kw.get("error") if browser_error is same else browser_error
+        cases.append(Case(name=name, file=name, reference=ref, browser_error=in_browser, **kw))  # type: ignore[arg-type]
 
     png = _png(photo)
     jpeg = _save(photo, "JPEG", quality=92)
@@ -75,7 +89,8 @@ def build(dest: Path) -> list[Case]:
     add("truncated.png", png[: len(png) // 2], error="truncated")
     add("truncated.jpg", jpeg[: len(jpeg) // 2], error="truncated")
     add("header-only.png", png[:60], error="")
-    add("bad-crc.png", png[:40] + bytes([png[40] ^ 0xFF]) + png[41:], error="corrupt")
+    # Pillow checks chunk CRCs; browsers skip a chunk whose name is broken, as here.
+    add("bad-crc.png", png[:40] + bytes([png[40] ^ 0xFF]) + png[41:], error="corrupt", browser_error=None)
     add("jpeg-garbage.jpg", jpeg[:200] + bytes(range(256)) * 40, error="")
     add("random.bin", np.random.default_rng(0).bytes(5000), error="not a recognised image format")
     add("page.html.jpg", b"<!DOCTYPE html><html><body><img src=x></body></html>", error="HTML")
@@ -95,39 +110,42 @@ def build(dest: Path) -> list[Case]:
     add("grey16.png", _png(g16), reference=grey3, tolerance=0.01, shape=grey3.shape)
     rgba = photo.copy()
     alpha = np.full(rgb.shape[:2], 255, np.uint8)
-    alpha[:, : rgb.shape[1] // 2] = 0  # left half transparent -> white
+    alpha[:, : rgb.shape[1] // 2] = 0  # left half transparent -> black, as fromPixels gives it
     rgba.putalpha(Image.fromarray(alpha))
-    on_white = rgb.copy()
-    on_white[:, : rgb.shape[1] // 2] = 255
-    add("rgba.png", _png(rgba), reference=on_white, shape=rgb.shape)
+    on_black = rgb.copy()
+    on_black[:, : rgb.shape[1] // 2] = 0
+    add("rgba.png", _png(rgba), reference=on_black, shape=rgb.shape)
     la = grey.copy()
     la.putalpha(Image.fromarray(alpha))
-    la_white = grey3.copy()
-    la_white[:, : rgb.shape[1] // 2] = 255
-    add("la.png", _png(la), reference=la_white, shape=rgb.shape)
+    la_black = grey3.copy()
+    la_black[:, : rgb.shape[1] // 2] = 0
+    add("la.png", _png(la), reference=la_black, shape=rgb.shape)
+    # A photo at alpha 200: colours keep their value up to premultiplied rounding (the browser's differs
+    # at exact halves only), and a logo-like ramp over every alpha.
+    veiled = photo.copy()
+    veiled.putalpha(200)
+    add("alpha-200.png", _png(veiled), reference=flatten_alpha(np.asarray(veiled)), tolerance=0.05, shape=rgb.shape)
+    ramp = np.zeros((256, 256, 4), np.uint8)
+    ramp[..., 0] = np.arange(256)[None, :]
+    ramp[..., 1] = 255 - np.arange(256)[None, :]
+    ramp[..., 2] = 90
+    ramp[..., 3] = np.arange(256)[:, None]
+    add("alpha-ramp.png", _png(Image.fromarray(ramp, "RGBA")), reference=flatten_alpha(ramp), tolerance=0.05)
     pal = photo.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
     add("palette.png", _png(pal), reference=np.asarray(pal.convert("RGB")), shape=rgb.shape)
     pal_t = pal.copy()
     pal_t.info["transparency"] = int(np.asarray(pal)[0, 0])
-    add("palette-transparent.png", _png(pal_t, transparency=int(np.asarray(pal)[0, 0])), shape=rgb.shape)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # orientation: rotate 90 CW to display
-    add(
-        "exif-rotated.jpg",
-        _save(photo, "JPEG", quality=95, exif=exif.tobytes()),
-        reference=np.asarray(photo.transpose(Image.Transpose.ROTATE_270)),
-        tolerance=3.0,
-        shape=(rgb.shape[1], rgb.shape[0], 3),
-    )
-    exif3 = Image.Exif()
-    exif3[0x0112] = 3  # upside down
-    add(
-        "exif-180.jpg",
-        _save(photo, "JPEG", quality=95, exif=exif3.tobytes()),
-        reference=np.asarray(photo.transpose(Image.Transpose.ROTATE_180)),
-        tolerance=3.0,
-        shape=rgb.shape,
-    )
+    pal_png = _png(pal_t, transparency=int(np.asarray(pal)[0, 0]))
+    pal_ref = flatten_alpha(np.asarray(Image.open(io.BytesIO(pal_png)).convert("RGBA")))
+    add("palette-transparent.png", pal_png, reference=pal_ref, shape=rgb.shape)
+    g16_dark = Image.fromarray(np.asarray(grey).astype(np.uint16))  # a 16-bit PNG whose values are all < 256
+    add("grey16-dark.png", _png(g16_dark), reference=np.zeros_like(grey3), shape=grey3.shape)
+    for orientation in range(2, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        tagged = _save(photo, "JPEG", quality=95, exif=exif.tobytes())
+        shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(tagged))))
+        add(f"exif-{orientation}.jpg", tagged, reference=shown, tolerance=0.01, shape=shown.shape)
     frames = [photo, coffee.resize(photo.size), photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     gif = io.BytesIO()
     frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -149,7 +167,13 @@ def build(dest: Path) -> list[Case]:
     add("photo.tiff", _save(photo, "TIFF"), reference=rgb, shape=rgb.shape)
     multipage = _save(photo, "TIFF", save_all=True, append_images=[coffee.resize(photo.size)])
     add("multipage.tif", multipage, reference=rgb, shape=rgb.shape)
+    # Compressed TIFF goes through libtiff: Pyodide's 4.4.0 is refused, the host's is newer.
+    deflate = _save(photo, "TIFF", compression="tiff_deflate")
+    add("photo-deflate.tif", deflate, reference=rgb, shape=rgb.shape, browser_error="CVE-2023-52356")
     add("photo.webp", _save(photo, "WEBP", lossless=True), reference=rgb, shape=rgb.shape)
+    # Overflows libwebp 1.2.2's Huffman tables (tests/cve_2023_4863.py); patched decoders reject it.
+    add("cve-2023-4863.webp", cve_2023_4863.crafted(), error="corrupt")
+    add("cve-2023-4863-valid-twin.webp", cve_2023_4863.crafted(valid=True), reference=np.zeros((16, 16, 3)))
     rocket = Image.open(samples / "rocket.jpg")
     src = ImageCms.ImageCmsProfile(io.BytesIO(rocket.info["icc_profile"]))
     rocket_srgb = np.asarray(ImageCms.profileToProfile(rocket, src, ImageCms.createProfile("sRGB"), outputMode="RGB"))
@@ -161,5 +185,71 @@ def build(dest: Path) -> list[Case]:
         shape=rocket_srgb.shape,
     )
     add("photo.ico", _save(photo.resize((64, 64)), "ICO", sizes=[(64, 64)]), shape=(64, 64, 3))
+    # Display P3, as phones embed it: converted to sRGB (littlecms on the host is the reference).
+    p3 = iccprofiles.display_p3()
+    p3_ref = ImageCms.profileToProfile(
+        photo, ImageCms.ImageCmsProfile(io.BytesIO(p3)), ImageCms.createProfile("sRGB"), outputMode="RGB"
+    )
+    add("display-p3.png", _png(photo, icc_profile=p3), reference=np.asarray(p3_ref), tolerance=0.1, shape=rgb.shape)
+    # Hostile profiles: ignored (the pixels as stored), never another error. Chromium applies two of
+    # them (gamma 0: near white; an all-zero matrix: black); its pixels are its own there.
+    for name, profile in iccprofiles.hostile().items():
+        applied = name in ("zero-gamma", "degenerate-matrix")
+        add(f"icc-{name}.png", _png(photo, icc_profile=profile), rgb, shape=rgb.shape, browser_reference=not applied)
     (dest / "cases.json").write_text(json.dumps([asdict(c) for c in cases], indent=1))
     return cases
+
+
+def _png16(rgb16: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG (Pillow cannot write one)."""
+    height, width, _ = rgb16.shape
+    raw = b"".join(b"\0" + rgb16[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def build_parity(dest: Path) -> list[str]:
+    """Photos as people send them, for parity with NSFWJS on an ``<img>``: the shipped samples, and one
+    photo re-encoded every common way (baseline and progressive JPEG, 4:4:4 and 4:2:0, CMYK, grey,
+    EXIF orientations 2-8, transparent and semi-transparent PNG and WebP, palette PNG with tRNS,
+    16-bit PNG, an animated GIF, Display P3, 4x upscaled)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    samples = assets.VENDOR / "samples"
+    files: dict[str, bytes] = {name: (samples / name).read_bytes() for name in assets.SAMPLES}
+    photo = Image.open(samples / "chelsea.png").convert("RGB")
+    coffee = Image.open(samples / "coffee.png").convert("RGB")
+    files["baseline-420.jpg"] = _save(photo, "JPEG", quality=90, subsampling=2)
+    files["baseline-444.jpg"] = _save(photo, "JPEG", quality=90, subsampling=0)
+    files["progressive.jpg"] = _save(coffee, "JPEG", quality=85, progressive=True)
+    files["cmyk.jpg"] = _save(photo.convert("CMYK"), "JPEG", quality=92)
+    files["grey.jpg"] = _save(coffee.convert("L"), "JPEG", quality=90)
+    for orientation in range(2, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        files[f"exif-{orientation}.jpg"] = _save(coffee, "JPEG", quality=90, exif=exif.tobytes())
+    veiled = photo.copy()
+    veiled.putalpha(200)
+    files["alpha-200.png"] = _png(veiled)
+    files["alpha-200.webp"] = _save(veiled, "WEBP", quality=90)
+    yy, xx = np.mgrid[: photo.height, : photo.width]
+    disc = ((yy - photo.height / 2) ** 2 + (xx - photo.width / 2) ** 2 < (photo.height / 2.2) ** 2) * 255
+    logo = photo.copy()
+    logo.putalpha(Image.fromarray(disc.astype(np.uint8)))  # a cut-out on a transparent background
+    files["cut-out.png"] = _png(logo)
+    files["cut-out.webp"] = _save(logo, "WEBP", lossless=True)
+    pal = coffee.convert("P", palette=Image.Palette.ADAPTIVE, colors=128)
+    files["palette-trns.png"] = _png(pal, transparency=int(np.asarray(pal)[0, 0]))
+    files["grey16.png"] = _png(Image.fromarray(np.asarray(photo.convert("L")).astype(np.uint16) * 257))
+    files["rgb16.png"] = _png16(np.asarray(coffee).astype(np.uint16) * 257 + 128)
+    gif = io.BytesIO()
+    coffee.save(gif, format="GIF", save_all=True, append_images=[photo.resize(coffee.size)], duration=100, loop=0)
+    files["animated.gif"] = gif.getvalue()
+    files["display-p3.jpg"] = _save(coffee, "JPEG", quality=90, icc_profile=iccprofiles.display_p3())
+    files["upscaled-4x.jpg"] = _save(photo.resize((photo.width * 4, photo.height * 4)), "JPEG", quality=90)
+    for name, data in files.items():
+        (dest / name).write_bytes(data)
+    return list(files)
