@@ -45,6 +45,7 @@ from pyapp.errors import (
 )
 from pyapp.manifest import ModelManifest, Variant, weight_bytes
 from pyapp.memory import CleanupPolicy, MemoryGuard
+from pyapp.progress import LoadProgress, ProgressCallback, Stage, emit
 from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
 
 log = logging.getLogger("pyapp.model")
@@ -71,12 +72,24 @@ class LoadInfo:
     warmup_ms: float | None = None
 
 
-async def fetch_bytes(url: str) -> bytes:
-    """GET a model file (see :func:`pyapp.fetch.fetch_bytes`); :class:`ModelLoadError` when it cannot be fetched."""
+async def fetch_bytes(
+    url: str, progress: ProgressCallback | None = None, stage: Stage = "download", variant: str = ""
+) -> bytes:
+    """GET a model file (see :func:`pyapp.fetch.fetch_bytes`); :class:`ModelLoadError` when it cannot be fetched.
+
+    With ``progress``, the body is read in chunks and each is reported as a :class:`LoadProgress`.
+    """
     from pyapp import fetch
 
     try:
-        return await fetch.fetch_bytes(url)
+        if progress is None:
+            return await fetch.fetch_bytes(url)
+        from pyapp.progress import fetch_with_progress
+
+        async def report(loaded: int, total: int | None) -> None:
+            await emit(progress, LoadProgress(stage, url, loaded, total, variant))
+
+        return await fetch_with_progress(url, report)
     except FetchError as exc:
         raise ModelLoadError(str(exc)) from None
 
@@ -139,17 +152,21 @@ def build_artifacts(model_json: bytes, files: dict[str, bytes], variant: Variant
     return artifacts, weights
 
 
-async def _load_variant(manifest: ModelManifest, variant: Variant) -> tuple[Any, LoadInfo]:
+async def _load_variant(
+    manifest: ModelManifest, variant: Variant, progress: ProgressCallback | None = None
+) -> tuple[Any, LoadInfo]:
     """Fetch, check and build one variant: the TF.js model and how loading went."""
     from pyapp._js import JsException, error_message, tf
 
     started = time.perf_counter()
     files: dict[str, bytes] = {}
     for name in variant.files:
-        data = await fetch_bytes(variant.url(name))
+        data = await fetch_bytes(variant.url(name), progress, "download", variant.name)
         _check(variant, name, data)
         files[name] = data
     fetched = time.perf_counter()
+    size = sum(len(b) for b in files.values())
+    await emit(progress, LoadProgress("build", "", size, size, variant.name))
     artifacts, weights = build_artifacts(files[variant.model], files, variant)
     tfm = tf()
     try:
@@ -239,17 +256,21 @@ class Model:
         variants: Sequence[str] | None = None,
         warmup: bool = True,
         cleanup: CleanupPolicy | Literal[False] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> Model:
         """Fetch, verify and build the first working variant of a model.
 
         ``source`` is a manifest URL or a parsed :class:`ModelManifest`;
         ``variants`` overrides the order to try; ``cleanup`` (default
-        ``CleanupPolicy()``; pass ``False`` to turn off) sets the memory policy.
+        ``CleanupPolicy()``; pass ``False`` to turn off) sets the memory policy;
+        ``progress`` is called with a :class:`~pyapp.progress.LoadProgress` at each step
+        (manifest, each file's bytes, build, warm-up, ready), in order.
         Raises :class:`ModelLoadError` (with ``attempts``) when no variant loads.
         """
         refuse_in_tidy("Model.load")
         if isinstance(source, str):
-            manifest = ModelManifest.from_json(await fetch_bytes(source), base_url=_dirname(source))
+            data = await fetch_bytes(source, progress, "manifest")
+            manifest = ModelManifest.from_json(data, base_url=_dirname(source))
         elif isinstance(source, ModelManifest):
             manifest = source
         else:
@@ -258,20 +279,27 @@ class Model:
         only_integrity = True
         for variant in manifest.ordered(variants):
             try:
-                js_model, info = await _load_variant(manifest, variant)
+                js_model, info = await _load_variant(manifest, variant, progress)
             except ModelLoadError as exc:
                 attempts[variant.name] = str(exc)
                 only_integrity &= isinstance(exc, ModelIntegrityError)
                 log.warning("model %s: variant %s skipped: %s", manifest.name, variant.name, exc)
+                await emit(progress, LoadProgress("skipped", variant=variant.name, detail=str(exc)))
                 continue
             info.attempts = dict(attempts)
             model = cls(manifest, js_model, info)
             model.source = source if isinstance(source, str) else None
-            if warmup:
-                await model.warmup()
-            if cleanup is not False:
-                model.memory = MemoryGuard(cleanup or CleanupPolicy())
-                model.memory.start()
+            try:
+                if warmup:
+                    await emit(progress, LoadProgress("warmup", "", info.bytes, info.bytes, variant.name))
+                    await model.warmup()
+                if cleanup is not False:
+                    model.memory = MemoryGuard(cleanup or CleanupPolicy())
+                    model.memory.start()
+                await emit(progress, LoadProgress("ready", "", info.bytes, info.bytes, variant.name))
+            except BaseException:
+                model.dispose()  # a callback (or the warm-up) failed: the weights are not the caller's yet
+                raise
             return model
         error = ModelIntegrityError if only_integrity else ModelLoadError
         detail = "; ".join(f"{k}: {v}" for k, v in attempts.items())

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+import urllib.parse
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -49,6 +50,9 @@ class Runtime:
     gl_renderer: str | None = None
     #: Why the backend was re-created, oldest first (see :func:`recover`).
     recoveries: list[str] = field(default_factory=list)
+    #: Where TF.js came from: "page" (it was loaded before pyapp), "caller" (``tfjs_url=``),
+    #: "site" (the site's vendor/tfjs/) or "cdn" (jsDelivr, with Subresource Integrity).
+    tfjs_source: str = "page"
 
     @property
     def software_gl(self) -> bool:
@@ -254,21 +258,276 @@ async def recover(reason: str | None = None) -> int:
     return _generation
 
 
+# --------------------------------------------------------------------------- loading TF.js
+
+#: Backend bundles beside tf.min.js, by the backend they register (cpu and webgl are in tf.min.js).
+BACKEND_BUNDLES = {"wasm": "tf-backend-wasm.min.js", "webgpu": "tf-backend-webgpu.min.js"}
+WASM_BINARIES = ("tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm", "tfjs-backend-wasm-threaded-simd.wasm")
+TFJS_CORE = "tf.min.js"
+
+
+@dataclass(frozen=True)
+class TfjsSource:
+    """Where pyapp loads TF.js from (see :func:`tfjs_source`).
+
+    ``urls`` maps each file (named as in the site's vendor/tfjs/) to its URL; ``integrity`` its
+    Subresource Integrity where it is pinned (the CDN), which the browser then enforces.
+    """
+
+    kind: str
+    urls: Mapping[str, str] = field(default_factory=dict)
+    integrity: Mapping[str, str] = field(default_factory=dict)
+
+
+def tfjs_source(tfjs_url: str | None, site_root: str, site_has_copy: bool) -> TfjsSource:
+    """Where to load TF.js from when the page has none (pure).
+
+    In order: ``tfjs_url``, a folder URL of the TF.js files (relative to the site root);
+    the site's own copy in ``vendor/tfjs/``; else the same TF.js files on jsDelivr, each
+    pinned by its Subresource Integrity hash (``pyapp._tfjs_files``, written by the build
+    from the very files it vendors).
+
+    >>> tfjs_source("tfjs-4.22", "https://example.org/app/", False).urls["tf.min.js"]
+    'https://example.org/app/tfjs-4.22/tf.min.js'
+    >>> site = tfjs_source(None, "https://example.org/app/", True)
+    >>> site.kind, site.urls["tf-backend-wasm.min.js"], site.integrity
+    ('site', 'https://example.org/app/vendor/tfjs/tf-backend-wasm.min.js', {})
+    >>> cdn = tfjs_source(None, "https://example.org/app/", False)
+    >>> cdn.kind, cdn.urls["tf.min.js"], cdn.integrity["tf.min.js"][:7]
+    ('cdn', 'https://cdn.jsdelivr.net/npm/@tensorflow/tfjs@4.22.0/dist/tf.min.js', 'sha384-')
+    """
+    from pyapp import _tfjs_files
+
+    names = list(_tfjs_files.FILES)
+    if tfjs_url:
+        base = urllib.parse.urljoin(site_root, tfjs_url.rstrip("/") + "/")
+        return TfjsSource("caller", {n: base + n for n in names})
+    if site_has_copy:
+        base = urllib.parse.urljoin(site_root, "vendor/tfjs/")
+        return TfjsSource("site", {n: base + n for n in names})
+    files = _tfjs_files.FILES
+    return TfjsSource("cdn", {n: url for n, (url, _) in files.items()}, {n: sri for n, (_, sri) in files.items()})
+
+
+def sri(data: bytes) -> str:
+    """The Subresource Integrity value (sha384, base64) of ``data``.
+
+    >>> sri(b"alert('Hello, world.');")
+    'sha384-H8BRh8j48O9oYatfu5AZzq6A9RINhZO5H16dQZngK7T62em8MUt1FLm52t+eX6xO'
+    """
+    import base64
+    import hashlib
+
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+#: How TF.js came to this global scope: None until :func:`load_tfjs` has looked.
+_tfjs: TfjsSource | None = None
+_bundles_loaded: set[str] = set()
+_loading = asyncio.Lock()
+_importer: Any = None
+
+
+def _unavailable(url: str, why: str) -> BackendUnavailable:
+    return BackendUnavailable(f"cannot load TensorFlow.js from {url}: {why}", {"tfjs": f"{url}: {why}"})
+
+
+async def _why_not(url: str, integrity: str | None) -> str:
+    """Why ``url`` could not be loaded as a script: its HTTP status, the network error or the integrity mismatch."""
+    from pyapp._js import JsException, error_message, js
+
+    try:
+        resp = await js.fetch(url)
+    except JsException as exc:
+        return f"network error ({error_message(exc)})"
+    if not resp.ok:
+        return f"HTTP {resp.status}"
+    if integrity:
+        got = sri((await resp.arrayBuffer()).to_bytes())
+        if got != integrity:
+            return f"Subresource Integrity mismatch: the file is {got}, the pinned TF.js file is {integrity}"
+    return "the script did not run (a Content-Security-Policy of the page may block it; see the browser console)"
+
+
+async def _fetch_checked(url: str, integrity: str | None) -> Any:
+    """GET ``url`` (the browser enforcing ``integrity``); the Response, or :class:`BackendUnavailable`."""
+    from pyapp._js import JsException, js, js_object
+
+    try:
+        resp = await js.fetch(url, js_object({"integrity": integrity} if integrity else {}))
+    except JsException:
+        raise _unavailable(url, await _why_not(url, integrity)) from None
+    if not resp.ok:
+        raise _unavailable(url, f"HTTP {resp.status}")
+    return resp
+
+
+async def _run_script(url: str, integrity: str | None) -> None:
+    """Run the classic script (a UMD bundle) at ``url`` in this global scope.
+
+    A page: a ``<script>`` element (with ``integrity`` and ``crossorigin`` when pinned). A classic
+    worker: ``importScripts``. A module worker (which has no importScripts): ``import()``. A worker
+    checks a pinned file itself (fetch with ``integrity``), then runs the checked bytes from a blob URL.
+    """
+    from pyapp._js import JsException, error_message, js, to_js
+
+    # A page, not a worker: workers have importScripts (a module worker's throws). Not `document`: a
+    # PyScript worker has one, the page's, reached through its channel; a <script> there runs in the page.
+    if getattr(js.globalThis, "importScripts", None) is None:
+        from pyodide.ffi import create_proxy
+
+        script = js.document.createElement("script")
+        script.src = url
+        if integrity:
+            script.integrity = integrity
+            script.crossOrigin = "anonymous"
+
+        def executor(resolve: Any, _reject: Any) -> None:
+            # Settles with the load or error event (a rejection with an Event would not be a Python exception).
+            script.onload = script.onerror = resolve
+
+        proxy = create_proxy(executor)
+        try:
+            done = js.Promise.new(proxy)
+        finally:
+            proxy.destroy()  # the executor runs at once, inside Promise.new
+        js.document.head.append(script)
+        try:
+            event = await done
+        finally:
+            script.onload = script.onerror = None
+        if str(event.type) == "error":  # no detail in the event: find out
+            raise _unavailable(url, await _why_not(url, integrity))
+        return
+    target, blob_url = url, None
+    if integrity:
+        resp = await _fetch_checked(url, integrity)
+        blob = js.Blob.new(to_js([await resp.text()]), js_object_type("text/javascript"))
+        target = blob_url = js.URL.createObjectURL(blob)
+    try:
+        try:
+            js.importScripts(target)
+        except JsException as exc:
+            if getattr(exc, "name", "") != "TypeError":  # a classic worker that could not load it
+                raise _unavailable(url, await _why_not(url, integrity)) from None
+            try:  # a module worker
+                await _import_module(target)
+            except JsException as exc2:
+                if getattr(exc2, "name", "") == "EvalError":
+                    raise _unavailable(
+                        url,
+                        "this module worker's Content-Security-Policy forbids eval, which Python needs to call "
+                        "import(): import TF.js in the worker before Python runs (PyScript: js_modules)",
+                    ) from None
+                why = await _why_not(url, integrity)
+                raise _unavailable(url, f"{why} ({error_message(exc2)})") from None
+    finally:
+        if blob_url is not None:
+            js.URL.revokeObjectURL(blob_url)
+
+
+def js_object_type(mime: str) -> Any:
+    from pyapp._js import js_object
+
+    return js_object({"type": mime})
+
+
+async def _import_module(url: str) -> None:
+    global _importer
+    if _importer is None:
+        from pyodide.code import run_js  # type: ignore[import-not-found]
+
+        _importer = run_js("(url) => import(url)")  # import() is syntax: a function that calls it
+    await _importer(url)
+
+
+async def _site_has_copy(root: str) -> bool:
+    from pyapp._js import JsException, js, js_object
+
+    url = urllib.parse.urljoin(root, "vendor/tfjs/" + TFJS_CORE)
+    try:
+        resp = await js.fetch(url, js_object({"method": "HEAD", "cache": "no-store"}))
+    except JsException:
+        return False
+    return bool(resp.ok)
+
+
+async def load_tfjs(backends: Sequence[str] = DEFAULT_BACKENDS, tfjs_url: str | None = None) -> TfjsSource:
+    """Make sure ``globalThis.tf`` exists, with the backend bundles ``backends`` need; load what is missing.
+
+    A ``tf`` the page loaded itself is used as it is (and its WASM paths are left alone).
+    Otherwise TF.js is loaded from the first of :func:`tfjs_source`'s places; a file that cannot be
+    loaded is a :class:`BackendUnavailable` naming its URL and why. :func:`init` calls this.
+    """
+    global _tfjs
+    from pyapp._js import js
+
+    async with _loading:
+        if _tfjs is None:
+            if getattr(js.globalThis, "tf", None) is not None:
+                _tfjs = TfjsSource("page")
+            else:
+                from pyapp.fetch import site_root
+
+                root = site_root()
+                source = tfjs_source(tfjs_url, root, tfjs_url is None and await _site_has_copy(root))
+                # tf.min.js bundles regenerator-runtime, which assigns an undeclared global: as a module
+                # (import() in a module worker) that throws unless the global is declared first.
+                if not js.Reflect.has(js.globalThis, "regeneratorRuntime"):
+                    js.globalThis.regeneratorRuntime = None
+                url = source.urls[TFJS_CORE]
+                started = time.perf_counter()
+                await _run_script(url, source.integrity.get(TFJS_CORE))
+                if getattr(js.globalThis, "tf", None) is None:
+                    raise _unavailable(url, "the script ran but did not define globalThis.tf")
+                _tfjs = source
+                log.info(
+                    "TF.js loaded from %s (%s) in %.0f ms", url, source.kind, (time.perf_counter() - started) * 1e3
+                )
+        source = _tfjs
+        if source.kind != "page":
+            wanted = [BACKEND_BUNDLES[b] for b in backends if b in BACKEND_BUNDLES]
+            missing = [b for b in dict.fromkeys(wanted) if b not in _bundles_loaded]
+            await asyncio.gather(*(_run_script(source.urls[b], source.integrity.get(b)) for b in missing))
+            _bundles_loaded.update(missing)
+        return source
+
+
 _wasm_paths_set = False
 
 
-def _wasm_paths(tf: Any) -> None:
+async def _wasm_paths(tf: Any) -> None:
+    """Tell the wasm backend where its binaries are, once, before it starts; never over the host's choice.
+
+    TF.js has no getter for paths a page set with ``tf.wasm.setWasmPaths``, so pyapp sets them only
+    when it knows where the binaries are: it loaded the wasm bundle itself (the binaries are beside
+    it; from the CDN, the one binary TF.js will pick is fetched with its SRI checked and handed over
+    as a blob URL), or the page set ``globalThis.PYAPP_ROOT``, which says the site is laid out as
+    pyapp's (``vendor/tfjs/``). Otherwise the page's own setting (or TF.js's default) stands.
+    """
     global _wasm_paths_set
-    from pyapp._js import js
+    from pyapp._js import js, js_object, to_js
 
     wasm = getattr(tf, "wasm", None)
     if wasm is None or _wasm_paths_set:
         return
-    # The binaries sit next to the bundle in vendor/tfjs/; TF.js would
-    # otherwise look for them relative to the page or a CDN. It refuses a
-    # second call once the backend exists, hence the flag.
-    root = getattr(js.globalThis, "PYAPP_ROOT", None) or js.location.href
-    wasm.setWasmPaths(js.URL.new("vendor/tfjs/", root).href)
+    source = _tfjs
+    if source is not None and source.kind != "page" and BACKEND_BUNDLES["wasm"] in _bundles_loaded:
+        if source.integrity:
+            simd = bool(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"))
+            threads = bool(await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"))
+            name = WASM_BINARIES[2] if simd and threads else WASM_BINARIES[1] if simd else WASM_BINARIES[0]
+            resp = await _fetch_checked(source.urls[name], source.integrity[name])
+            blob = js.Blob.new(to_js([await resp.arrayBuffer()]), js_object_type("application/wasm"))
+            paths = {n: source.urls[n] for n in WASM_BINARIES} | {name: str(js.URL.createObjectURL(blob))}
+            wasm.setWasmPaths(js_object(paths))
+        else:
+            wasm.setWasmPaths(source.urls[WASM_BINARIES[0]].rsplit("/", 1)[0] + "/")
+    else:
+        root = getattr(js.globalThis, "PYAPP_ROOT", None)
+        if root:
+            wasm.setWasmPaths(js.URL.new("vendor/tfjs/", root).href)
+    # TF.js refuses a second call once the backend exists, hence the flag.
     _wasm_paths_set = True
 
 
@@ -296,13 +555,15 @@ async def _try_backend(backend: str) -> str | None:
 
     if backend not in BACKENDS:
         raise InvalidInput(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    if _tfjs is not None and _tfjs.kind != "page" and backend in BACKEND_BUNDLES:
+        await load_tfjs((backend,))  # pyapp loaded TF.js: it loads this backend's bundle too
     tfm = tf()
     try:
         reason = await _precheck(backend)
         if reason is not None:
             return reason
         if backend == "wasm":
-            _wasm_paths(tfm)
+            await _wasm_paths(tfm)
             from pyapp.kernels import register_wasm_kernels
 
             register_wasm_kernels()  # before training needs them; registering needs no backend instance
@@ -336,8 +597,14 @@ async def _fill_flags(rt: Runtime) -> None:
         _watch_webgl(tfm)
 
 
-async def init(backends: Sequence[str] = DEFAULT_BACKENDS, *, avoid_software_gl: bool = True) -> Runtime:
+async def init(
+    backends: Sequence[str] = DEFAULT_BACKENDS, *, avoid_software_gl: bool = True, tfjs_url: str | None = None
+) -> Runtime:
     """Start the first backend of ``backends`` that works; raise if none does.
+
+    TF.js is loaded first when the page has none (:func:`load_tfjs`): from ``tfjs_url`` (a folder
+    URL holding tf.min.js, the backend bundles and the .wasm binaries), else the site's
+    ``vendor/tfjs/``, else jsDelivr with Subresource Integrity. ``Runtime.tfjs_source`` says which.
 
     With ``avoid_software_gl`` (the default), WebGL drawn by a CPU rasteriser
     (SwiftShader, llvmpipe: no real GPU) is passed over for ``wasm`` when wasm is
@@ -349,11 +616,15 @@ async def init(backends: Sequence[str] = DEFAULT_BACKENDS, *, avoid_software_gl:
         backends = (backends,)
     if not backends:
         raise InvalidInput("backends must name at least one backend")
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise InvalidInput(f"unknown backend {unknown[0]!r}; expected one of {BACKENDS}")
+    source = await load_tfjs(backends, tfjs_url)
     rejected: dict[str, str] = {}
     for i, backend in enumerate(backends):
         reason = await _try_backend(backend)
         if reason is None:
-            rt = Runtime(backend=backend, rejected=rejected)
+            rt = Runtime(backend=backend, rejected=rejected, tfjs_source=source.kind)
             await _fill_flags(rt)
             if avoid_software_gl and backend == "webgl" and rt.software_gl and "wasm" in backends[i + 1 :]:
                 renderer = rt.gl_renderer

@@ -30,6 +30,7 @@ import numpy as np
 from pyapp.classifier import ImageClassifier, Prediction, top_k
 from pyapp.errors import InvalidInput, ModelLoadError, StateError
 from pyapp.layers import Dense, Dropout
+from pyapp.progress import ProgressCallback
 from pyapp.training import EpochEnd, History, Sequential, TrainableModel, check_seed
 
 #: Key of the head's TF.js userDefinedMetadata that says how to rebuild the classifier.
@@ -158,11 +159,19 @@ class TransferClassifier:
 
     @classmethod
     async def create(
-        cls, base: str | ImageClassifier, classes: Sequence[str], *, layer: str | None = None
+        cls,
+        base: str | ImageClassifier,
+        classes: Sequence[str],
+        *,
+        layer: str | None = None,
+        progress: ProgressCallback | None = None,
     ) -> TransferClassifier:
-        """A learner on ``base`` (a manifest URL, loaded here, or a loaded :class:`ImageClassifier`)."""
+        """A learner on ``base`` (a manifest URL, loaded here, or a loaded :class:`ImageClassifier`).
+
+        ``progress`` reports loading the base model (see :meth:`pyapp.model.Model.load`).
+        """
         owns = isinstance(base, str)
-        clf = await ImageClassifier.load(base) if isinstance(base, str) else base
+        clf = await ImageClassifier.load(base, progress=progress) if isinstance(base, str) else base
         try:
             extractor = FeatureExtractor(clf, layer)
             # The manifest URL goes into saved heads, so that load() can find the base again.
@@ -284,9 +293,16 @@ class TransferClassifier:
 
     @classmethod
     async def load(
-        cls, source: str | dict[str, bytes], base: str | ImageClassifier | None = None
+        cls,
+        source: str | dict[str, bytes],
+        base: str | ImageClassifier | None = None,
+        *,
+        progress: ProgressCallback | None = None,
     ) -> TransferClassifier:
-        """A saved learner (``indexeddb://NAME``, a URL, or files); loads the base model it names unless given."""
+        """A saved learner (``indexeddb://NAME``, a URL, or files); loads the base model it names unless given.
+
+        ``progress`` reports loading the base model (see :meth:`pyapp.model.Model.load`).
+        """
         from pyapp import saving
 
         head = await saving.load(source)
@@ -294,7 +310,7 @@ class TransferClassifier:
             meta = head.metadata().get(METADATA_KEY)
             if not meta:
                 raise ModelLoadError("this model was not saved by TransferClassifier (no pyapp_transfer metadata)")
-            learner = await cls.create(base or meta["base"], meta["classes"], layer=meta["layer"])
+            learner = await cls.create(base or meta["base"], meta["classes"], layer=meta["layer"], progress=progress)
         except BaseException:
             head.dispose()
             raise

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import MODEL_BACKENDS
 from harness import run_in_pyodide
 
 from pyapp import assets
@@ -52,6 +53,7 @@ def _broken_copy(scratch: Path, case: str, damage: dict[str, str]) -> str:
     return f"/__scratch__/{case}/manifest.json"
 
 
+@pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)
 @run_in_pyodide
 async def test_load_verifies_warms_up_and_predicts(pyodide: Any, backend: str) -> None:
     import numpy as np
@@ -248,6 +250,7 @@ async def test_results_agree_across_backends(pyodide: Any) -> None:
         assert diff <= 1e-3, (backend, diff, results)
 
 
+@pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)
 @run_in_pyodide
 async def test_graph_model_loads_and_predicts(pyodide: Any, backend: str) -> None:
     """A TF.js graph model (NSFWJS MobileNetV2Mid) goes through the same checked loader; NSFWJS agrees."""
@@ -278,3 +281,79 @@ async def test_graph_model_loads_and_predicts(pyodide: Any, backend: str) -> Non
             assert max(ours, key=ours.get) == max(theirs, key=theirs.get), (name, ours, theirs)
             assert max(abs(ours[k] - theirs[k]) for k in ours) <= 0.02, (name, ours, theirs)
         reference.dispose()
+
+
+def test_load_reports_typed_progress_in_order(pyodide: Any, scratch: Path) -> None:
+    """progress=callback gets frozen LoadProgress events: the manifest, every file's bytes up to its
+    size, a skipped (broken) variant, build, warm-up, ready; totals are the manifest's files' sizes.
+    Through ImageClassifier.load (its **kwargs) and TransferClassifier.create as well."""
+    url = _broken_copy(scratch, "progress", {"uint8/model.json": "delete"})
+    manifest = json.loads((MODEL / "manifest.json").read_text())
+    sizes = {
+        v["name"]: {f"{url.rsplit('/', 1)[0]}/{rel}": (MODEL / rel).stat().st_size for rel in v["files"]}
+        for v in manifest["variants"]
+    }
+    got = pyodide.run(
+        f"""
+import dataclasses, testutil
+from pyapp.classifier import ImageClassifier
+from pyapp.progress import LoadProgress
+from pyapp.transfer import TransferClassifier
+await testutil.use_backend("wasm")
+events = []
+async def on_progress(event):  # a coroutine function is awaited
+    events.append(event)
+clf = await ImageClassifier.load({url!r}, progress=on_progress)
+clf.dispose()
+assert all(isinstance(e, LoadProgress) for e in events)
+try:
+    events[0].loaded = 1
+except dataclasses.FrozenInstanceError:
+    frozen = True
+learner_events = []
+learner = await TransferClassifier.create({url!r}, ["a", "b"], progress=learner_events.append)
+learner.dispose()
+__value__ = {{
+    "frozen": frozen,
+    "events": [dataclasses.asdict(e) for e in events],
+    "learner": [e.stage for e in learner_events],
+}}
+"""
+    )
+    assert got["frozen"] is True
+    events = got["events"]
+    stages = [e["stage"] for e in events]
+    # The uint8 variant is broken (model.json missing): skipped, then float16 loads.
+    first_skip, build = stages.index("skipped"), stages.index("build")
+    manifest_done = stages.index("download")
+    assert set(stages[:manifest_done]) == {"manifest"}
+    assert stages[-3:] == ["build", "warmup", "ready"]
+    assert set(stages[manifest_done:first_skip]) == {"download"}
+    assert set(stages[first_skip + 1 : build]) == {"download"}
+    assert events[first_skip]["variant"] == "uint8"
+    assert "model.json" in events[first_skip]["detail"]
+    manifest_events = [e for e in events if e["stage"] == "manifest"]
+    assert manifest_events[-1]["loaded"] == manifest_events[-1]["total"] > 0
+    loaded = [e for e in events[first_skip + 1 : build]]
+    assert {e["variant"] for e in loaded} == {"float16"}
+    per_file: dict[str, list[dict[str, Any]]] = {}
+    for e in loaded:
+        per_file.setdefault(e["file"], []).append(e)
+    assert per_file.keys() == sizes["float16"].keys(), "every file of the variant, each once"
+    for file, file_events in per_file.items():
+        assert file_events[0]["loaded"] == 0
+        counts = [e["loaded"] for e in file_events]
+        assert counts == sorted(counts), f"{file}: bytes only grow"
+        assert file_events[-1]["loaded"] == file_events[-1]["total"] == sizes["float16"][file], file
+        assert all(e["total"] in (None, sizes["float16"][file]) for e in file_events), "a total is never wrong"
+    total = sum(sizes["float16"].values())
+    assert events[-1] == {
+        "stage": "ready",
+        "file": "",
+        "loaded": total,
+        "total": total,
+        "variant": "float16",
+        "detail": "",
+    }
+    assert got["learner"][0] == "manifest"
+    assert got["learner"][-1] == "ready"

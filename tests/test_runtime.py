@@ -18,6 +18,7 @@ async def test_init_skips_unavailable_backends_and_records_why(pyodide: Any) -> 
     assert list(rt.rejected) == ["webgpu"]
     assert "navigator.gpu" in rt.rejected["webgpu"] or "adapter" in rt.rejected["webgpu"]
     assert pyapp.runtime.current() is rt
+    assert rt.tfjs_source == "page", "the harness page loaded TF.js itself: pyapp uses that one"
 
 
 @run_in_pyodide
