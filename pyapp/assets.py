@@ -1076,7 +1076,9 @@ def _offline_files(files: dict[str, str], shell: dict[str, str]) -> list[str]:
 def _boot_groups(files: dict[str, str]) -> dict[str, list[str]]:
     """What the app downloads to start, by progress bar (the rest is fetched for offline use)."""
     entries = _lock_entries()
-    wheels = [f"vendor/pyodide/{e['file_name']}" for name, e in entries.items() if name in ("numpy", "pillow")]
+    # Pillow is not in the app's boot: the browser decodes what the app shows; Pillow is loaded on
+    # first need (a TIFF; pyapp.browser.ensure_pillow) and kept for offline use with the rest.
+    wheels = [f"vendor/pyodide/{e['file_name']}" for name, e in entries.items() if name == "numpy"]
     groups = {
         "Pyodide": [f"vendor/pyodide/{n}" for n in (*PYODIDE_CORE, "pyodide-lock.json")],
         "Python packages": [*wheels, f"vendor/wheels/{wheel_name()}"],

@@ -95,6 +95,35 @@ def can_decode() -> bool:
     return hasattr(js, "createImageBitmap") and hasattr(js, "OffscreenCanvas")
 
 
+async def ensure_pillow() -> None:
+    """Make Pillow importable, loading it into Pyodide on first need.
+
+    The app starts without Pillow (the browser decodes every format it shows; Pillow is
+    only for TIFF and PIL images), which saves its download and start-up on every first
+    visit. On the host, or where Pillow is installed, this does nothing.
+
+    Example (in the browser)::
+
+        await pyapp.browser.ensure_pillow()
+        from PIL import Image
+    """
+    try:
+        import PIL
+    except ImportError:
+        pass
+    else:
+        return
+    try:
+        import pyodide_js  # type: ignore[import-not-found]
+    except ImportError:
+        raise InvalidImage("this image needs Pillow (pip install Pillow) and it is not installed") from None
+    try:
+        await pyodide_js.loadPackage("pillow")
+        import PIL  # noqa: F401
+    except Exception as exc:  # a failed download (offline, blocked): the image fails, nothing else does
+        raise InvalidImage(f"this image needs Pillow, which could not be loaded: {exc}") from None
+
+
 async def to_bytes(obj: Any) -> bytes:
     """Encoded bytes of a JS File/Blob/ArrayBuffer/typed array."""
     from pyapp._js import js
@@ -213,6 +242,7 @@ async def open_image(image: Any, max_pixels: int = MAX_PIXELS) -> Opened:
     data = await to_bytes(image) if kind is not None else bytes(image)
     head = probe(data, max_pixels)  # empty, text, too large: refused before any decoder sees the bytes
     if head.format not in BROWSER_FORMATS or not can_decode():
+        await ensure_pillow()
         decoded = decode_image(data, max_pixels)
         return Opened(decoded.decoder, decoded.format, decoded=decoded)
     bitmap = await _create_bitmap(data if kind is None else image, head.format)

@@ -24,6 +24,15 @@ def _open_app(browser: Any, url: str) -> tuple[Any, Any]:
     return open_page(browser, url, "body[data-ready='true']", viewport={"width": 1280, "height": 900})
 
 
+def _python_worker_resources(page: Any) -> list[str]:
+    """The URLs the app's Python worker (the one with TF.js) has fetched."""
+    for worker in page.workers:
+        if worker.evaluate("typeof tf !== 'undefined' && typeof tf.getBackend === 'function'"):
+            urls: list[str] = worker.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+            return urls
+    raise AssertionError(f"no worker with TF.js among {[w.url for w in page.workers]}")
+
+
 @pytest.fixture
 def bad_file(tmp_path: Path) -> Path:
     data = (SAMPLES / "coffee.png").read_bytes()
@@ -32,16 +41,33 @@ def bad_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_upload_photos_and_a_corrupt_file(browser: Any, server_url: str, bad_file: Path) -> None:
-    """Several real photos get top-k bars and a latency; the corrupt one gets a clear message. Screenshot saved."""
+@pytest.fixture
+def tiff_file(tmp_path: Path) -> Path:
+    """A photo as an uncompressed TIFF: a format browsers do not decode, so the app loads Pillow for it."""
+    from PIL import Image
+
+    path = tmp_path / "chelsea.tif"
+    Image.open(SAMPLES / "chelsea.png").convert("RGB").save(path, format="TIFF")
+    return path
+
+
+def test_upload_photos_and_a_corrupt_file(browser: Any, server_url: str, bad_file: Path, tiff_file: Path) -> None:
+    """Several real photos get top-k bars and a latency; the corrupt one gets a clear message; a TIFF is
+    classified by Pillow, which the app loads only then (its boot loads numpy and pyapp alone). Screenshot saved."""
     context, page = _open_app(browser, server_url + "?backend=wasm")
     assert page.evaluate("document.body.dataset.backend") == "wasm"
     assert page.get_by_role("status").filter(has_text="Running on wasm").count() == 1
+    fetched = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+    worker_fetched = _python_worker_resources(page)
+    assert not [u for u in [*fetched, *worker_fetched] if "pillow" in u], "Pillow was downloaded at boot"
     photos = [SAMPLES / n for n in ("chelsea.png", "astronaut.png", "camera.png")]
-    page.set_input_files("#file-input", [*photos, bad_file])
-    results = {r["name"]: r for r in app_results(page, 4)}
+    page.set_input_files("#file-input", [*photos, bad_file, tiff_file])
+    results = {r["name"]: r for r in app_results(page, 5)}
     assert results["chelsea.png"]["top1"] == "Neutral"
     assert "ms" in results["chelsea.png"]["text"]
+    assert "done" in results["chelsea.tif"]["state"], results["chelsea.tif"]
+    assert results["chelsea.tif"]["top1"] == "Neutral"
+    assert [u for u in _python_worker_resources(page) if "pillow" in u], "the TIFF did not load Pillow"
     for name in ("chelsea.png", "astronaut.png", "camera.png"):
         assert "done" in results[name]["state"]
         assert page.locator(f"#results li:has-text('{name}') meter").count() == 5
@@ -141,6 +167,7 @@ def test_webgl_runs_inside_the_worker(browser: Any, server_url: str) -> None:
     context.close()
 
 
+@pytest.mark.serial
 def test_main_thread_stays_under_50ms_during_a_50_image_batch(browser: Any, server_url: str) -> None:
     """Long Tasks observer: while 50 images are classified (in the worker), no main-thread task reaches 50 ms."""
     context, page = _open_app(browser, server_url + "?backend=wasm")

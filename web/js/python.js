@@ -1,4 +1,4 @@
-// Starts a Python worker (PyScript) running one of the site's .py files, with numpy, Pillow,
+// Starts a Python worker (PyScript) running one of the site's .py files, with numpy (Pillow where asked),
 // pyapp and TF.js loaded; shared by the app page and the playground. Resolves to the
 // worker's `sync` object (the Python functions the script exported).
 //
@@ -75,7 +75,7 @@ export function applyPageOps(json) {
  * @param {string} name the worker's name
  * @param {object} exports page functions the worker may call (besides pyapp_page)
  */
-export async function startPython(info, root, src, name, exports = {}) {
+export async function startPython(info, root, src, name, exports = {}, packages = ["numpy"]) {
   const abs = (p) => new URL(p, root).href;
   const script = document.createElement("script");
   script.type = "py";
@@ -86,7 +86,7 @@ export async function startPython(info, root, src, name, exports = {}) {
     "config",
     JSON.stringify({
       interpreter: abs("js/pyodide-boot.mjs"),
-      packages: [...info.pyodide_packages.filter((p) => p === "numpy" || p === "pillow"), abs(info.pyapp_wheel)],
+      packages: [...info.pyodide_packages.filter((p) => packages.includes(p)), abs(info.pyapp_wheel)],
       packages_cache: "passthrough",
       files: { [abs("page.py")]: "./page.py" },
       js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
