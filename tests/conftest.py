@@ -33,12 +33,23 @@ MODEL_BACKENDS = ("wasm", "webgl")
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: runs in headless Chromium")
     config.addinivalue_line("markers", "leaks_allowed(reason): the test may leave tensors or proxies in the page")
+    config.addinivalue_line(
+        "markers", "serial: measures timing, so runs alone after the parallel run (tools/test.sh), never beside a test"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "pyodide" in getattr(item, "fixturenames", ()) or "browser" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "pyodide" in names or "browser" in names:
             item.add_marker(pytest.mark.browser)
+        # Under pytest-xdist (tools/test.sh runs two workers), each worker has its own Chromium and server.
+        # Tests in the one shared Pyodide page stay on one worker, so it is booted once; so do the other
+        # engines' tests, which share their browsers per engine.
+        if "pyodide" in names or "pyodide_session" in names:
+            item.add_marker(pytest.mark.xdist_group("shared-page"))
+        elif item.get_closest_marker("engines"):
+            item.add_marker(pytest.mark.xdist_group("engines"))
 
 
 @pytest.fixture(scope="session")

@@ -151,13 +151,14 @@ def test_app_webgl_context_lost_mid_batch_finishes_every_image(browser: Any, ser
 UINT8_SHARD = "**/models/nsfw-mobilenet-v2/uint8/group1-shard1of1.bin"
 
 
+#: One fault the network gives and one the bytes give: each kind of damage (missing, flipped, truncated,
+#: garbled model.json) is tested at the library level in test_model.py, in the shared page, in a second each;
+#: here, what the app shows for the two ways a variant is skipped.
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
         ("404", "HTTP 404"),
-        ("truncated", "does not match the manifest"),
         ("wrong-bytes", "does not match the manifest"),
-        ("bad-json", "does not match the manifest"),
     ],
 )
 def test_app_falls_back_to_the_next_model_variant(browser: Any, server_url: str, fault: str, reason: str) -> None:
@@ -168,11 +169,8 @@ def test_app_falls_back_to_the_next_model_variant(browser: Any, server_url: str,
     model_dir = assets.MODELS / "nsfw-mobilenet-v2" / "uint8"
     shard = (model_dir / "group1-shard1of1.bin").read_bytes()
     context = browser.new_context()
-    if fault == "bad-json":
-        context.route("**/models/nsfw-mobilenet-v2/uint8/model.json", lambda r: r.fulfill(body=b'{"modelTop'))
-    else:
-        body = {"404": None, "truncated": shard[: len(shard) // 2], "wrong-bytes": shard[::-1]}[fault]
-        context.route(UINT8_SHARD, lambda r: r.fulfill(status=404, body=b"") if body is None else r.fulfill(body=body))
+    body = {"404": None, "wrong-bytes": shard[::-1]}[fault]
+    context.route(UINT8_SHARD, lambda r: r.fulfill(status=404, body=b"") if body is None else r.fulfill(body=body))
     page = context.new_page()
     page.set_default_timeout(300_000)
     page.goto(server_url + "?backend=wasm&nosw")

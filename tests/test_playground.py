@@ -107,8 +107,10 @@ def test_readme_has_python_examples() -> None:
 # ------------------------------------------------------------------------ the page, in Chromium
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def playground(browser: Any, server_url: str) -> Any:
+    """One playground page for this module's tests (a boot is ~10 s here): each test starts from its own
+    namespace state as it needs (``#reset``), as a developer's session would go on."""
     context, page = open_page(
         browser,
         server_url + "playground.html",
