@@ -360,6 +360,8 @@ def _seeded_cases(n: int = 40) -> list[Case]:
             m = valid_manifest()
             prefix = rng.choice(["", "float32/", "a/b/"])
             m["variants"][0]["files"][prefix + path] = "3" * 64
+            # Behind a folder, "https://x" is a path with a ':' in it: refused for that character.
+            expect = expect if not prefix else r"not allowed|leaves|longer"
             cases.append(Case("seeded", f"{i}: files[{prefix + path!r:.40}]", expect, manifest=m))
         elif kind == "shape":
             rank = rng.randint(1, 4)
@@ -472,7 +474,8 @@ def test_hostile_model_json_when_loading(case: Case) -> None:
     assert server.requests[0][0] == BASE + "model.json"
     for url, cap in server.requests:
         rel = url[len(BASE) :]
-        assert url.startswith(BASE) and re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", rel), url
+        assert url.startswith(BASE), url
+        assert re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", rel), url
         assert ".." not in rel.split("/")
         assert cap <= 32 << 20, f"{url}: fetched with a cap of {cap} bytes"
     shard_caps = sum(cap for url, cap in server.requests[1:])
