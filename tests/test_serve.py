@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
@@ -551,10 +552,8 @@ def test_idle_and_stalled_connections_are_closed_while_requests_are_served(tmp_p
             line = b"GET / HTTP/1.1\r\nX-A: " + b"a" * 1000
             for i in range(len(line)):
                 for sock in trickle:
-                    try:
+                    with contextlib.suppress(OSError):  # closed by the server: what is expected
                         sock.send(line[i : i + 1])
-                    except OSError:
-                        pass
                 if stop.wait(0.05):
                     return
 
@@ -571,6 +570,8 @@ def test_idle_and_stalled_connections_are_closed_while_requests_are_served(tmp_p
         stop.set()
         assert None not in closed, f"{closed.count(None)} of {len(stalled)} stalled connections still open after 3 s"
         since_open = time.monotonic() - opened
+        print(f"\n20 requests beside 50 stalled connections: slowest {max(served) * 1e3:.0f} ms; all 50 closed by the")
+        print(f"server {since_open:.2f} s after they were opened (request timeout 0.5 s)")
         assert since_open < 3.0, f"the stalled connections took {since_open:.1f}s to be closed"
         assert get((str(addr[0]), int(addr[1]), tmp_path), "/index.html").status == 200
         for sock in stalled:
