@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import hashlib
 import json
 import random
 import re
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -34,6 +36,7 @@ from pyapp.model import build_artifacts
 from pyapp.saving import artifacts_from_files
 
 BASE = "models/demo/"
+T = TypeVar("T")
 
 
 def _sha(data: bytes) -> str:
@@ -418,6 +421,13 @@ class FakeServer:
         return data
 
 
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on a thread of its own: Playwright's sync API, once a test of the session used it,
+    keeps an event loop running on the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _model_files(case: Case) -> dict[str, bytes]:
     files = {"model.json": _text(case.model if case.model is not None else valid_model())}
     files.update(case.shards if case.shards is not None else {"w.bin": VALID_SHARD})
@@ -468,7 +478,7 @@ def test_hostile_model_json_when_loading(case: Case) -> None:
     server = FakeServer(files)
     variant = _variant_for(files, files["model.json"])
     with pytest.raises(Exception) as info:  # noqa: PT011
-        asyncio.run(fetch_variant(variant, server.fetch))
+        _run(fetch_variant(variant, server.fetch))
     _check_reason(info.value, case)
     assert server.requests, "model.json is fetched first"
     assert server.requests[0][0] == BASE + "model.json"
@@ -519,7 +529,7 @@ def test_valid_files_still_load() -> None:
     from pyapp.model import fetch_variant
 
     server = FakeServer(files)
-    artifacts, weights = asyncio.run(fetch_variant(variant, server.fetch))
+    artifacts, weights = _run(fetch_variant(variant, server.fetch))
     assert weights == VALID_SHARD
     assert [w["name"] for w in artifacts["weightSpecs"]] == ["dense/kernel", "dense/bias"]
     assert server.requests == [(BASE + "model.json", 32 << 20), (BASE + "w.bin", 28)]
@@ -534,7 +544,7 @@ def test_listed_file_unused_by_model_json_is_not_fetched() -> None:
     files = {"model.json": _text(valid_model()), "w.bin": VALID_SHARD, "extra.bin": b"\0" * 100}
     server = FakeServer(files)
     with pytest.raises(ModelLoadError, match=r"extra\.bin.*model\.json does not"):
-        asyncio.run(fetch_variant(_variant_for(files, files["model.json"]), server.fetch))
+        _run(fetch_variant(_variant_for(files, files["model.json"]), server.fetch))
     assert [url for url, _ in server.requests] == [BASE + "model.json"]
 
 
@@ -546,6 +556,104 @@ def test_a_shard_split_over_files_is_capped_by_what_remains(tmp_path: Path) -> N
     mj["weightsManifest"][0]["paths"] = ["s1.bin", "s2.bin"]
     files = {"model.json": _text(mj), "s1.bin": VALID_SHARD[:20], "s2.bin": VALID_SHARD[20:]}
     server = FakeServer(files)
-    _, weights = asyncio.run(fetch_variant(_variant_for(files, files["model.json"]), server.fetch))
+    _, weights = _run(fetch_variant(_variant_for(files, files["model.json"]), server.fetch))
     assert weights == VALID_SHARD
     assert server.requests[1:] == [(BASE + "s1.bin", 28), (BASE + "s2.bin", 8)]
+
+
+# ------------------------------------------------------------------------------------------ in the browser
+
+
+def _write_model(folder: Path, model: dict[str, Any], shard: bytes, listed: dict[str, bytes] | None = None) -> None:
+    """A model folder: manifest.json (true sha256s of ``listed``, default model.json and w.bin), model.json, w.bin."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"model.json": json.dumps(model).encode(), "w.bin": shard}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    manifest = valid_manifest()
+    manifest["variants"][0]["files"] = {k: _sha(v) for k, v in (listed or files).items()}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
+    pyodide: Any, scratch: Path, server_url: str
+) -> None:
+    """The real Model.load and saving.load in Chromium, every request recorded (page.on("request")):
+    each hostile model is refused with its reason, and no request leaves the model's own folder."""
+    root = scratch / "hostile"
+    (scratch / "outside.bin").write_bytes(VALID_SHARD)  # what a traversal would reach
+    huge = valid_manifest() | {"input": {"size": 10**6, "channels": 3}}
+    (root / "size").mkdir(parents=True, exist_ok=True)
+    (root / "size" / "manifest.json").write_text(json.dumps(huge))
+    elsewhere = valid_manifest()
+    elsewhere["variants"][0]["files"] |= {"https://elsewhere.invalid/w.bin": "1" * 64, "%2e%2e/outside.bin": "2" * 64}
+    (root / "origin").mkdir(exist_ok=True)
+    (root / "origin" / "manifest.json").write_text(json.dumps(elsewhere))
+    billion = valid_model()
+    billion["weightsManifest"][0]["weights"][0]["shape"] = [1000, 1000, 1000]
+    _write_model(root / "billion", billion, VALID_SHARD)
+    traversal = valid_model()
+    traversal["weightsManifest"][0]["paths"] = ["%2e%2e/outside.bin"]
+    _write_model(root / "traversal", traversal, VALID_SHARD)
+    _write_model(root / "oversized", valid_model(), b"\0" * (4 << 20))  # 4 MiB where 28 bytes are declared
+    other = valid_model()
+    other["weightsManifest"][0]["paths"] = ["https://elsewhere.invalid/w.bin"]
+    _write_model(root / "saving", other, VALID_SHARD)
+
+    requests: list[str] = []
+    record = lambda request: requests.append(request.url)  # noqa: E731
+    pyodide.page.on("request", record)
+    try:
+        got = pyodide.run("""
+            from pyapp import saving
+            from pyapp.errors import ModelLoadError
+            from pyapp.model import Model
+            out = {}
+            for case in ("size", "origin", "billion", "traversal", "oversized"):
+                try:
+                    await Model.load(f"/__scratch__/hostile/{case}/manifest.json")
+                    out[case] = "loaded"
+                except ModelLoadError as exc:
+                    out[case] = str(exc)
+            try:
+                await saving.load("/__scratch__/hostile/saving/model.json")
+                out["saving"] = "loaded"
+            except ModelLoadError as exc:
+                out["saving"] = str(exc)
+            # A sound model through the same path (saving.load now fetches model.json and shards itself).
+            good = await saving.load("/models/nsfw-mobilenet-v2/float32/model.json")
+            out["good"] = good.js_model.inputs[0].shape.to_py()
+            good.dispose()
+            __value__ = out
+        """)
+    finally:
+        pyodide.page.remove_listener("request", record)
+    assert "input.size: 1000000 is too large" in got["size"]
+    assert "a URL with a scheme" in got["origin"]
+    assert "elements a tensor may have" in got["billion"]
+    assert "percent-encoding is not allowed" in got["traversal"]
+    assert "larger than the 28 bytes allowed" in got["oversized"]
+    assert "a URL with a scheme" in got["saving"]
+    assert got["good"] == [None, 224, 224, 3]
+    good = server_url + "models/nsfw-mobilenet-v2/float32/"
+    assert sorted({u for u in requests if u.startswith(good)}) == [
+        good + name for name in ("group1-shard1of3.bin", "group1-shard2of3.bin", "group1-shard3of3.bin", "model.json")
+    ]
+    requests = [u for u in requests if not u.startswith(good)]
+    base = server_url + "__scratch__/hostile/"
+    assert requests, "requests were recorded"
+    outside = [url for url in requests if not url.startswith(base)]
+    assert outside == [], f"requests outside the models' folders: {outside}"
+    asked = sorted({url[len(base) :] for url in requests})
+    assert asked == [
+        "billion/manifest.json",
+        "billion/model.json",
+        "origin/manifest.json",
+        "oversized/manifest.json",
+        "oversized/model.json",
+        "oversized/w.bin",
+        "saving/model.json",
+        "size/manifest.json",
+        "traversal/manifest.json",
+        "traversal/model.json",
+    ], requests
