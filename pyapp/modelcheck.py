@@ -64,7 +64,9 @@ QUANTIZED_DTYPES = ("uint8", "uint16", "float16")
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+#: A JSON string (its closing quote optional, and possessive: an unterminated string is consumed once,
+#: so the scan stays linear on hostile text such as '"\\"\\"\\...') or a bracket.
+_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[\[\]{}]')
 
 
 def _fail(where: str, what: str) -> ModelLoadError:

@@ -260,6 +260,14 @@ def _manifest_cases() -> list[Case]:
     for depth in (100, 10_000, 400_000):
         deep = "[" * depth + "]" * depth
         cases.append(Case("manifest: deep JSON", f"depth={depth}", "nest", manifest=f'{{"name": "demo", "x": {deep}}}'))
+    # Text that makes a naive string-skipping scan quadratic, and a number Python refuses to parse.
+    for name, text in [
+        ("quote-backslash x 256k", '"\\' * (1 << 18)),
+        ("backslash-quote x 256k", '\\"' * (1 << 18)),
+        ("unterminated string + brackets", '{"name": "' + "[" * 500_000),
+        ("5000-digit size", '{"name": "demo", "input": {"size": ' + "9" * 5000 + "}}"),
+    ]:
+        cases.append(Case("manifest: pathological JSON", name, "not JSON", manifest=text))
     cases.append(Case("manifest: huge JSON", "2 MiB", "too large", manifest=b'{"name": "' + b"x" * (2 << 20) + b'"}'))
     cases.append(Case("manifest: huge JSON", "8 MiB spaces", "too large", manifest=b" " * (8 << 20) + b"{}"))
     return cases
@@ -518,6 +526,21 @@ def test_hostile_model_json_on_disk(case: Case, tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:  # noqa: PT011
         quantize.read_model(model_dir)
     _check_reason(info.value, case)
+
+
+def test_json_scan_is_linear() -> None:
+    """The nesting scan that runs before json.loads takes time linear in the text, even on text built to
+    make a string-skipping regex backtrack (the first, quadratic, scan took 7 s on 32 KiB of '"\\',
+    30 s on 64 KiB: the small case comes first so that such a scan fails here rather than hangs)."""
+    import time
+
+    from pyapp.modelcheck import MAX_MODEL_JSON_BYTES, parse_json
+
+    for text in ('"\\' * (16 << 10), '"\\' * (4 << 20), '\\"' * (4 << 20), '"' + "a" * (8 << 20), '"a' * (4 << 20)):
+        started = time.perf_counter()
+        with pytest.raises(ModelLoadError, match="not JSON"):
+            parse_json(text, "model.json", MAX_MODEL_JSON_BYTES)
+        assert time.perf_counter() - started < 2.0, text[:8]
 
 
 def test_valid_files_still_load() -> None:
