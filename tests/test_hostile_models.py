@@ -619,20 +619,25 @@ def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
     traversal["weightsManifest"][0]["paths"] = ["%2e%2e/outside.bin"]
     _write_model(root / "traversal", traversal, VALID_SHARD)
     _write_model(root / "oversized", valid_model(), b"\0" * (4 << 20))  # 4 MiB where 28 bytes are declared
+    # 1 MiB of zeros: serve.py gzips it, so there is no Content-Length to refuse it by; it is cut off as it streams.
+    _write_model(root / "oversized-gzip", valid_model(), b"\0" * (1 << 20))
     other = valid_model()
     other["weightsManifest"][0]["paths"] = ["https://elsewhere.invalid/w.bin"]
     _write_model(root / "saving", other, VALID_SHARD)
 
     requests: list[str] = []
+    responses: list[tuple[str, str | None]] = []
     record = lambda request: requests.append(request.url)  # noqa: E731
+    encoding = lambda response: responses.append((response.url, response.headers.get("content-encoding")))  # noqa: E731
     pyodide.page.on("request", record)
+    pyodide.page.on("response", encoding)
     try:
         got = pyodide.run("""
             from pyapp import saving
             from pyapp.errors import ModelLoadError
             from pyapp.model import Model
             out = {}
-            for case in ("size", "origin", "billion", "traversal", "oversized"):
+            for case in ("size", "origin", "billion", "traversal", "oversized", "oversized-gzip"):
                 try:
                     await Model.load(f"/__scratch__/hostile/{case}/manifest.json")
                     out[case] = "loaded"
@@ -651,27 +656,34 @@ def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
         """)
     finally:
         pyodide.page.remove_listener("request", record)
+        pyodide.page.remove_listener("response", encoding)
+    base = server_url + "__scratch__/hostile/"
+    good = server_url + "models/nsfw-mobilenet-v2/float32/"
+    # First what matters most: no request left the models' folders (the sound model's, or a hostile one's).
+    outside = [url for url in requests if not url.startswith((base, good))]
+    assert outside == [], f"requests outside the models' folders: {outside}"
     assert "input.size: 1000000 is too large" in got["size"]
     assert "a URL with a scheme" in got["origin"]
     assert "elements a tensor may have" in got["billion"]
     assert "percent-encoding is not allowed" in got["traversal"]
     assert "larger than the 28 bytes allowed" in got["oversized"]
+    assert "larger than the 28 bytes allowed" in got["oversized-gzip"]
+    gzipped = [r for r in responses if r[0].endswith("oversized-gzip/w.bin")]
+    assert gzipped == [(base + "oversized-gzip/w.bin", "gzip")], "the shard was sent compressed, without a length"
     assert "a URL with a scheme" in got["saving"]
     assert got["good"] == [None, 224, 224, 3]
-    good = server_url + "models/nsfw-mobilenet-v2/float32/"
     assert sorted({u for u in requests if u.startswith(good)}) == [
         good + name for name in ("group1-shard1of3.bin", "group1-shard2of3.bin", "group1-shard3of3.bin", "model.json")
     ]
     requests = [u for u in requests if not u.startswith(good)]
-    base = server_url + "__scratch__/hostile/"
-    assert requests, "requests were recorded"
-    outside = [url for url in requests if not url.startswith(base)]
-    assert outside == [], f"requests outside the models' folders: {outside}"
     asked = sorted({url[len(base) :] for url in requests})
     assert asked == [
         "billion/manifest.json",
         "billion/model.json",
         "origin/manifest.json",
+        "oversized-gzip/manifest.json",
+        "oversized-gzip/model.json",
+        "oversized-gzip/w.bin",
         "oversized/manifest.json",
         "oversized/model.json",
         "oversized/w.bin",
