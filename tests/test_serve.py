@@ -610,7 +610,7 @@ def test_default_timeouts_are_set() -> None:
     server = serve.make_server("127.0.0.1", 0, {"/": ROOT / "web"}, quiet=True)
     try:
         assert server.RequestHandlerClass.timeout == serve.IO_TIMEOUT > 0  # type: ignore[attr-defined]
-        assert server.request_timeout == serve.REQUEST_TIMEOUT > 0  # type: ignore[attr-defined]
-        assert server.max_connections == serve.MAX_CONNECTIONS > 0  # type: ignore[attr-defined]
+        assert server.request_timeout == serve.REQUEST_TIMEOUT > 0
+        assert server.max_connections == serve.MAX_CONNECTIONS > 0
     finally:
         server.server_close()
