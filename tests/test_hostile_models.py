@@ -604,13 +604,20 @@ def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
     """The real Model.load and saving.load in Chromium, every request recorded (page.on("request")):
     each hostile model is refused with its reason, and no request leaves the model's own folder."""
     root = scratch / "hostile"
-    (scratch / "outside.bin").write_bytes(VALID_SHARD)  # what a traversal would reach
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "outside.bin").write_bytes(VALID_SHARD)  # what a traversal from a model's folder would reach
     huge = valid_manifest() | {"input": {"size": 10**6, "channels": 3}}
     (root / "size").mkdir(parents=True, exist_ok=True)
     (root / "size" / "manifest.json").write_text(json.dumps(huge))
-    elsewhere = valid_manifest()
-    elsewhere["variants"][0]["files"] |= {"https://elsewhere.invalid/w.bin": "1" * 64, "%2e%2e/outside.bin": "2" * 64}
-    (root / "origin").mkdir(exist_ok=True)
+    # Two variants, each with a hostile file listed first (a loader fetching in the manifest's order
+    # would ask for it before anything else could fail): another origin, and an encoded '../'.
+    _write_model(root / "origin", valid_model(), VALID_SHARD)
+    elsewhere = json.loads((root / "origin" / "manifest.json").read_text())
+    sound = elsewhere["variants"][0]
+    elsewhere["variants"] = [
+        sound | {"name": "a", "files": {"https://elsewhere.invalid/w.bin": _sha(VALID_SHARD), **sound["files"]}},
+        sound | {"name": "b", "files": {"%2e%2e/outside.bin": _sha(VALID_SHARD), **sound["files"]}},
+    ]
     (root / "origin" / "manifest.json").write_text(json.dumps(elsewhere))
     billion = valid_model()
     billion["weightsManifest"][0]["weights"][0]["shape"] = [1000, 1000, 1000]
@@ -622,7 +629,7 @@ def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
     # 1 MiB of zeros: serve.py gzips it, so there is no Content-Length to refuse it by; it is cut off as it streams.
     _write_model(root / "oversized-gzip", valid_model(), b"\0" * (1 << 20))
     other = valid_model()
-    other["weightsManifest"][0]["paths"] = ["https://elsewhere.invalid/w.bin"]
+    other["weightsManifest"][0]["paths"] = ["../outside.bin"]
     _write_model(root / "saving", other, VALID_SHARD)
 
     requests: list[str] = []
@@ -659,8 +666,9 @@ def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
         pyodide.page.remove_listener("response", encoding)
     base = server_url + "__scratch__/hostile/"
     good = server_url + "models/nsfw-mobilenet-v2/float32/"
-    # First what matters most: no request left the models' folders (the sound model's, or a hostile one's).
-    outside = [url for url in requests if not url.startswith((base, good))]
+    # First what matters most: no request left its model's folder.
+    folders = (*(f"{base}{case}/" for case in got if case != "good"), good)
+    outside = [url for url in requests if not url.startswith(folders)]
     assert outside == [], f"requests outside the models' folders: {outside}"
     assert "input.size: 1000000 is too large" in got["size"]
     assert "a URL with a scheme" in got["origin"]
@@ -670,7 +678,7 @@ def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
     assert "larger than the 28 bytes allowed" in got["oversized-gzip"]
     gzipped = [r for r in responses if r[0].endswith("oversized-gzip/w.bin")]
     assert gzipped == [(base + "oversized-gzip/w.bin", "gzip")], "the shard was sent compressed, without a length"
-    assert "a URL with a scheme" in got["saving"]
+    assert "a '..' segment leaves" in got["saving"]
     assert got["good"] == [None, 224, 224, 3]
     assert sorted({u for u in requests if u.startswith(good)}) == [
         good + name for name in ("group1-shard1of3.bin", "group1-shard2of3.bin", "group1-shard3of3.bin", "model.json")
