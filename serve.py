@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import errno
 import gzip
 import http
@@ -27,9 +28,11 @@ import http.server
 import os
 import posixpath
 import re
+import socket
 import stat
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -77,6 +80,13 @@ GZIP_ON_THE_FLY_MAX = 2 << 20
 GZIP_ON_THE_FLY_MIN = 1024
 #: Cloudflare Pages reads at most this many rules from ``_headers``.
 STATIC_HOST_MAX_RULES = 100
+#: Seconds a connection may take from starting to wait for a request to having sent all its headers:
+#: bounds idle keep-alive connections and requests sent a byte at a time (slowloris) alike.
+REQUEST_TIMEOUT = 10.0
+#: Seconds any one read or write on a connection may block (a client that stops reading a response).
+IO_TIMEOUT = 30.0
+#: Connections served at once (one thread each); more are answered 503 and closed.
+MAX_CONNECTIONS = 256
 
 
 def encoded_siblings(site: Path) -> dict[str, str]:
@@ -286,6 +296,8 @@ def resolve_request_path(url_path: str, mounts: Mapping[str, Path]) -> Path:
 class Handler(http.server.BaseHTTPRequestHandler):
     """GET/HEAD only, from the mounts; no listings, no escapes."""
 
+    #: A socket timeout on every read and write (StreamRequestHandler applies it).
+    timeout = IO_TIMEOUT
     server_version = "pyapp-serve"
     sys_version = ""
     protocol_version = "HTTP/1.1"
@@ -295,6 +307,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
     quiet = False
     #: URL prefixes served without the Content-Security-Policy (test pages with inline scripts).
     csp_exempt: tuple[str, ...] = ()
+
+    def handle_one_request(self) -> None:
+        # From here until the headers are parsed the server's reaper may close the connection:
+        # a socket timeout alone is per recv(), which a byte every few seconds never trips.
+        server = self.server
+        if isinstance(server, Server):
+            server.watch(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            if isinstance(server, Server):
+                server.unwatch(self.connection)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if isinstance(self.server, Server):
+            self.server.unwatch(self.connection)  # headers are in: the response is bounded by IO_TIMEOUT
+        return ok
 
     def _headers(self) -> Mapping[str, str]:
         if self.csp_exempt and self.path.startswith(self.csp_exempt):
@@ -422,20 +452,109 @@ class PortInUse(OSError):
     """The requested port is taken by another program."""
 
 
+class Server(http.server.ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` of them, each closed when a request
+    (idle wait + headers) takes longer than ``request_timeout`` seconds.
+
+    >>> server = Server(("127.0.0.1", 0), Handler, request_timeout=2.0, max_connections=8)
+    >>> server.request_timeout, server.max_connections
+    (2.0, 8)
+    >>> server.server_close()
+    """
+
+    daemon_threads = True
+    allow_reuse_address = False
+    #: The listen backlog (socketserver's default is 5): a burst beyond it has its SYNs dropped and
+    #: retried a second later, which is what a page's parallel requests then wait.
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[http.server.BaseHTTPRequestHandler],
+        request_timeout: float = REQUEST_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
+        self._lock = threading.Lock()
+        self._active = 0
+        self._deadlines: dict[socket.socket, float] = {}
+        self._closed = threading.Event()
+        super().__init__(address, handler)
+        self._reaper = threading.Thread(target=self._reap, name="serve-reaper", daemon=True)
+        self._reaper.start()
+
+    def watch(self, conn: socket.socket) -> None:
+        """Close ``conn`` unless :meth:`unwatch` is called within ``request_timeout`` seconds."""
+        with self._lock:
+            self._deadlines[conn] = time.monotonic() + self.request_timeout
+
+    def unwatch(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._deadlines.pop(conn, None)
+
+    def _reap(self) -> None:
+        interval = min(0.5, self.request_timeout / 5)
+        while not self._closed.wait(interval):
+            now = time.monotonic()
+            with self._lock:
+                expired = [c for c, t in self._deadlines.items() if t <= now]
+                for conn in expired:
+                    del self._deadlines[conn]
+            for conn in expired:
+                # Wakes the handler's blocked read with end-of-file; it then ends the connection.
+                with contextlib.suppress(OSError):  # already gone
+                    conn.shutdown(socket.SHUT_RDWR)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            full = self._active >= self.max_connections
+            if not full:
+                self._active += 1
+        if full:
+            # Answered on the accepting thread: a short write to a fresh socket's empty buffer.
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def server_close(self) -> None:
+        self._closed.set()
+        super().server_close()
+
+
 def make_server(
-    host: str, port: int, mounts: Mapping[str, Path], quiet: bool = False, csp_exempt: tuple[str, ...] = ()
-) -> http.server.ThreadingHTTPServer:
+    host: str,
+    port: int,
+    mounts: Mapping[str, Path],
+    quiet: bool = False,
+    csp_exempt: tuple[str, ...] = (),
+    request_timeout: float = REQUEST_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
+) -> Server:
     """A ready (not yet serving) threaded server; raises :class:`PortInUse` with a clear message.
 
     ``csp_exempt``: URL prefixes answered without the Content-Security-Policy (test and
     benchmark pages, which use inline scripts); everything else gets every security header.
+    ``request_timeout`` and ``max_connections``: see :class:`Server`.
     """
     handler = type(
         "BoundHandler", (Handler,), {"mounts": dict(mounts), "quiet": quiet, "csp_exempt": tuple(csp_exempt)}
     )
-    http.server.ThreadingHTTPServer.allow_reuse_address = False
     try:
-        server = http.server.ThreadingHTTPServer((host, port), handler)
+        server = Server((host, port), handler, request_timeout=request_timeout, max_connections=max_connections)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise PortInUse(
@@ -443,7 +562,6 @@ def make_server(
                 f"port {port} on {host} is already in use; stop the other program or pass --port N (0 = any free port)",
             ) from None
         raise
-    server.daemon_threads = True
     server.handle_error = _quiet_disconnects(server.handle_error)  # type: ignore[method-assign]
     return server
 

@@ -17,18 +17,30 @@ Example::
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pyapp.errors import ModelLoadError
+from pyapp.modelcheck import (
+    MAX_FILES,
+    MAX_INPUT_SIZE,
+    MAX_MANIFEST_BYTES,
+    MAX_NAME_LENGTH,
+    check_count,
+    check_path,
+    parse_json,
+    plan_weights,
+)
 
 Normalize = Literal["unit", "symmetric", "none", "imagenet"]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FORMATS = ("layers-model", "graph-model")
 _NORMALIZE: tuple[str, ...] = ("unit", "symmetric", "none", "imagenet")
+_WEIGHTS_DTYPES = ("float32", "float16", "uint16", "uint8")
+MAX_VARIANTS = 32
+MAX_LABELS = 100_000
 
 
 def _fail(where: str, what: str) -> ModelLoadError:
@@ -94,11 +106,12 @@ class ModelManifest:
 
     @classmethod
     def from_json(cls, text: str | bytes, base_url: str = "") -> ModelManifest:
-        """Parse manifest JSON text; ``base_url`` is the manifest's directory URL."""
+        """Parse manifest JSON text (at most :data:`~pyapp.modelcheck.MAX_MANIFEST_BYTES`, nested
+        at most 64 deep); ``base_url`` is the manifest's directory URL."""
         try:
-            data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ModelLoadError(f"invalid model manifest: not JSON ({exc})") from None
+            data = parse_json(text, "manifest.json", MAX_MANIFEST_BYTES)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"invalid model manifest: {exc}") from None
         return cls.from_dict(data, base_url)
 
     @classmethod
@@ -109,17 +122,23 @@ class ModelManifest:
         name = data.get("name")
         if not isinstance(name, str) or not name:
             raise _fail("name", "missing or not a string")
+        if len(name) > MAX_NAME_LENGTH:
+            raise _fail("name", f"longer than {MAX_NAME_LENGTH} characters")
         labels = data.get("labels", [])
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise _fail("labels", "expected a list of strings")
+        if len(labels) > MAX_LABELS or any(len(x) > 1000 for x in labels):
+            raise _fail("labels", f"at most {MAX_LABELS:,} labels of at most 1,000 characters each")
         inp = data.get("input")
         if not isinstance(inp, dict):
             raise _fail("input", "missing or not an object")
         size, channels = inp.get("size"), inp.get("channels", 3)
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise _fail("input.size", f"expected a positive integer, got {size!r}")
-        if channels not in (1, 3, 4):
-            raise _fail("input.channels", f"expected 1, 3 or 4, got {channels!r}")
+            raise _fail("input.size", f"expected a positive integer, got {size!r:.40}")
+        if size > MAX_INPUT_SIZE:
+            raise _fail("input.size", f"{size} is too large: at most {MAX_INPUT_SIZE} pixels a side")
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels not in (1, 3, 4):
+            raise _fail("input.channels", f"expected 1, 3 or 4, got {channels!r:.40}")
         pre = data.get("preprocess", {})
         if not isinstance(pre, dict):
             raise _fail("preprocess", "expected an object")
@@ -129,9 +148,14 @@ class ModelManifest:
         normalize = pre.get("normalize", "unit")
         if normalize not in _NORMALIZE:
             raise _fail("preprocess.normalize", f"expected one of {_NORMALIZE}, got {normalize!r}")
+        align_corners = pre.get("align_corners", True)
+        if not isinstance(align_corners, bool):
+            raise _fail("preprocess.align_corners", f"expected true or false, got {align_corners!r:.40}")
         variants_raw = data.get("variants")
         if not isinstance(variants_raw, list) or not variants_raw:
             raise _fail("variants", "expected a non-empty list")
+        if len(variants_raw) > MAX_VARIANTS:
+            raise _fail("variants", f"{len(variants_raw)} variants, at most {MAX_VARIANTS} allowed")
         variants = tuple(_variant(i, v, base_url) for i, v in enumerate(variants_raw))
         names = [v.name for v in variants]
         if len(set(names)) != len(names):
@@ -141,9 +165,7 @@ class ModelManifest:
             labels=tuple(labels),
             input=InputSpec(size=size, channels=channels),
             variants=variants,
-            preprocess=Preprocess(
-                resize=resize, align_corners=bool(pre.get("align_corners", True)), normalize=normalize
-            ),
+            preprocess=Preprocess(resize=resize, align_corners=align_corners, normalize=normalize),
             base_url=base_url,
         )
 
@@ -166,59 +188,44 @@ def _variant(index: int, raw: Any, base_url: str) -> Variant:
     if not isinstance(raw, dict):
         raise _fail(where, "expected an object")
     name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        raise _fail(f"{where}.name", "missing or not a string")
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH:
+        raise _fail(f"{where}.name", f"missing, not a string or longer than {MAX_NAME_LENGTH} characters")
     fmt = raw.get("format", "layers-model")
     if fmt not in _FORMATS:
         raise _fail(f"{where}.format", f"expected one of {_FORMATS}, got {fmt!r}")
     files = raw.get("files")
     if not isinstance(files, dict) or not files:
         raise _fail(f"{where}.files", "expected a non-empty object of file -> sha256")
+    check_count(files, f"invalid model manifest: {where}.files", MAX_FILES)
     for file, digest in files.items():
+        # Every URL the loader requests is base_url + one of these names: checked here, they
+        # cannot point outside the model's directory.
+        check_path(file, f"invalid model manifest: {where}.files")
         if not isinstance(digest, str) or not _SHA256.match(digest):
-            raise _fail(f"{where}.files[{file!r}]", "expected a lowercase hex sha256")
-        if ".." in file.split("/") or file.startswith("/"):
-            raise _fail(f"{where}.files[{file!r}]", "file names must stay inside the model directory")
+            raise _fail(f"{where}.files[{file!r:.80}]", "expected a lowercase hex sha256")
     model = raw.get("model", "model.json")
-    if model not in files:
-        raise _fail(f"{where}.model", f"{model!r} is not listed in files")
+    if not isinstance(model, str) or model not in files:
+        raise _fail(f"{where}.model", f"{model!r:.80} is not a file listed in files")
+    weights_dtype = raw.get("weights_dtype", "float32")
+    if weights_dtype not in _WEIGHTS_DTYPES:
+        raise _fail(f"{where}.weights_dtype", f"expected one of {_WEIGHTS_DTYPES}, got {weights_dtype!r:.40}")
     return Variant(
         name=name,
         format=fmt,
         model=model,
         files=dict(files),
         base_url=base_url,
-        weights_dtype=str(raw.get("weights_dtype", "float32")),
+        weights_dtype=weights_dtype,
     )
 
 
-_DTYPE_BYTES = {"float32": 4, "int32": 4, "bool": 1, "uint8": 1, "uint16": 2, "float16": 2}
-
-
 def weight_bytes(weights_manifest: Any) -> int:
-    """Bytes the weights listed in a TF.js ``weightsManifest`` occupy in its shards.
+    """Bytes the weights listed in a TF.js ``weightsManifest`` occupy in its shards (checked by
+    :func:`pyapp.modelcheck.plan_weights`).
 
     >>> weight_bytes([{"paths": ["a.bin"], "weights": [
     ...     {"name": "k", "shape": [3, 3], "dtype": "float32",
     ...      "quantization": {"dtype": "uint8", "min": 0, "scale": 1}}]}])
     9
     """
-    if not isinstance(weights_manifest, list):
-        raise ModelLoadError("invalid model.json: weightsManifest must be a list")
-    total = 0
-    for g, group in enumerate(weights_manifest):
-        if not isinstance(group, dict) or not isinstance(group.get("weights"), list):
-            raise ModelLoadError(f"invalid model.json: weightsManifest[{g}] has no weights list")
-        for spec in group["weights"]:
-            try:
-                count = 1
-                for dim in spec["shape"]:
-                    count *= int(dim)
-                quant = spec.get("quantization")
-                dtype = quant["dtype"] if quant else spec["dtype"]
-            except (KeyError, TypeError, ValueError):
-                raise ModelLoadError(f"invalid model.json: malformed weight spec {spec!r:.120}") from None
-            if dtype not in _DTYPE_BYTES:
-                raise ModelLoadError(f"invalid model.json: unsupported weight dtype {dtype!r} in {spec.get('name')}")
-            total += count * _DTYPE_BYTES[dtype]
-    return total
+    return plan_weights(weights_manifest, "invalid model.json").total

@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,8 +43,16 @@ from pyapp.errors import (
     ModelLoadError,
     StateError,
 )
-from pyapp.manifest import ModelManifest, Variant, weight_bytes
+from pyapp.manifest import ModelManifest, Variant
 from pyapp.memory import CleanupPolicy, MemoryGuard
+from pyapp.modelcheck import (
+    MAX_MANIFEST_BYTES,
+    MAX_MODEL_JSON_BYTES,
+    WeightsPlan,
+    check_model_json,
+    check_total,
+    parse_json,
+)
 from pyapp.progress import LoadProgress, ProgressCallback, Stage, emit
 from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
 
@@ -73,23 +81,28 @@ class LoadInfo:
 
 
 async def fetch_bytes(
-    url: str, progress: ProgressCallback | None = None, stage: Stage = "download", variant: str = ""
+    url: str,
+    progress: ProgressCallback | None = None,
+    stage: Stage = "download",
+    variant: str = "",
+    max_bytes: int | None = None,
 ) -> bytes:
     """GET a model file (see :func:`pyapp.fetch.fetch_bytes`); :class:`ModelLoadError` when it cannot be fetched.
 
     With ``progress``, the body is read in chunks and each is reported as a :class:`LoadProgress`.
+    With ``max_bytes``, a larger body is refused before (by its Content-Length) or while it is read.
     """
     from pyapp import fetch
 
     try:
-        if progress is None:
+        if progress is None and max_bytes is None:
             return await fetch.fetch_bytes(url)
         from pyapp.progress import fetch_with_progress
 
         async def report(loaded: int, total: int | None) -> None:
             await emit(progress, LoadProgress(stage, url, loaded, total, variant))
 
-        return await fetch_with_progress(url, report)
+        return await fetch_with_progress(url, report, max_bytes=max_bytes)
     except FetchError as exc:
         raise ModelLoadError(str(exc)) from None
 
@@ -106,41 +119,33 @@ def _check(variant: Variant, name: str, data: bytes) -> None:
         )
 
 
-def build_artifacts(model_json: bytes, files: dict[str, bytes], variant: Variant) -> tuple[dict[str, Any], bytes]:
-    """Pure part of loading: (artifacts without weightData, concatenated weight bytes).
+def _model_dir(variant: Variant) -> str:
+    """The folder of the variant's model.json, relative to the manifest: shard paths are relative to it."""
+    return variant.model.rsplit("/", 1)[0] + "/" if "/" in variant.model else ""
 
-    Validates model.json's shape and that the shards hold exactly the bytes
-    the weight specs need.
-    """
-    try:
-        spec = json.loads(model_json)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{variant.url(variant.model)}: malformed model.json ({exc})") from None
-    if not isinstance(spec, dict) or "modelTopology" not in spec:
-        raise ModelLoadError(f"{variant.url(variant.model)}: model.json has no modelTopology")
-    manifest = spec.get("weightsManifest", [])
-    need = weight_bytes(manifest)
-    # Shard paths in model.json are relative to model.json itself.
-    prefix = variant.model.rsplit("/", 1)[0] + "/" if "/" in variant.model else ""
-    shards: list[bytes] = []
-    specs: list[Any] = []
-    for group in manifest:
-        for path in group.get("paths", []):
-            if prefix + path not in files:
-                raise ModelLoadError(
-                    f"{variant.url(variant.model)} names shard {path!r}, which the manifest does not list"
-                )
-            shards.append(files[prefix + path])
-        specs.extend(group["weights"])
-    weights = b"".join(shards)
-    if len(weights) != need:
-        raise ModelLoadError(
-            f"{variant.name}: shards hold {len(weights)} bytes but the weight specs need {need}"
-            " (truncated or wrong shard)"
-        )
+
+def _plan(model_json: bytes, variant: Variant) -> tuple[dict[str, Any], WeightsPlan]:
+    """model.json decoded and checked, its weights planned, every shard listed in the manifest and
+    every listed file used: nothing outside the plan is ever fetched."""
+    where = variant.url(variant.model)
+    spec = parse_json(model_json, f"{where}: malformed model.json", MAX_MODEL_JSON_BYTES)
+    plan = check_model_json(spec, where)
+    prefix = _model_dir(variant)
+    needed = {variant.model} | {prefix + p for p in plan.paths}
+    for path in plan.paths:
+        if prefix + path not in variant.files:
+            raise ModelLoadError(f"{where} names shard {path!r}, which the manifest does not list")
+    for name in variant.files:
+        if name not in needed:
+            # Its size is declared nowhere, so it could not be fetched with a bound.
+            raise ModelLoadError(f"{variant.name}: the manifest lists {name!r}, which model.json does not use")
+    return spec, plan
+
+
+def _artifacts(spec: dict[str, Any], plan: WeightsPlan, variant: Variant) -> dict[str, Any]:
     artifacts = {
         "modelTopology": spec["modelTopology"],
-        "weightSpecs": specs,
+        "weightSpecs": list(plan.specs),
         "format": spec.get("format", variant.format),
         "generatedBy": spec.get("generatedBy"),
         "convertedBy": spec.get("convertedBy"),
@@ -149,7 +154,64 @@ def build_artifacts(model_json: bytes, files: dict[str, bytes], variant: Variant
         artifacts["signature"] = spec["signature"]
     if "userDefinedMetadata" in spec:
         artifacts["userDefinedMetadata"] = spec["userDefinedMetadata"]
-    return artifacts, weights
+    return artifacts
+
+
+def build_artifacts(model_json: bytes, files: dict[str, bytes], variant: Variant) -> tuple[dict[str, Any], bytes]:
+    """Pure part of loading: (artifacts without weightData, concatenated weight bytes).
+
+    Validates model.json (see :mod:`pyapp.modelcheck`) and that the shards hold exactly the
+    bytes the weight specs need.
+    """
+    spec, plan = _plan(model_json, variant)
+    prefix = _model_dir(variant)
+    for path in plan.paths:
+        if prefix + path not in files:
+            raise ModelLoadError(f"{variant.url(variant.model)}: shard {path!r} was not fetched")
+    shards = [files[prefix + path] for path in plan.paths]
+    check_total(plan, [len(b) for b in shards], variant.name)
+    return _artifacts(spec, plan, variant), b"".join(shards)
+
+
+#: ``fetch(url, max_bytes)``: the body, or :class:`ModelLoadError` (never more than ``max_bytes`` read).
+Fetcher = Callable[[str, int], Awaitable[bytes]]
+
+
+async def fetch_variant(variant: Variant, fetch: Fetcher) -> tuple[dict[str, Any], bytes]:
+    """Fetch and check one variant: (artifacts without weightData, weight bytes). Pure: ``fetch`` does the I/O.
+
+    model.json comes first (at most :data:`~pyapp.modelcheck.MAX_MODEL_JSON_BYTES`); its
+    weight specs are checked and totalled before any shard is requested, and each shard is
+    fetched with a cap of the bytes its group still needs, so nothing larger than declared
+    is read. Every URL is the manifest's directory plus a checked relative path.
+
+    >>> import asyncio, json
+    >>> mj = json.dumps({"modelTopology": {}, "weightsManifest": [{"paths": ["w.bin"],
+    ...     "weights": [{"name": "b", "shape": [2], "dtype": "float32"}]}]}).encode()
+    >>> body = {"m/model.json": mj, "m/w.bin": bytes(8)}
+    >>> v = Variant("f32", "layers-model", "model.json",
+    ...             {k[2:]: hashlib.sha256(b).hexdigest() for k, b in body.items()}, "m/")
+    >>> asked = []
+    >>> async def fetch(url, max_bytes):
+    ...     asked.append((url, max_bytes))
+    ...     return body[url]
+    >>> asyncio.run(fetch_variant(v, fetch))[1] == bytes(8), asked
+    (True, [('m/model.json', 33554432), ('m/w.bin', 8)])
+    """
+    model_json = await fetch(variant.url(variant.model), MAX_MODEL_JSON_BYTES)
+    _check(variant, variant.model, model_json)
+    spec, plan = _plan(model_json, variant)
+    prefix = _model_dir(variant)
+    shards: list[bytes] = []
+    for group in plan.groups:
+        left = group.nbytes
+        for path in group.paths:
+            data = await fetch(variant.url(prefix + path), left)
+            _check(variant, prefix + path, data)
+            left -= len(data)
+            shards.append(data)
+    check_total(plan, [len(b) for b in shards], variant.name)
+    return _artifacts(spec, plan, variant), b"".join(shards)
 
 
 async def _load_variant(
@@ -159,15 +221,17 @@ async def _load_variant(
     from pyapp._js import JsException, error_message, tf
 
     started = time.perf_counter()
-    files: dict[str, bytes] = {}
-    for name in variant.files:
-        data = await fetch_bytes(variant.url(name), progress, "download", variant.name)
-        _check(variant, name, data)
-        files[name] = data
+    size = 0
+
+    async def fetch(url: str, max_bytes: int) -> bytes:
+        nonlocal size
+        data = await fetch_bytes(url, progress, "download", variant.name, max_bytes=max_bytes)
+        size += len(data)
+        return data
+
+    artifacts, weights = await fetch_variant(variant, fetch)
     fetched = time.perf_counter()
-    size = sum(len(b) for b in files.values())
     await emit(progress, LoadProgress("build", "", size, size, variant.name))
-    artifacts, weights = build_artifacts(files[variant.model], files, variant)
     tfm = tf()
     try:
         handler = memory_handler(artifacts, weights)
@@ -184,7 +248,7 @@ async def _load_variant(
     built = time.perf_counter()
     info = LoadInfo(
         variant=variant.name,
-        bytes=sum(len(b) for b in files.values()),
+        bytes=size,
         fetch_ms=(fetched - started) * 1e3,
         build_ms=(built - fetched) * 1e3,
     )
@@ -269,7 +333,7 @@ class Model:
         """
         refuse_in_tidy("Model.load")
         if isinstance(source, str):
-            data = await fetch_bytes(source, progress, "manifest")
+            data = await fetch_bytes(source, progress, "manifest", max_bytes=MAX_MANIFEST_BYTES)
             manifest = ModelManifest.from_json(data, base_url=_dirname(source))
         elif isinstance(source, ModelManifest):
             manifest = source

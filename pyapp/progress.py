@@ -77,9 +77,15 @@ async def emit(callback: ProgressCallback | None, event: LoadProgress) -> None:
         await result
 
 
-async def fetch_with_progress(url: str, report: Callable[[int, int | None], Awaitable[None]]) -> bytes:
+async def fetch_with_progress(
+    url: str, report: Callable[[int, int | None], Awaitable[None]], max_bytes: int | None = None
+) -> bytes:
     """GET ``url`` (see :func:`pyapp.fetch.fetch_bytes`), reading the body in chunks and calling
-    ``report(loaded, total)`` as they arrive: first (0, total), last (n, n)."""
+    ``report(loaded, total)`` as they arrive: first (0, total), last (n, n).
+
+    With ``max_bytes``, a body declared (Content-Length) or found larger is refused with
+    :class:`FetchError` and the download cancelled: at most one chunk past the cap is held.
+    """
     from pyapp._js import js
     from pyapp.fetch import resolve_url
 
@@ -93,26 +99,38 @@ async def fetch_with_progress(url: str, report: Callable[[int, int | None], Awai
     encoding = str(headers.get("Content-Encoding") or "identity").strip().lower()
     length = headers.get("Content-Length")
     total = int(length) if length is not None and encoding == "identity" else None
-    await report(0, total)
     body = resp.body
+    too_large = FetchError(f"cannot fetch {url}: larger than the {max_bytes} bytes allowed")
+    if max_bytes is not None and total is not None and total > max_bytes:
+        if body is not None:
+            await body.cancel()
+        raise too_large
+    await report(0, total)
     if body is None:
         data: bytes = (await resp.arrayBuffer()).to_bytes()
+        if max_bytes is not None and len(data) > max_bytes:
+            raise too_large
     else:
         reader = body.getReader()
         chunks: list[bytes] = []
         loaded = 0
         try:
             while True:
-                chunk = await reader.read()
+                try:
+                    chunk = await reader.read()
+                except Exception as exc:
+                    raise FetchError(f"cannot fetch {url}: the download broke off ({exc})") from None
                 if chunk.done:
                     break
                 part = chunk.value.to_bytes()
-                chunks.append(part)
                 loaded += len(part)
+                if max_bytes is not None and loaded > max_bytes:
+                    # A compressed body (no usable Content-Length) can decode to more than declared.
+                    await reader.cancel()
+                    raise too_large
+                chunks.append(part)
                 if loaded != total:  # the last one is reported below, with the total
                     await report(loaded, total)
-        except Exception as exc:
-            raise FetchError(f"cannot fetch {url}: the download broke off ({exc})") from None
         finally:
             reader.releaseLock()
         data = b"".join(chunks)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pyapp.errors import ModelLoadError
+from pyapp.modelcheck import MAX_MANIFEST_BYTES, MAX_MODEL_JSON_BYTES, check_model_json, parse_json
 
 Dtype = Literal["uint8", "uint16", "float16", "float32"]
 DTYPES: tuple[str, ...] = ("uint8", "uint16", "float16", "float32")
@@ -126,66 +128,62 @@ def error_bound(quantization: dict[str, Any] | None, values: np.ndarray) -> floa
 # ----------------------------------------------------------------------------- models
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, max_bytes: int = MAX_MODEL_JSON_BYTES) -> Any:
     try:
-        return json.loads(path.read_text())
+        size = path.stat().st_size
+        if size > max_bytes:  # checked before reading: a huge file is never loaded
+            raise QuantizeError(f"{path}: too large ({size:,} bytes, at most {max_bytes:,} allowed)")
+        return parse_json(path.read_bytes(), str(path), max_bytes)
     except FileNotFoundError:
         raise QuantizeError(f"{path}: not found") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise QuantizeError(f"{path}: malformed JSON ({exc})") from None
+    except QuantizeError:
+        raise
+    except ModelLoadError as exc:
+        message = str(exc).replace(f"{path}: not JSON", f"{path}: malformed JSON", 1)
+        raise QuantizeError(message) from None
 
 
 def read_model(model_dir: Path) -> tuple[dict[str, Any], list[tuple[dict[str, Any], np.ndarray]]]:
-    """model.json and every weight as (spec without quantization, float32-or-int array)."""
+    """model.json and every weight as (spec without quantization, float32-or-int array).
+
+    model.json is checked (:mod:`pyapp.modelcheck`) and every shard's size compared with what
+    its weight specs declare before any shard is read; shard paths cannot leave ``model_dir``.
+    """
     model_json_path = model_dir / "model.json"
     model = _read_json(model_json_path)
     if not isinstance(model, dict):
         raise QuantizeError(f"{model_json_path}: expected a JSON object")
-    if "modelTopology" not in model:
-        raise QuantizeError(f"{model_json_path}: no modelTopology (not a TF.js model.json)")
-    groups = model.get("weightsManifest")
-    if not isinstance(groups, list):
+    if "weightsManifest" not in model:
         raise QuantizeError(f"{model_json_path}: weightsManifest missing or not a list")
+    try:
+        plan = check_model_json(model, str(model_json_path))
+    except ModelLoadError as exc:
+        raise QuantizeError(str(exc)) from None
     weights: list[tuple[dict[str, Any], np.ndarray]] = []
-    for g, group in enumerate(groups):
-        if (
-            not isinstance(group, dict)
-            or not isinstance(group.get("paths"), list)
-            or not isinstance(group.get("weights"), list)
-        ):
-            raise QuantizeError(f"{model_json_path}: weightsManifest[{g}] needs 'paths' and 'weights' lists")
-        buffers = []
-        for rel in group["paths"]:
-            shard = model_dir / rel
-            if not shard.is_file():
+    for g, group in enumerate(plan.groups):
+        shards = [model_dir / rel for rel in group.paths]
+        for rel, shard in zip(group.paths, shards, strict=True):
+            # check_path refused '..' and absolute paths; resolving also catches a symlink pointing out.
+            if not shard.is_file() or model_dir.resolve() not in shard.resolve().parents:
                 raise QuantizeError(f"{model_json_path}: shard {rel!r} is missing")
-            buffers.append(shard.read_bytes())
-        data = b"".join(buffers)
+        held = sum(shard.stat().st_size for shard in shards)
+        if held != group.nbytes:
+            raise QuantizeError(
+                f"{model_json_path}: group {g} shards hold {held:,} bytes but its weight specs need "
+                f"{group.nbytes:,} (truncated shard?)"
+            )
+        data = b"".join(shard.read_bytes() for shard in shards)
         offset = 0
-        for spec in group["weights"]:
-            try:
-                name, shape, dtype = spec["name"], [int(d) for d in spec["shape"]], spec["dtype"]
-            except (KeyError, TypeError, ValueError):
-                raise QuantizeError(f"{model_json_path}: malformed weight spec {spec!r:.100}") from None
+        for spec in group.specs:
+            name, shape, dtype = spec["name"], list(spec["shape"]), spec["dtype"]
             quant = spec.get("quantization")
             stored_dtype = quant["dtype"] if quant else dtype
-            if stored_dtype not in _STORED:
-                raise QuantizeError(f"{model_json_path}: weight {name!r} has unsupported dtype {stored_dtype!r}")
-            count = int(np.prod(shape)) if shape else 1
+            count = math.prod(shape)
             nbytes = count * np.dtype(_STORED[stored_dtype]).itemsize
-            if offset + nbytes > len(data):
-                raise QuantizeError(
-                    f"{model_json_path}: shards of group {g} end at byte {len(data)}, "
-                    f"weight {name!r} needs bytes {offset}..{offset + nbytes} (truncated shard?)"
-                )
             stored = np.frombuffer(data, dtype=_STORED[stored_dtype], count=count, offset=offset).reshape(shape)
             offset += nbytes
             value = dequantize_array(stored, quant) if dtype == "float32" else stored.astype(_STORED[dtype]).copy()
             weights.append(({"name": name, "shape": shape, "dtype": dtype}, value))
-        if offset != len(data):
-            raise QuantizeError(
-                f"{model_json_path}: group {g} shards hold {len(data) - offset} bytes more than its weights"
-            )
     return model, weights
 
 
@@ -239,7 +237,7 @@ def convert(model_dir: Path, out_dir: Path, dtype: Dtype, shard_bytes: int = SHA
     files = write_model(model, weights, Path(out_dir), dtype, shard_bytes)
     source_manifest = Path(model_dir) / "manifest.json"
     manifest: dict[str, Any] = (
-        _read_json(source_manifest) if source_manifest.exists() else {"name": Path(model_dir).name}
+        _read_json(source_manifest, MAX_MANIFEST_BYTES) if source_manifest.exists() else {"name": Path(model_dir).name}
     )
     fmt = model.get("format") or ("graph-model" if "signature" in model else "layers-model")
     manifest["variants"] = [

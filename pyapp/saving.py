@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyapp.errors import InvalidInput, ModelLoadError, PyAppError
-from pyapp.manifest import weight_bytes
+from pyapp.modelcheck import MAX_MODEL_JSON_BYTES, check_model_json, parse_json
 
 #: Where :func:`save` can write from Python (``downloads://`` needs a page, not a worker: use files).
 SCHEMES = ("indexeddb://", "localstorage://")
@@ -90,35 +90,60 @@ def artifacts_from_files(files: Mapping[str, bytes]) -> tuple[dict[str, Any], by
     """(artifacts without weight data, weight bytes) from a model's ``.json`` and its shards, checked (pure).
 
     ``files`` maps file names (folders ignored) to bytes: exactly one ``.json`` file and
-    the weight files it names.
+    the weight files it names. model.json is checked as :mod:`pyapp.modelcheck` says (shard
+    paths, shapes, dtypes, sizes) before its shards are looked at.
     """
     files = {name.rsplit("/", 1)[-1]: data for name, data in files.items()}
     json_names = [n for n in files if n.endswith(".json")]
     if len(json_names) != 1:
         raise ModelLoadError(f"expected one .json model file among the files, got {sorted(files)}")
     try:
-        spec = json.loads(files[json_names[0]])
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{json_names[0]} is not JSON ({exc})") from None
-    if not isinstance(spec, dict) or "modelTopology" not in spec:
-        raise ModelLoadError("model.json has no modelTopology (not a TF.js layers model)")
-    manifest = spec.get("weightsManifest", [])
+        spec = parse_json(files[json_names[0]], json_names[0], MAX_MODEL_JSON_BYTES)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{json_names[0]} is not JSON or too large ({exc})") from None
+    try:
+        plan = check_model_json(spec, json_names[0])
+    except ModelLoadError as exc:
+        if "no modelTopology" in str(exc):
+            raise ModelLoadError("model.json has no modelTopology (not a TF.js layers model)") from None
+        raise
     shards: list[bytes] = []
-    specs: list[Any] = []
-    for group in manifest:
-        for path in group.get("paths", []):
-            name = path.rsplit("/", 1)[-1]
-            if name not in files:
-                raise ModelLoadError(f"{json_names[0]} names weight file {path!r}, which was not given")
-            shards.append(files[name])
-        specs.extend(group.get("weights", []))
+    for path in plan.paths:
+        name = path.rsplit("/", 1)[-1]
+        if name not in files:
+            raise ModelLoadError(f"{json_names[0]} names weight file {path!r}, which was not given")
+        shards.append(files[name])
     weights = b"".join(shards)
-    need = weight_bytes(manifest)
-    if len(weights) != need:
-        raise ModelLoadError(f"the weight files hold {len(weights)} bytes but model.json needs {need} (truncated?)")
+    if len(weights) != plan.total:
+        raise ModelLoadError(
+            f"the weight files hold {len(weights)} bytes but model.json needs {plan.total} (truncated?)"
+        )
     artifacts = {k: v for k, v in spec.items() if k != "weightsManifest"}
-    artifacts["weightSpecs"] = specs
+    artifacts["weightSpecs"] = list(plan.specs)
     return artifacts, weights
+
+
+async def fetch_files(url: str) -> dict[str, bytes]:
+    """A model.json at ``url`` and the shards it names, fetched from its folder only, each with a cap
+    of the bytes its weight specs declare (checked before any shard is requested)."""
+    from pyapp.model import fetch_bytes
+
+    folder = url.rsplit("/", 1)[0] + "/" if "/" in url else ""
+    name = url.rsplit("/", 1)[-1].split("?", 1)[0] or "model.json"
+    if not name.endswith(".json"):
+        name += ".json"
+    model_json = await fetch_bytes(url, max_bytes=MAX_MODEL_JSON_BYTES)
+    plan = check_model_json(parse_json(model_json, url, MAX_MODEL_JSON_BYTES), url)
+    files = {name: model_json}
+    for group in plan.groups:
+        left = group.nbytes
+        for path in group.paths:
+            if path.rsplit("/", 1)[-1] in files:
+                raise ModelLoadError(f"{url}: two shards are named {path.rsplit('/', 1)[-1]!r}")
+            data = await fetch_bytes(folder + path, max_bytes=left)
+            left -= len(data)
+            files[path.rsplit("/", 1)[-1]] = data
+    return files
 
 
 # --------------------------------------------------------------------------- browser side
@@ -188,11 +213,12 @@ async def load(source: str | Mapping[str, bytes]) -> Any:
             if source.startswith(SCHEMES):
                 check_destination(source)
                 url = source
+                js_model = await tfm.loadLayersModel(url)
             else:
-                from pyapp.fetch import resolve_url
-
-                url = resolve_url(source)
-            js_model = await tfm.loadLayersModel(url)
+                # Fetched here, not by TF.js: so that model.json is checked before any shard is
+                # requested, and no shard path can point outside the model's folder.
+                artifacts, weights = artifacts_from_files(await fetch_files(source))
+                js_model = await tfm.loadLayersModel(memory_handler(artifacts, weights))
             name = source
         elif isinstance(source, Mapping):
             artifacts, weights = artifacts_from_files(source)

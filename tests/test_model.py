@@ -287,7 +287,8 @@ def test_load_reports_typed_progress_in_order(pyodide: Any, scratch: Path) -> No
     """progress=callback gets frozen LoadProgress events: the manifest, every file's bytes up to its
     size, a skipped (broken) variant, build, warm-up, ready; totals are the manifest's files' sizes.
     Through ImageClassifier.load (its **kwargs) and TransferClassifier.create as well."""
-    url = _broken_copy(scratch, "progress", {"uint8/model.json": "delete"})
+    # A shard, not model.json, is missing: model.json is fetched (and checked) before the shards.
+    url = _broken_copy(scratch, "progress", {"uint8/group1-shard1of1.bin": "delete"})
     manifest = json.loads((MODEL / "manifest.json").read_text())
     sizes = {
         v["name"]: {f"{url.rsplit('/', 1)[0]}/{rel}": (MODEL / rel).stat().st_size for rel in v["files"]}
@@ -323,7 +324,7 @@ __value__ = {{
     assert got["frozen"] is True
     events = got["events"]
     stages = [e["stage"] for e in events]
-    # The uint8 variant is broken (model.json missing): skipped, then float16 loads.
+    # The uint8 variant is broken (its shard is missing): skipped, then float16 loads.
     first_skip, build = stages.index("skipped"), stages.index("build")
     manifest_done = stages.index("download")
     assert set(stages[:manifest_done]) == {"manifest"}
@@ -331,7 +332,7 @@ __value__ = {{
     assert set(stages[manifest_done:first_skip]) == {"download"}
     assert set(stages[first_skip + 1 : build]) == {"download"}
     assert events[first_skip]["variant"] == "uint8"
-    assert "model.json" in events[first_skip]["detail"]
+    assert "group1-shard1of1.bin" in events[first_skip]["detail"]
     manifest_events = [e for e in events if e["stage"] == "manifest"]
     assert manifest_events[-1]["loaded"] == manifest_events[-1]["total"] > 0
     loaded = [e for e in events[first_skip + 1 : build]]

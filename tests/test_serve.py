@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -506,4 +508,109 @@ def test_export_writes_siblings_and_headers_rules(built: None, tmp_path: Path) -
         assert body == (out / "vendor/pyodide/pyodide.asm.wasm.br").read_bytes()
     finally:
         server.shutdown()
+        server.server_close()
+
+
+def _closed_by_server(sock: socket.socket, wait: float) -> float | None:
+    """Seconds until the server closed ``sock`` (EOF or reset), or None if it was still open after ``wait``."""
+    start = time.monotonic()
+    sock.settimeout(wait)
+    try:
+        while sock.recv(4096):  # a 4xx answer to a half-sent request may come first
+            pass
+    except TimeoutError:
+        return None
+    except ConnectionError:
+        pass
+    return time.monotonic() - start
+
+
+def test_idle_and_stalled_connections_are_closed_while_requests_are_served(tmp_path: Path) -> None:
+    """50 connections that send nothing, half a request, or a request a byte at a time (slowloris), and
+    keep-alive connections left idle: normal requests are still served at once, and the server closes
+    every one of them within its request timeout (0.5 s here; 10 s by default)."""
+    (tmp_path / "index.html").write_text("<!doctype html><title>home</title>")
+    server = serve.make_server("127.0.0.1", 0, {"/": tmp_path}, quiet=True, request_timeout=0.5)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    addr = server.server_address[:2]
+    try:
+        opened = time.monotonic()
+        idle = [socket.create_connection(addr, timeout=5) for _ in range(20)]
+        half = [socket.create_connection(addr, timeout=5) for _ in range(20)]
+        for sock in half:
+            sock.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        kept = []
+        for _ in range(5):  # a full request, answered; then the connection is kept open and idle
+            conn = http.client.HTTPConnection(*addr, timeout=5)
+            conn.request("GET", "/index.html")
+            assert conn.getresponse().read().startswith(b"<!doctype")
+            kept.append(conn)
+        trickle = [socket.create_connection(addr, timeout=5) for _ in range(5)]
+        stop = threading.Event()
+
+        def slowloris() -> None:  # one byte of an endless header every 50 ms, on each connection
+            line = b"GET / HTTP/1.1\r\nX-A: " + b"a" * 1000
+            for i in range(len(line)):
+                for sock in trickle:
+                    with contextlib.suppress(OSError):  # closed by the server: what is expected
+                        sock.send(line[i : i + 1])
+                if stop.wait(0.05):
+                    return
+
+        threading.Thread(target=slowloris, daemon=True).start()
+        served = []
+        for _ in range(20):
+            started = time.monotonic()
+            resp = get((str(addr[0]), int(addr[1]), tmp_path), "/index.html")
+            served.append(time.monotonic() - started)
+            assert resp.status == 200
+        assert max(served) < 0.5, f"with 50 stalled connections open, requests took up to {max(served):.2f}s"
+        stalled = idle + half + trickle + [conn.sock for conn in kept]
+        closed = [_closed_by_server(sock, wait=3.0) for sock in stalled]
+        stop.set()
+        assert None not in closed, f"{closed.count(None)} of {len(stalled)} stalled connections still open after 3 s"
+        since_open = time.monotonic() - opened
+        print(f"\n20 requests beside 50 stalled connections: slowest {max(served) * 1e3:.0f} ms; all 50 closed by the")
+        print(f"server {since_open:.2f} s after they were opened (request timeout 0.5 s)")
+        assert since_open < 3.0, f"the stalled connections took {since_open:.1f}s to be closed"
+        assert get((str(addr[0]), int(addr[1]), tmp_path), "/index.html").status == 200
+        for sock in stalled:
+            sock.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_connection_cap_answers_503_at_once(tmp_path: Path) -> None:
+    """Beyond max_connections the server answers 503 and closes, rather than starting yet another thread;
+    once the stalled connections time out, requests are served again."""
+    (tmp_path / "index.html").write_text("home")
+    server = serve.make_server("127.0.0.1", 0, {"/": tmp_path}, quiet=True, request_timeout=0.5, max_connections=10)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    addr = server.server_address[:2]
+    site = (str(addr[0]), int(addr[1]), tmp_path)
+    try:
+        held = [socket.create_connection(addr, timeout=5) for _ in range(10)]
+        time.sleep(0.1)  # each is accepted (and counted) by the server's loop
+        started = time.monotonic()
+        assert get(site, "/index.html").status == 503
+        assert time.monotonic() - started < 0.5
+        assert all(_closed_by_server(sock, wait=3.0) is not None for sock in held)
+        time.sleep(0.1)
+        assert get(site, "/index.html").status == 200
+        for sock in held:
+            sock.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_default_timeouts_are_set() -> None:
+    """serve.py's own server (and the test server) use the timeouts: none is left unbounded."""
+    server = serve.make_server("127.0.0.1", 0, {"/": ROOT / "web"}, quiet=True)
+    try:
+        assert server.RequestHandlerClass.timeout == serve.IO_TIMEOUT > 0  # type: ignore[attr-defined]
+        assert server.request_timeout == serve.REQUEST_TIMEOUT > 0
+        assert server.max_connections == serve.MAX_CONNECTIONS > 0
+    finally:
         server.server_close()
