@@ -428,10 +428,15 @@ class Model:
                 if runtime.backend_lost() is not None:
                     await runtime.recover(why)
                 variant = self.manifest.variant(self.load_info.variant)
-                self._js_model, _ = await _load_variant(self.manifest, variant)
+                js_model, _ = await _load_variant(self.manifest, variant)
             except Exception:
-                self.state = ModelState.FAILED
+                if self.state is not ModelState.DISPOSED:
+                    self.state = ModelState.FAILED
                 raise
+            if self.state is ModelState.DISPOSED:  # dispose() came while the weights were loading
+                js_model.dispose()
+                raise DisposedError(f"recover: model {self.manifest.name!r} was disposed while it reloaded")
+            self._js_model = js_model
             self._generation = runtime.generation()
             self.state = ModelState.READY
             self.recoveries.append(why)
@@ -522,6 +527,7 @@ class Model:
             if tensor_in:
                 raise BackendLost(f"{stale}; the input tensor was on the old backend: make it again")
             await self.recover()
+            self._require_ready("predict")  # disposed while it recovered
         try:
             result = await predict_js(self._js_model, x)
         except BackendLost as exc:
@@ -529,7 +535,12 @@ class Model:
                 raise
             # Lost mid-request: recover, then run this request again (nothing is dropped).
             await self.recover(str(exc))
+            self._require_ready("predict")
             result = await predict_js(self._js_model, x)
+        if self.state is ModelState.DISPOSED:
+            # dispose() came while the result was read back: the output is freed already (to_numpy);
+            # the caller learns the model is gone rather than getting a result from a disposed model.
+            raise DisposedError(f"predict: model {self.manifest.name!r} was disposed while this prediction ran")
         if self.memory is not None:
             self.memory.after_predict()
         return result

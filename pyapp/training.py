@@ -309,13 +309,24 @@ class TrainableModel:
         return self._js
 
     def dispose(self) -> None:
-        """Free weights and optimizer state; safe twice. A training run in progress is stopped first."""
+        """Free weights and optimizer state; safe twice.
+
+        During :meth:`fit`, training stops after the current batch, the weights are freed
+        then (TF.js is still using them until it does), and ``fit`` raises :class:`DisposedError`.
+        """
         if self.state is TrainingState.DISPOSED:
             return
-        if self.state is TrainingState.TRAINING:
+        training = self.state is TrainingState.TRAINING
+        self.state = TrainingState.DISPOSED
+        if training:
             self._js.stopTraining = True
             self._stop_requested = True
-        self.state = TrainingState.DISPOSED
+            return  # fit() releases the weights once TF.js has let go of them
+        self._release()
+
+    def _release(self) -> None:
+        if self._js is None:
+            return
         js_model, self._js = self._js, None
         js_model.dispose()  # also disposes an optimizer the model made from its name
         if self._optimizer is not None:
@@ -573,6 +584,13 @@ class TrainableModel:
                 await runtime.use_backend(active)  # the weights follow lazily when next used there
             if self.state is TrainingState.TRAINING:
                 self.state = TrainingState.COMPILED
+            elif self.state is TrainingState.DISPOSED:
+                self._release()  # dispose() came during training: TF.js has now let go of the weights
+        if self.state is TrainingState.DISPOSED:
+            raise DisposedError(
+                f"fit: model {self.name!r} was disposed during training (stopped after {len(history.epochs)} of "
+                f"{epochs} epochs; its weights are freed)"
+            )
         history.stopped_early = len(history.epochs) < epochs
         return history
 

@@ -196,6 +196,52 @@ async def test_lifecycle_dispose_twice_and_misuse_after(pyodide: Any) -> None:
 
 
 @run_in_pyodide
+async def test_dispose_while_predict_awaits_is_a_clear_error_and_leaks_nothing(pyodide: Any) -> None:
+    """dispose() from another task while predict() waits for its result (or for a reload of the weights after
+    a lost backend): the awaiting caller gets DisposedError, and every tensor is freed."""
+    import asyncio
+
+    import js
+    import numpy as np
+    import testutil
+
+    from pyapp.errors import DisposedError
+    from pyapp.model import Model, ModelState
+
+    await testutil.use_backend("wasm")
+    start = int(js.tf.memory().numTensors)
+    x = np.zeros((1, 224, 224, 3), np.float32)
+    model = await Model.load(testutil.MANIFEST, warmup=False)
+    await model.predict(x)  # the first prediction compiles; the next ones are what is raced
+    pending = asyncio.ensure_future(model.predict(x))
+    await asyncio.sleep(0)  # the prediction runs up to its first await: reading the output back
+    assert not pending.done()
+    model.dispose()
+    try:
+        await pending
+    except DisposedError as exc:
+        assert "was disposed while this prediction ran" in str(exc), exc
+    else:
+        raise AssertionError("a prediction from a disposed model was returned")
+    assert model.state is ModelState.DISPOSED
+    assert int(js.tf.memory().numTensors) == start, "weights and the prediction's tensors freed"
+    # While the weights reload after a re-created backend: the reload finishes, then is freed.
+    model = await Model.load(testutil.MANIFEST, warmup=False)
+    model._generation -= 1  # as after a backend re-creation: the next predict reloads the weights
+    pending = asyncio.ensure_future(model.predict(x))
+    await asyncio.sleep(0)
+    assert model.state is ModelState.LOADING
+    model.dispose()
+    try:
+        await pending
+    except DisposedError as exc:
+        assert "disposed while it reloaded" in str(exc), exc
+    else:
+        raise AssertionError("a prediction from a disposed model was returned")
+    assert int(js.tf.memory().numTensors) == start, "the reloaded weights were freed too"
+
+
+@run_in_pyodide
 async def test_input_signature_errors_are_clear(pyodide: Any, backend: str) -> None:
     import js
     import numpy as np

@@ -155,6 +155,58 @@ async def test_the_same_seed_trains_the_same_model_and_another_seed_does_not(pyo
 
 
 @run_in_pyodide
+async def test_dispose_during_fit_stops_it_with_a_clear_error_and_frees_everything(pyodide: Any) -> None:
+    """dispose() during fit(), from an epoch callback and from another task mid-epoch: fit raises
+    DisposedError after the current batch, the weights are freed once TF.js lets go, nothing leaks."""
+    import asyncio
+
+    import js
+    import numpy as np
+    import testutil
+
+    from pyapp.errors import DisposedError
+    from pyapp.layers import Dense
+    from pyapp.training import Sequential, TrainingState
+
+    await testutil.use_backend("wasm")
+    start = int(js.tf.memory().numTensors)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype(np.float32)
+    y = (x.sum(axis=1) > 0).astype(np.int32)
+    for seed in (None, 3):
+        for how in ("callback", "task"):
+            model = Sequential([Dense(16, activation="relu", input_shape=(8,)), Dense(2, activation="softmax")], seed=1)
+            model.compile(loss="sparse_categorical_crossentropy", learning_rate=0.01)
+            epochs_seen = []
+
+            def on_epoch(event, model=model, how=how, epochs_seen=epochs_seen):
+                epochs_seen.append(event.epoch)
+                if how == "callback" and event.epoch == 1:
+                    model.dispose()
+
+            run = asyncio.ensure_future(model.fit(x, y, epochs=50, batch_size=8, on_epoch=on_epoch, seed=seed))
+            if how == "task":
+                while not epochs_seen:  # mid-training, between two batches of the second epoch at the latest
+                    await asyncio.sleep(0.001)
+                model.dispose()
+            try:
+                await run
+            except DisposedError as exc:
+                assert "was disposed during training" in str(exc), exc
+            else:
+                raise AssertionError(f"fit finished although the model was disposed ({how}, seed={seed})")
+            assert model.state is TrainingState.DISPOSED
+            assert len(epochs_seen) < 50, (how, seed, epochs_seen)
+            assert int(js.tf.memory().numTensors) == start, (how, seed, int(js.tf.memory().numTensors), start)
+            try:
+                await model.predict(x[:1])
+            except DisposedError:
+                pass
+            else:
+                raise AssertionError("predict after dispose was allowed")
+
+
+@run_in_pyodide
 async def test_states_and_bad_input_are_clear_errors_that_leak_nothing(pyodide: Any) -> None:
     import numpy as np
     import testutil
