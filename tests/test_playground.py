@@ -200,10 +200,12 @@ def test_stop_interrupts_a_runaway_cell_and_keeps_the_namespace(playground: Any)
     _run_cell(playground, "kept = 41")
     playground.fill("#editor", "n = 0\nwhile True:\n    n += 1")
     playground.click("#run")
-    playground.wait_for_selector("#output .cell[data-state='running']")
+    # The newest cell is the first; earlier tests' cells (errors among them) stay below it.
+    newest = "(state) => document.querySelector('#output .cell')?.dataset.state === state"
+    playground.wait_for_function(newest, arg="running")
     playground.wait_for_timeout(500)
     playground.click("#stop")
-    playground.wait_for_selector("#output .cell[data-state='error']")
+    playground.wait_for_function(newest, arg="error")
     assert "Interrupted" in playground.locator("#output .cell").first.inner_text()
     cell = _run_cell(playground, "kept + 1, n > 0")
     assert cell["state"] == "ok"
