@@ -112,3 +112,13 @@ def tf_memory() -> dict[str, Any]:
     import js
 
     return dict(js.tf.memory().to_py())
+
+
+async def raises(awaitable: Any, error: type[BaseException], match: str) -> BaseException:
+    """Await ``awaitable``; it must raise ``error`` with ``match`` in its message (pytest.raises for a page)."""
+    try:
+        await awaitable
+    except error as exc:
+        assert match in str(exc), f"{type(exc).__name__}: {exc!r} does not say {match!r}"
+        return exc
+    raise AssertionError(f"no {error.__name__} ({match!r}): it returned")
