@@ -320,6 +320,8 @@ def to_tfjs(keras_file: KerasFile) -> TfjsModel:
     (['d/kernel'], 1)
     """
     model_config, layers, input_shape = translate_config(keras_file.config)
+    if keras_file.nested:
+        raise ConvertError("holds nested layers; nested models are not supported", layer=keras_file.nested[0])
     by_name = {layer.name: layer for layer in layers}
     unknown = sorted(set(keras_file.weights) - set(by_name))
     if unknown:

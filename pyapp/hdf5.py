@@ -83,6 +83,9 @@ class Group:
         """Member names, as the file stores them (sorted by name in both readers)."""
         return iter(sorted(str(k) for k in self._node))
 
+    def __iter__(self) -> Iterator[str]:
+        return self.keys()
+
     def __contains__(self, name: str) -> bool:
         return name in set(self.keys())
 

@@ -60,7 +60,9 @@ class KerasFile:
     keras_version: str
     source: str
     backend: str = ""
-    notes: list[str] = field(default_factory=list)
+    # Layers whose state holds sub-layers (nested models, wrappers): refused once the
+    # config has been checked, so that an unsupported layer class is named first.
+    nested: list[str] = field(default_factory=list)
 
 
 def read_keras(
@@ -137,6 +139,7 @@ def _read_archive(data: bytes, reader: Reader | None, limit_bytes: int) -> Keras
         raise ConvertError(".keras archive: config.json and metadata.json must be JSON objects")
     root = open_hdf5(weights_raw, reader, limit_bytes)
     weights: dict[str, list[np.ndarray]] = {}
+    nested: list[str] = []
     stored = set(root.group("layers").keys()) if "layers" in root else set()
     for path, name in _state_paths(config):
         if path not in stored:
@@ -149,10 +152,13 @@ def _read_archive(data: bytes, reader: Reader | None, limit_bytes: int) -> Keras
             saved_name = group.group("vars").attr_text("name")
             if saved_name is not None and saved_name != name:
                 raise ConvertError(f".keras archive: layers/{path} holds the weights of {saved_name!r}", layer=name)
+        if any(n != "vars" for n in group):
+            nested.append(name)
+            continue
         values = _vars(group)
         if values:
             weights[name] = values
-    leftover = sorted(p for p in stored if _vars(root.group("layers").group(p)))
+    leftover = sorted(p for p in stored if _holds_state(root.group("layers").group(p)))
     if leftover:
         raise ConvertError(f".keras archive: weights for layers not in the config: {leftover[:5]}")
     if "vars" in root and list(root.group("vars").keys()):
@@ -163,6 +169,7 @@ def _read_archive(data: bytes, reader: Reader | None, limit_bytes: int) -> Keras
         keras_version=str(metadata.get("keras_version", "3")),
         source=".keras",
         backend=root.reader,
+        nested=nested,
     )
 
 
@@ -215,6 +222,11 @@ def _state_paths(config: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _holds_state(group: Group) -> bool:
+    """Whether a layer's group holds any variable, its own or a sub-layer's (datasets are not read)."""
+    return any(group.is_dataset(n) or _holds_state(group.group(n)) for n in group)
+
+
 def _vars(layer: Group) -> list[np.ndarray]:
     """A layer's variables in creation order: ``vars/0``, ``vars/1``... (numeric, not text order)."""
     if "vars" not in layer:
@@ -223,10 +235,6 @@ def _vars(layer: Group) -> list[np.ndarray]:
     names = list(group.keys())
     if not all(n.isdigit() for n in names) or sorted(int(n) for n in names) != list(range(len(names))):
         raise ConvertError(f"{group.path}: expected variables named 0..n-1, found {names[:10]}")
-    nested = [n for n in layer.keys() if n != "vars"]  # noqa: SIM118 (Group is not a dict)
-    if nested:
-        # A layer with sub-layers (a nested model, a wrapper): its state lives below.
-        raise ConvertError(f"{layer.path}: holds nested layers {nested[:5]}; nested models are not supported")
     return [group.array(str(i)) for i in range(len(names))]
 
 
