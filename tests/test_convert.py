@@ -307,6 +307,60 @@ def test_normalization_becomes_an_equal_batchnorm(saved: dict[str, Any], tmp_pat
     assert floored[1] == np.float32(1e-14)
 
 
+def _keras2(obj: Any) -> Any:
+    """A Keras 3 config written the way Keras 2 (TensorFlow 2.x) wrote it: no module/registered_name/
+    build_config, dtype policies as strings, InputLayer's batch_input_shape, calls as nested lists."""
+    if isinstance(obj, list):
+        return [_keras2(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if obj.get("class_name") == "DTypePolicy":
+        return obj["config"]["name"]
+    out = {k: _keras2(v) for k, v in obj.items() if k not in ("module", "registered_name", "build_config")}
+    if isinstance(out.get("config"), dict):
+        out["config"].pop("shared_object_id", None)
+    if "batch_shape" in out:
+        out["batch_input_shape"] = out.pop("batch_shape")
+    if "inbound_nodes" in out:
+        out["inbound_nodes"] = [
+            [[*t["config"]["keras_history"], {}] for t in _tensors(node["args"])] for node in obj["inbound_nodes"]
+        ]
+    return out
+
+
+def _tensors(args: Any) -> list[dict[str, Any]]:
+    if isinstance(args, dict):
+        return [args]
+    return [t for a in args for t in _tensors(a)]
+
+
+def test_keras2_h5(saved: dict[str, Any], tmp_path: Path) -> None:
+    """A TensorFlow 2.x Keras .h5 (Keras 2 config, weights named 'layer/kernel:0' in nested groups) converts too."""
+    model = saved["residual"]["model"]
+    config = _keras2(json.loads(model.to_json()))
+    path = tmp_path / "keras2.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = "2.15.0"
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["model_config"] = json.dumps(config)
+        weights = f.create_group("model_weights")
+        weights.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        for layer in model.layers:
+            group = weights.create_group(layer.name)
+            names = [f"{layer.name}/{_tfjs_name(layer, w)}:0" for w in layer.weights]
+            group.attrs["weight_names"] = [n.encode() for n in names]
+            for name, value in zip(names, layer.get_weights(), strict=True):
+                group.create_dataset(name, data=value)
+    assert '"inbound_nodes": [[["' in json.dumps(config)
+    for reader in READERS:
+        _convert({"m": {".h5": path}}, "m", ".h5", tmp_path / reader, dtypes=("float32",))
+        model_json, weights_out = quantize.read_model(tmp_path / reader / "float32")
+        assert model_json["generatedBy"] == "keras v2.15.0"
+        rebuilt = _rebuild(model_json, weights_out)
+        got = np.asarray(rebuilt.predict(saved["residual"]["x"], verbose=0))
+        np.testing.assert_allclose(got, saved["residual"]["y"], atol=1e-6)
+
+
 # --------------------------------------------------------------------------- readers and manifest
 
 
