@@ -380,6 +380,17 @@ def test_h5py_and_pyfive_read_the_same(saved: dict[str, Any], name: str, fmt: st
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_formats_and_readers_write_the_same_bytes(saved: dict[str, Any], name: str, tmp_path: Path) -> None:
+    """.keras and .h5 of one model, read by h5py or pyfive, convert to byte-identical files."""
+    digests = set()
+    for fmt in FORMATS:
+        for reader in READERS:
+            result = convert(saved[name][fmt], tmp_path / f"{fmt}-{reader}", dtypes=("uint8",), reader=reader)
+            digests.add(json.dumps(result.manifest["variants"]))
+    assert len(digests) == 1
+
+
 def test_manifest_lists_every_file_with_its_sha256(saved: dict[str, Any], tmp_path: Path) -> None:
     """Variants smallest first, every written file (and only those) with its sha256, loadable by ModelManifest."""
     import hashlib
