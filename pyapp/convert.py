@@ -142,8 +142,8 @@ def _input_layer(entry: dict[str, Any]) -> tuple[dict[str, Any], list[int | None
         or not all(d is None or (isinstance(d, int) and 0 < d < 1 << 20) for d in shape)
     ):
         raise ConvertError(f"input shape {shape!r}: expected [batch, dims...] with positive sizes", layer=name)
-    if config.get("sparse") or config.get("ragged"):
-        raise ConvertError("sparse or ragged inputs are not supported", layer=name)
+    if config.get("sparse") or config.get("ragged") or config.get("optional"):
+        raise ConvertError("sparse, ragged or optional inputs are not supported", layer=name)
     if config.get("dtype", "float32") not in ("float32", None):
         raise ConvertError(f"input dtype {config.get('dtype')!r}: only float32 is supported", layer=name)
     batch_shape: list[int | None] = [None, *shape[1:]]

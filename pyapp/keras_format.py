@@ -257,6 +257,8 @@ def _read_h5(data: bytes, reader: Reader | None, limit_bytes: int) -> KerasFile:
     layer_names = group.attr_texts("layer_names")
     if layer_names is None:
         raise ConvertError(".h5 file: model_weights has no layer_names attribute")
+    if "top_level_model_weights" in group and group.group("top_level_model_weights").attr_texts("weight_names"):
+        raise ConvertError(".h5 file: the model itself holds variables (a subclassed model?), not supported")
     weights: dict[str, list[np.ndarray]] = {}
     for layer in layer_names:
         if layer not in group:
