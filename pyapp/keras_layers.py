@@ -481,26 +481,13 @@ def translate_layer(layer: Any) -> Layer:
     return Layer(tfjs_class, out, name, weight_names, keras_class=str(class_name), rewrite=reader.rewrite)
 
 
-_CANONICAL = frozenset(
-    {
-        "Activation",
-        "Add",
-        "AveragePooling2D",
-        "BatchNormalization",
-        "Concatenate",
-        "Conv2D",
-        "Dense",
-        "DepthwiseConv2D",
-        "Dropout",
-        "Flatten",
-        "GlobalAveragePooling2D",
-        "GlobalMaxPooling2D",
-        "MaxPooling2D",
-        "Normalization",
-        "ReLU",
-        "Rescaling",
-        "Reshape",
-        "SeparableConv2D",
-        "ZeroPadding2D",
-    }
-)
+# TRANSLATORS' keys without the older spellings of the same classes: what error messages list.
+_CANONICAL = frozenset(TRANSLATORS) - {
+    "Convolution2D",
+    "SeparableConvolution2D",
+    "BatchNormalizationV1",
+    "MaxPool2D",
+    "AvgPool2D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool2D",
+}
