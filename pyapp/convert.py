@@ -492,6 +492,141 @@ def convert(
     return result
 
 
+# --------------------------------------------------------------------------- in the browser
+
+#: Key of a converted model's TF.js ``userDefinedMetadata`` that holds its pyapp manifest, so that
+#: a converted model saved to IndexedDB classifies again after a reload, labels and preprocessing
+#: included (TF.js saves that metadata with the weights).
+MANIFEST_KEY = "pyapp_manifest"
+
+
+def store_name(file_name: str) -> str:
+    """An IndexedDB model name from a dropped file's name: its stem, other characters as ``-``.
+
+    >>> store_name("My model (v2).keras")
+    'My-model-v2-'
+    """
+    import re
+
+    stem = file_name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).lstrip("._-")[:100] or "model"
+
+
+def default_labels(manifest: dict[str, Any], outputs: int) -> dict[str, Any]:
+    """``manifest`` with ``class 0``... as labels when it has none (a Keras file does not name its classes).
+
+    >>> default_labels({"labels": []}, 3)["labels"]
+    ['class 0', 'class 1', 'class 2']
+    """
+    if manifest.get("labels"):
+        return manifest
+    return {**manifest, "labels": [f"class {i}" for i in range(outputs)]}
+
+
+async def _classifier(manifest_dict: dict[str, Any], js_model: Any, info: Any) -> Any:
+    """An :class:`~pyapp.classifier.ImageClassifier` over a built TF.js model, warmed up, memory-guarded."""
+    from pyapp.classifier import ImageClassifier
+    from pyapp.memory import CleanupPolicy, MemoryGuard
+    from pyapp.model import Model
+
+    try:
+        manifest_dict = default_labels(manifest_dict, int(js_model.outputs[0].shape[-1]))
+        model = Model(ModelManifest.from_dict(manifest_dict), js_model, info)
+    except BaseException:
+        js_model.dispose()
+        raise
+    try:
+        await model.warmup()
+        model.memory = MemoryGuard(CleanupPolicy())
+        model.memory.start()
+    except BaseException:
+        model.dispose()
+        raise
+    return ImageClassifier(model)
+
+
+async def load_in_browser(
+    data: bytes,
+    name: str = "model",
+    *,
+    labels: Sequence[str] | None = None,
+    dtype: quantize.Dtype = "float32",
+    size: int | None = None,
+    normalize: str | None = None,
+    save_to: str | None = None,
+) -> tuple[Any, ConvertResult]:
+    """Convert a Keras file's bytes here in the page and load it: ``(ImageClassifier, ConvertResult)``.
+
+    The same :func:`convert` as on the host, with pyfive reading the weights (loaded into
+    Pyodide on first use), written to Pyodide's in-memory file system and built by TF.js
+    from there. ``dtype`` is the one variant built (float32: what Keras computes). With
+    ``save_to`` (``indexeddb://NAME``) the model is also saved in the browser, manifest
+    included; :func:`load_saved` loads it back. Without labels, classes are ``class 0``...
+    Browser only.
+    """
+    import shutil
+    import tempfile
+
+    from pyapp import saving
+    from pyapp._js import JsException, error_message, tf
+    from pyapp.hdf5 import load_reader
+    from pyapp.model import LoadInfo, build_artifacts, memory_handler
+
+    if save_to is not None:
+        saving.check_destination(save_to)
+    reader = await load_reader()
+    out = Path(tempfile.mkdtemp(prefix="pyapp-convert-"))  # Pyodide's MEMFS: nothing leaves the page
+    try:
+        result = convert(
+            data, out, dtypes=(dtype,), labels=labels, name=name, size=size, normalize=normalize, reader=reader
+        )
+        variant = ModelManifest.from_dict(result.manifest).variants[0]
+        files = {f: (out / f).read_bytes() for f in variant.files}
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    started = time.perf_counter()
+    artifacts, weights = build_artifacts(files[variant.model], files, variant)
+    artifacts["userDefinedMetadata"] = {MANIFEST_KEY: result.manifest}
+    try:
+        js_model = await tf().loadLayersModel(memory_handler(artifacts, weights))
+    except JsException as exc:
+        raise ConvertError(f"TF.js could not build the converted model: {error_message(exc)}") from None
+    info = LoadInfo(
+        variant=variant.name, bytes=sum(map(len, files.values())), build_ms=(time.perf_counter() - started) * 1e3
+    )
+    classifier = await _classifier(result.manifest, js_model, info)
+    if save_to is not None:
+        try:
+            await saving.save(js_model, save_to)
+        except BaseException:
+            classifier.dispose()
+            raise
+        result.notes.append(f"saved in this browser as {save_to}")
+    return classifier, result
+
+
+async def load_saved(url: str) -> Any:
+    """A converted model saved by :func:`load_in_browser` (``indexeddb://NAME``), as an ImageClassifier."""
+    from pyapp import saving
+    from pyapp._js import JsException, error_message, tf
+    from pyapp.errors import ModelLoadError
+    from pyapp.model import LoadInfo
+
+    saving.check_destination(url)
+    started = time.perf_counter()
+    try:
+        js_model = await tf().loadLayersModel(url)
+    except JsException as exc:
+        raise ModelLoadError(f"could not load {url}: {error_message(exc)}") from None
+    meta = js_model.getUserDefinedMetadata()
+    manifest = meta.to_py().get(MANIFEST_KEY) if meta is not None else None
+    if not isinstance(manifest, dict):
+        js_model.dispose()
+        raise ModelLoadError(f"{url} was not saved by pyapp.convert (no {MANIFEST_KEY} in its metadata)")
+    info = LoadInfo(variant=str(manifest["variants"][0]["name"]), build_ms=(time.perf_counter() - started) * 1e3)
+    return await _classifier(manifest, js_model, info)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status.
 

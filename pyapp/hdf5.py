@@ -24,8 +24,10 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
+import sys
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -176,6 +178,32 @@ def available_reader() -> Reader:
             continue
         return reader
     raise ConvertError("reading HDF5 needs h5py or pyfive; install one (pyfive is pure Python)")
+
+
+async def load_reader() -> Reader:
+    """:func:`available_reader`, after loading pyfive into Pyodide when no reader is there yet.
+
+    The page does not load pyfive at boot (most visits never read HDF5); this loads it from
+    the site's own lock (``vendor/pyodide/pyodide-lock.json``, sha256-checked by Pyodide) the
+    first time a Keras file arrives. On the host it only looks.
+
+    >>> import asyncio
+    >>> asyncio.run(load_reader()) in READERS
+    True
+    """
+    try:
+        return available_reader()
+    except ConvertError:
+        if sys.platform != "emscripten":
+            raise
+    import pyodide_js  # type: ignore[import-not-found]  # Pyodide's own JS API, in the browser only
+
+    try:
+        await pyodide_js.loadPackage("pyfive")  # checks the sha256 the lock pins
+    except Exception as exc:  # a JsException (offline, blocked): the reason is in its message
+        raise ConvertError(f"could not load pyfive (the HDF5 reader) into Pyodide: {exc}") from None
+    importlib.invalidate_caches()  # the wheel was unpacked after this interpreter listed site-packages
+    return available_reader()
 
 
 def open_hdf5(data: bytes, reader: Reader | None = None, limit_bytes: int = 1 << 30) -> Group:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
+import textwrap
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -642,3 +644,94 @@ def test_tfjs_predicts_what_keras_predicts(
             assert (quant.argmax(1) == want.argmax(1))[clear].all(), table[-1]
     print("\n" + "\n".join(table) + f"\nuint8 top-1 compared on {clear_top1} samples with a clear margin")
     assert clear_top1 > 0, "no sample had a clear enough top-1 to compare the uint8 variants"
+
+
+# --------------------------------------------------------------------------- in the playground
+
+
+def _cell_json(page: Any, code: str) -> Any:
+    from test_playground import _run_cell
+
+    cell = _run_cell(page, code + "\nimport json\nprint('JSON' + json.dumps(__out__))")
+    assert cell["state"] == "ok", cell["text"]
+    return json.loads(cell["text"].split("JSON", 1)[1].strip())
+
+
+def test_playground_converts_a_dropped_keras_file_saves_it_and_classifies(
+    playground: Any, saved: dict[str, Any], tmp_path: Path
+) -> None:
+    """A visitor picks MobileNetV2's .keras in the Keras panel and drops the small CNN's .h5 on Files: each is
+    converted in the page (pyfive loaded only then), predicts what Keras predicted, classifies a photo, is saved
+    in IndexedDB and loads back after a reload. A broken file says why."""
+    from pyapp import assets
+
+    page = playground
+    x_file = tmp_path / "x.npy"
+    np.save(x_file, saved["mobilenet_v2"]["x"])
+    page.set_input_files("#upload-input", [x_file])
+    page.wait_for_selector("#uploads li:has-text('x.npy')")
+    assert _cell_json(page, "import sys\n__out__ = 'pyfive' in sys.modules") is False, "not loaded at boot"
+
+    def convert(selector: str, path: Path, name: str) -> float:
+        page.evaluate("delete document.getElementById('keras').dataset.state")
+        page.set_input_files(selector, [path])
+        page.wait_for_function(
+            "(n) => ['ready', 'error'].includes(document.getElementById('keras').dataset.state)"
+            " && (document.getElementById('keras').dataset.state === 'error'"
+            " || document.getElementById('keras').dataset.model === n)",
+            arg=name,
+            timeout=120_000,
+        )
+        status = page.inner_text("#keras-status")
+        assert page.get_attribute("#keras", "data-state") == "ready", status
+        match = re.search(r"Converted \S+ in ([0-9.]+) s .* ([0-9.]+) s with loading and saving", status)
+        assert match, status
+        print(f"\n{path.name}: converted in the page in {match[1]} s ({match[2]} s with loading and saving)")
+        return float(match[1])
+
+    convert("#keras-input", saved["mobilenet_v2"][".keras"], "mobilenet_v2")
+    convert("#upload-input", saved["small_cnn"][".h5"], "small_cnn")
+    predict = """
+        import io
+        import numpy as np
+        x = np.load(io.BytesIO(uploads["x.npy"]))
+        __out__ = {name: (await keras_models[name].model.predict(x[:, :size, :size])).tolist()
+                   for name, size in (("mobilenet_v2", 96), ("small_cnn", 32)) if name in keras_models}
+    """
+    got = _cell_json(page, textwrap.dedent(predict).strip())
+    x = saved["mobilenet_v2"]["x"]
+    want = {
+        "mobilenet_v2": saved["mobilenet_v2"]["y"],
+        "small_cnn": np.asarray(saved["small_cnn"]["model"].predict(x[:, :32, :32], verbose=0)),
+    }
+    for name, y in want.items():
+        diff = float(np.abs(np.asarray(got[name], np.float32) - y).max())
+        print(f"{name}: max abs diff against Keras predict {diff:.2e}")
+        assert diff <= 1e-4, name
+
+    page.set_input_files("#keras-try", [assets.VENDOR / "samples" / "chelsea.png"])
+    page.wait_for_function("() => document.getElementById('keras-result').dataset.top1 !== undefined")
+    assert page.get_attribute("#keras-result", "data-top1") in [f"class {i}" for i in range(4)]
+    assert page.locator("#keras-result meter").count() == 4
+
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(saved["small_cnn"][".keras"].read_bytes()[:200])
+    page.evaluate("delete document.getElementById('keras').dataset.state")
+    page.set_input_files("#keras-input", [broken])
+    page.wait_for_selector("#keras[data-state='error']")
+    assert "broken.keras: .keras archive: not a readable zip" in page.inner_text("#keras-status")
+
+    page.reload()
+    page.wait_for_selector("#playground[data-ready='true']")
+    page.select_option("#saved", "indexeddb://mobilenet_v2")
+    page.click("#load")
+    page.wait_for_function("() => document.getElementById('keras-status').textContent.startsWith('Loaded')")
+    page.set_input_files("#upload-input", [x_file])
+    page.wait_for_selector("#uploads li:has-text('x.npy')")
+    again = _cell_json(page, textwrap.dedent(predict).strip())
+    assert np.abs(np.asarray(again["mobilenet_v2"], np.float32) - want["mobilenet_v2"]).max() <= 1e-4
+    cleanup = (
+        "for n in ('mobilenet_v2', 'small_cnn'):\n    await pyapp.saving.remove_saved(f'indexeddb://{n}')\n__out__ = 1"
+    )
+    assert _cell_json(page, cleanup) == 1
+    assert page.errors == []

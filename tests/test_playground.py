@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from harness import open_page
 
 from pyapp import assets
 from pyapp.playground import Session, all_examples, browser_examples, rich_html
@@ -105,19 +104,6 @@ def test_readme_has_python_examples() -> None:
 
 
 # ------------------------------------------------------------------------ the page, in Chromium
-
-
-@pytest.fixture
-def playground(browser: Any, server_url: str) -> Any:
-    context, page = open_page(
-        browser,
-        server_url + "playground.html",
-        "#playground[data-ready='true']",
-        viewport={"width": 1280, "height": 1000},
-        timeout_ms=300_000,
-    )
-    yield page
-    context.close()
 
 
 def _run_cell(page: Any, code: str, *, keyboard: bool = False) -> dict[str, str]:

@@ -84,6 +84,17 @@ function wireTeach(py) {
   $("load").addEventListener("click", () => $("saved").value && py.teach_load($("saved").value));
 }
 
+function wireKeras(py) {
+  $("keras-input").addEventListener("change", (e) => {
+    if (e.target.files.length) py.keras_convert(e.target.files[0]);
+    e.target.value = "";
+  });
+  $("keras-try").addEventListener("change", (e) => {
+    if (e.target.files.length) py.keras_try(e.target.files[0]);
+    e.target.value = "";
+  });
+}
+
 /** A download of a Blob the worker made (a worker cannot click a link). */
 function download(name, blob) {
   const url = URL.createObjectURL(blob);
@@ -136,6 +147,7 @@ async function main() {
   $("pg-backend").addEventListener("change", (e) => py.switch_backend(e.target.value));
   wireFiles(py);
   wireTeach(py);
+  wireKeras(py);
   globalThis.playground = py; // for tests and the console
   document.body.dataset.ready = "true";
 }
