@@ -20,7 +20,7 @@ from polyscript import xworker  # type: ignore[import-not-found]
 from pyodide.ffi import to_js
 
 import pyapp
-from pyapp import convert, memory, playground, saving, ui
+from pyapp import convert, keras_export, memory, playground, saving, ui
 from pyapp.browser import to_bytes
 from pyapp.classifier import ImageClassifier
 from pyapp.errors import ModelLoadError, PyAppError
@@ -198,7 +198,7 @@ class Teach:
 
     def set_trained(self, trained: bool) -> None:
         self.trained = trained
-        for control in ("try-input", "save", "download"):
+        for control in ("try-input", "save", "download", "download-keras"):
             page.prop(f"#{control}", "disabled", not trained)
 
     async def add(self, index: int, files) -> int:
@@ -293,6 +293,24 @@ class Teach:
             # A Blob crosses to the page by structured clone; the page starts the download.
             sync.pyapp_download(file_name, js.Blob.new(js.Array.of(to_js(data))))
         self.status("save-status", f"Downloaded {' and '.join(files)}: load them with pyapp.saving.load().")
+        page.flush()
+
+    async def download_keras(self, name: str) -> None:
+        """The trained head as a Keras 3 .keras file (written here, numpy only: pyapp.keras_export)."""
+        try:
+            files = await self.learner.to_files(name)
+            data = keras_export.to_keras(files)
+        except PyAppError as exc:
+            self.status("save-status", str(exc), ok=False)
+            page.flush()
+            return
+        sync.pyapp_download(f"{name}.keras", js.Blob.new(js.Array.of(to_js(data))))
+        self.status(
+            "save-status",
+            f"Downloaded {name}.keras: keras.saving.load_model() reads it. It takes the base model's "
+            f"{self.learner.extractor.dim} features ({self.learner.extractor.layer}); classes "
+            f"{', '.join(self.learner.classes)}.",
+        )
         page.flush()
 
     async def refresh_saved(self) -> None:
@@ -428,6 +446,7 @@ sync.teach_try = teach.try_image
 sync.teach_save = teach.save
 sync.teach_download = teach.download
 sync.teach_load = teach.load
+sync.teach_download_keras = teach.download_keras
 sync.keras_convert = keras.convert
 sync.keras_try = keras.try_image
 sync.booted = lambda: True  # last: js/python.js checks that the script got this far

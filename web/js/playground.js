@@ -81,6 +81,7 @@ function wireTeach(py) {
   });
   $("save").addEventListener("click", () => py.teach_save($("save-name").value));
   $("download").addEventListener("click", () => py.teach_download($("save-name").value));
+  $("download-keras").addEventListener("click", () => py.teach_download_keras($("save-name").value));
   $("load").addEventListener("click", () => $("saved").value && py.teach_load($("saved").value));
 }
 
