@@ -4,6 +4,8 @@ run as written, uploads, rich output, Stop, the teach panel)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -212,7 +214,7 @@ def face_files(tmp_path: Path, built: None) -> dict[str, list[Path]]:
 
 
 def test_teach_panel_trains_tries_saves_downloads_and_reloads(
-    playground: Any, face_files: dict[str, list[Path]]
+    playground: Any, face_files: dict[str, list[Path]], tmp_path: Path
 ) -> None:
     """A visitor names two classes, adds photos to each, trains, tries unseen photos, saves in the browser,
     downloads the files, reloads the page and loads the saved classifier back."""
@@ -247,6 +249,32 @@ def test_teach_panel_trains_tries_saves_downloads_and_reloads(
     page.wait_for_function("() => document.getElementById('save-status').textContent.startsWith('Downloaded')")
     page.wait_for_timeout(500)
     assert sorted(d.suggested_filename for d in downloads) == ["pytest-teach.json", "pytest-teach.weights.bin"]
+
+    # The reverse direction: the trained head as a .keras file, written in the page, read by Keras 3 on the host.
+    downloads.clear()
+    page.click("#download-keras")
+    page.wait_for_function("() => document.getElementById('save-status').textContent.includes('.keras')")
+    page.wait_for_timeout(500)
+    assert [d.suggested_filename for d in downloads] == ["pytest-teach.keras"]
+    keras_file = tmp_path / "pytest-teach.keras"
+    downloads[0].save_as(keras_file)
+    cell = _run_cell(
+        page,
+        "import json, numpy as np\n"
+        "head = await pyapp.saving.load('indexeddb://pytest-teach')\n"
+        "x = np.random.default_rng(0).normal(0, 1, (8, 1280)).astype(np.float32)\n"
+        "print('JSON' + json.dumps((await head.predict(x)).tolist()))\n"
+        "head.dispose()",
+    )
+    assert cell["state"] == "ok", cell["text"]
+    tfjs = np.asarray(json.loads(cell["text"].split("JSON", 1)[1].strip()), np.float32)
+    os.environ.setdefault("KERAS_BACKEND", "numpy")
+    keras = pytest.importorskip("keras")
+    model = keras.saving.load_model(keras_file)
+    x = np.random.default_rng(0).normal(0, 1, (8, 1280)).astype(np.float32)
+    diff = float(np.abs(np.asarray(model.predict(x, verbose=0)) - tfjs).max())
+    print(f"\nteach head: Keras predict on the exported .keras vs TF.js in the page, max abs diff {diff:.2e}")
+    assert diff <= 1e-5
 
     page.reload()
     page.wait_for_selector("#playground[data-ready='true']")
