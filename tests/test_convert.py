@@ -649,9 +649,13 @@ def test_tfjs_predicts_what_keras_predicts(
 # --------------------------------------------------------------------------- in the playground
 
 
-def _cell_json(page: Any, code: str) -> Any:
-    from test_playground import _run_cell
+def _run_cell(page: Any, code: str) -> dict[str, str]:
+    from test_playground import _run_cell as run
 
+    return run(page, code)
+
+
+def _cell_json(page: Any, code: str) -> Any:
     cell = _run_cell(page, code + "\nimport json\nprint('JSON' + json.dumps(__out__))")
     assert cell["state"] == "ok", cell["text"]
     return json.loads(cell["text"].split("JSON", 1)[1].strip())
@@ -713,6 +717,20 @@ def test_playground_converts_a_dropped_keras_file_saves_it_and_classifies(
     page.wait_for_function("() => document.getElementById('keras-result').dataset.top1 !== undefined")
     assert page.get_attribute("#keras-result", "data-top1") in [f"class {i}" for i in range(4)]
     assert page.locator("#keras-result meter").count() == 4
+
+    # The README's in-browser example, as written, with the files it names added under Files.
+    from test_playground import readme_examples
+
+    (block,) = [b for b in readme_examples() if "convert.load_in_browser" in b]
+    page.evaluate("delete document.getElementById('keras').dataset.state")
+    page.set_input_files("#upload-input", [saved["small_cnn"][".keras"], assets.VENDOR / "samples" / "chelsea.png"])
+    page.wait_for_selector("#uploads li:has-text('chelsea.png')")
+    page.wait_for_selector("#keras[data-state='ready']")  # the .keras added under Files was converted too
+    page.click("#reset")
+    cell = _run_cell(page, block)
+    assert cell["state"] == "ok", cell["text"]
+    assert re.search(r"converted in [0-9.]+ s: \{'float32': \d+\}", cell["text"]), cell["text"]
+    print("README example:", cell["text"].replace("\n", " | "))
 
     broken = tmp_path / "broken.keras"
     broken.write_bytes(saved["small_cnn"][".keras"].read_bytes()[:200])

@@ -127,8 +127,11 @@ def _run_cell(page: Any, code: str, *, keyboard: bool = False) -> dict[str, str]
 
 
 def test_readme_examples_run_as_written(playground: Any) -> None:
-    """Every ```python block of the README, each in a fresh namespace, runs without error."""
+    """Every ```python block of the README, each in a fresh namespace, runs without error (those that read
+    files added under Files run in the tests that add them: tests/test_convert.py)."""
     for block in readme_examples():
+        if "uploads[" in block:
+            continue
         playground.click("#reset")
         cell = _run_cell(playground, block)
         assert cell["state"] == "ok", f"README example failed:\n{block}\n---\n{cell['text']}"
