@@ -370,10 +370,11 @@ class KerasPanel:
         started = time.perf_counter()
         try:
             classifier, result = await convert.load_in_browser(data, name, save_to=f"indexeddb://{name}")
-        except PyAppError as exc:
-            self.status(f"{file_name}: {exc}", ok=False)
+        except Exception as exc:  # PyAppError says why; anything else is a bug, shown rather than hung
+            why = str(exc) if isinstance(exc, PyAppError) else f"unexpected {type(exc).__name__}: {exc}"
+            self.status(f"{file_name}: {why}", ok=False)
             page.data("#keras", "state", "error").flush()
-            return {"ok": False, "error": str(exc)}
+            return {"ok": False, "error": why}
         total = time.perf_counter() - started
         old = app.keras_models.pop(name, None)
         if old is not None:
