@@ -1,7 +1,8 @@
 """Write a small HDF5 file with numpy alone: nested groups of float32 datasets, what Keras weights need.
 
-h5py cannot run in Pyodide (no libhdf5), and no pure-Python HDF5 *writer* is on PyPI, so the
-page writes the subset of the format Keras 3's ``model.weights.h5`` uses itself (HDF5 spec,
+h5py is not among the wheels this site vendors (Pyodide builds one, but the build's offline
+sources do not carry it, and it would add megabytes of libhdf5 for a few kilobytes of weights),
+so the page writes the subset of the format Keras 3's ``model.weights.h5`` uses itself (HDF5 spec,
 "Disk Format Level 0-2"): a version 0 superblock; groups as symbol tables (a version 1
 B-tree with one symbol-table node and a local heap of names); datasets as version 1 object
 headers (dataspace, little-endian IEEE float32 datatype, fill value, contiguous layout).
