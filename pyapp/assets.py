@@ -17,9 +17,11 @@ Steps, each with its own stamp so a re-run does only what is stale::
     data       small real datasets for training from Python: scikit-learn's
                8x8 digits (from its Pyodide wheel, checked against the official
                lock) and scikit-image's LFW subset (100 faces, 100 non-faces)
+    pypi       pure-Python wheels from PyPI that the page loads only when needed
+               (pyfive, to read a dropped Keras file), pinned by file name and sha256
     pyapp      this package's wheel and sdist (PEP 517 build, hatchling) into
                dist/, and the wheel into web/vendor/wheels/
-    lock       pyodide-lock.json (pyodide-lock): the vendored packages plus pyapp
+    lock       pyodide-lock.json (pyodide-lock): the vendored packages, pyapp and the pypi wheels
     compress   .br and .gz siblings of the outputs above (pyapp_build.compress), which
                serve.py sends to browsers that accept them
 
@@ -119,6 +121,15 @@ SAMPLES = (
 DATA_FILES = {
     "digits.csv.gz": ("sklearn", "sklearn/datasets/data/digits.csv.gz"),
     "lfw_subset.npy": ("skimage", "skimage/data/lfw_subset.npy"),
+}
+
+#: Pure-Python wheels from PyPI the page loads on demand, by name through the lock
+#: (``pyodide.loadPackage("pyfive")``, which checks the lock's sha256): name -> (file, sha256).
+#: pyfive reads HDF5 (Keras weights) where h5py cannot run. 1.0.1 is its newest release that
+#: needs only numpy: 1.1 imports typing_extensions, 1.2 and later fsspec and numcodecs,
+#: none of which Pyodide 0.27 vendors.
+PYPI_WHEELS = {
+    "pyfive": ("pyfive-1.0.1-py3-none-any.whl", "0c764606bb7dc75878de3a924d7d095bfef9f4fea86ded6898e38132bb93d4e8"),
 }
 
 #: Modules that only make sense on the host; kept out of the browser wheel.
@@ -603,6 +614,36 @@ def _skimage_wheel() -> Path:
     return wheel
 
 
+def pypi_wheel(name: str) -> Path:
+    """The pinned wheel :data:`PYPI_WHEELS` names, from PyPI (downloaded once, checked every time)."""
+    file_name, expected = PYPI_WHEELS[name]
+    dl = CACHE / "downloads"
+    wheel = dl / file_name
+    if not wheel.exists() or sha256_file(wheel) != expected:
+        dl.mkdir(parents=True, exist_ok=True)
+        version = file_name.split("-")[1]
+        _log(f"downloading {name} {version} from PyPI")
+        proc = subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet"),
+                *("--disable-pip-version-check", "-d", str(dl), f"{name}=={version}"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not wheel.exists():
+            raise BuildError(f"pip download {name}=={version} failed:\n{proc.stderr}")
+    if sha256_file(wheel) != expected:
+        raise BuildError(f"{wheel} does not match its pinned sha256 {expected}")
+    return wheel
+
+
+def _build_pypi(out: Path) -> None:
+    for name in PYPI_WHEELS:
+        wheel = pypi_wheel(name)
+        shutil.copyfile(wheel, out / wheel.name)
+
+
 def _build_samples(out: Path) -> None:
     with zipfile.ZipFile(_skimage_wheel()) as zf:
         for name in SAMPLES:
@@ -728,17 +769,17 @@ def _pyapp_inputs() -> str:
 
 
 #: Run with the build tools on ``PYTHONPATH``: the official lock (argv[1]) trimmed to the packages
-#: in argv[4] (JSON), plus the wheel argv[2] (file name relative to the lock: argv[3] + its name),
-#: written to argv[5].
+#: in argv[3] (JSON), plus the wheels argv[5:] (file names relative to the lock: argv[2] + their
+#: names), written to argv[4].
 _LOCK_SCRIPT = r"""
 import json, sys
 from pathlib import Path
 from pyodide_lock import PyodideLockSpec
 from pyodide_lock.utils import add_wheels_to_spec
-official, wheel, base_url, keep, out = sys.argv[1:]
+official, base_url, keep, out, *wheels = sys.argv[1:]
 spec = PyodideLockSpec.from_json(Path(official))
 spec.packages = {name: spec.packages[name] for name in json.loads(keep)}
-spec = add_wheels_to_spec(spec, [Path(wheel)], base_url=base_url)
+spec = add_wheels_to_spec(spec, [Path(w) for w in wheels], base_url=base_url)
 spec.to_json(Path(out), indent=1)
 """
 
@@ -748,7 +789,7 @@ def _pyapp_wheel_path() -> Path:
 
 
 def _build_lock(out: Path) -> None:
-    """vendor/pyodide/pyodide-lock.json: the official lock's entries the site vendors, plus pyapp.
+    """vendor/pyodide/pyodide-lock.json: the official lock's entries the site vendors, pyapp and the pypi wheels.
 
     Made with ``pyodide-lock`` (the Pyodide project's tool for lock files), so that
     ``pyodide.loadPackage("pyapp-tfjs")``, micropip and JupyterLite's piplite find pyapp by name,
@@ -761,17 +802,23 @@ def _build_lock(out: Path) -> None:
     keep = json.dumps(sorted(_lock_entries()))
     official = _node_module("pyodide/pyodide-lock.json")
     target = out / "pyodide-lock.json"
-    _run_tool(["-c", _LOCK_SCRIPT, str(official), str(wheel), "../wheels/", keep, str(target)], "pyodide-lock")
+    extra = [VENDOR / "wheels" / file_name for file_name, _ in PYPI_WHEELS.values()]
+    args = [str(official), "../wheels/", keep, str(target), str(wheel), *map(str, extra)]
+    _run_tool(["-c", _LOCK_SCRIPT, *args], "pyodide-lock")
     lock = json.loads(target.read_text())
     entry = lock["packages"].get(DIST_NAME)
     if entry is None or entry["imports"] != ["pyapp"] or entry["sha256"] != sha256_file(wheel):
         raise BuildError(f"pyodide-lock wrote an unexpected entry for {DIST_NAME}: {entry}")
+    for name, (file_name, digest) in PYPI_WHEELS.items():
+        entry = lock["packages"].get(name)
+        if entry is None or entry["file_name"] != f"../wheels/{file_name}" or entry["sha256"] != digest:
+            raise BuildError(f"pyodide-lock wrote an unexpected entry for {name}: {entry}")
 
 
 def _lock_inputs() -> str:
     wheel = _pyapp_wheel_path()
     digest = sha256_file(wheel) if wheel.is_file() else "missing"
-    return _fingerprint("lock", _lock_bytes(), _module_source(), *BUILD_TOOLS, digest)
+    return _fingerprint("lock", _lock_bytes(), _module_source(), *BUILD_TOOLS, digest, *map(str, PYPI_WHEELS.items()))
 
 
 # --------------------------------------------------------------------------- TF.js SRI
@@ -965,6 +1012,7 @@ def steps() -> list[Step]:
         Step("model", MODELS, npm_inputs("model", Path(quantize.__file__)), _build_model),
         Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
         Step("data", VENDOR / "data", npm_inputs("data"), _build_data),
+        Step("pypi", VENDOR / "wheels", lambda: _fingerprint("pypi", *map(str, PYPI_WHEELS.items())), _build_pypi),
         Step("pyapp", VENDOR / "wheels", _pyapp_inputs, _build_pyapp),
         Step("lock", VENDOR / "pyodide", _lock_inputs, _build_lock),
         # Last: encodings of the outputs above (not files of the build; build.json leaves them out).

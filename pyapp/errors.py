@@ -6,6 +6,7 @@
     ├── FetchError              a file could not be fetched (network, HTTP status)
     ├── ModelLoadError          a model could not be fetched, parsed or built
     │   └── ModelIntegrityError a file's bytes differ from its manifest sha256
+    ├── ConvertError (+ValueError)  a Keras file that cannot be converted faithfully (names the layer, says why)
     ├── InvalidInput (+ValueError)  wrong shape, dtype or value handed to the API
     │   └── InvalidImage        bytes or objects that are not a usable image
     ├── StateError              the object is in the wrong lifecycle state
@@ -60,6 +61,20 @@ class ModelLoadError(PyAppError):
 
 class ModelIntegrityError(ModelLoadError):
     """A model file's sha256 does not match its manifest."""
+
+
+class ConvertError(PyAppError, ValueError):
+    """A Keras model file could not be converted to TF.js without changing what it computes:
+    an unsupported layer or option, a malformed or hostile file. ``layer`` names the layer
+    when one is to blame.
+
+    >>> str(ConvertError("groups=2 is not supported", layer="conv2d"))
+    "layer 'conv2d': groups=2 is not supported"
+    """
+
+    def __init__(self, message: str, layer: str | None = None) -> None:
+        super().__init__(f"layer {layer!r}: {message}" if layer is not None else message)
+        self.layer = layer
 
 
 class InvalidInput(PyAppError, ValueError):

@@ -193,8 +193,12 @@ def write_model(
     out_dir: Path,
     dtype: Dtype,
     shard_bytes: int = SHARD_BYTES,
+    converted_by: str = "pyapp.quantize",
 ) -> dict[str, str]:
-    """Encode ``weights`` as ``dtype``, write model.json + shards; return {file: sha256}."""
+    """Encode ``weights`` as ``dtype``, write model.json + shards; return {file: sha256}.
+
+    ``converted_by`` names the writer in model.json's ``convertedBy`` (with the dtype).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     specs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
@@ -220,7 +224,7 @@ def write_model(
         files[name] = hashlib.sha256(chunk).hexdigest()
     out_model = {k: v for k, v in model.items() if k != "weightsManifest"}
     out_model["weightsManifest"] = [{"paths": paths, "weights": specs}]
-    out_model["convertedBy"] = f"pyapp.quantize ({dtype})"
+    out_model["convertedBy"] = f"{converted_by} ({dtype})"
     text = json.dumps(out_model, separators=(",", ":")).encode()
     (out_dir / "model.json").write_bytes(text)
     files["model.json"] = hashlib.sha256(text).hexdigest()

@@ -154,3 +154,21 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     if grown:
         raise AssertionError(f"left behind in the page: {grown} (before {before}, after {after})")
     return result
+
+
+@pytest.fixture(scope="module")
+def playground(browser: Any, server_url: str) -> Any:
+    """The playground page, started (Python, TF.js and the teach panel ready); one per test module (a
+    boot is ~10 s here): each test starts from the namespace state it needs (``#reset``), as a
+    developer's session would go on."""
+    from harness import open_page
+
+    context, page = open_page(
+        browser,
+        server_url + "playground.html",
+        "#playground[data-ready='true']",
+        viewport={"width": 1280, "height": 1000},
+        timeout_ms=300_000,
+    )
+    yield page
+    context.close()

@@ -83,7 +83,7 @@ def test_vendored_wheels_match_official_lock(built: None) -> None:
     """What the real build vendored is byte-identical to the official lock's hashes."""
     assets.verify_vendored_wheels()
     lock = json.loads((assets.VENDOR / "pyodide" / "pyodide-lock.json").read_text())
-    assert sorted(lock["packages"]) == ["micropip", "numpy", "packaging", "pillow", "pyapp-tfjs"]
+    assert sorted(lock["packages"]) == ["micropip", "numpy", "packaging", "pillow", "pyapp-tfjs", "pyfive"]
     assert lock["info"]["version"] == "0.27.7"
     official = assets.official_lock()["packages"]
     assert isinstance(official, dict)
@@ -102,6 +102,19 @@ def test_lock_names_pyapp_with_its_wheel_and_dependencies(built: None) -> None:
     assert entry["depends"] == ["numpy", "pillow"]
     assert entry["version"] == "0.1.0"
     assert entry["install_dir"] == "site"
+
+
+def test_lock_names_pyfive_pinned_from_pypi(built: None) -> None:
+    """pyfive (read Keras weights in the page) is PyPI's wheel, byte for byte as pinned, and loadable by name."""
+    lock = json.loads((assets.VENDOR / "pyodide" / "pyodide-lock.json").read_text())
+    file_name, digest = assets.PYPI_WHEELS["pyfive"]
+    entry = lock["packages"]["pyfive"]
+    assert entry["file_name"] == f"../wheels/{file_name}"
+    assert entry["sha256"] == digest == hashlib.sha256((assets.VENDOR / "wheels" / file_name).read_bytes()).hexdigest()
+    assert entry["depends"] == ["numpy"], "numpy only: nothing Pyodide lacks"
+    assert entry["imports"] == ["pyfive"]
+    boot = [f for group in json.loads((assets.VENDOR / "build.json").read_text())["boot"].values() for f in group]
+    assert not any("pyfive" in f for f in boot), "loaded when a Keras file arrives, not at boot"
 
 
 def test_tfjs_sri_module_pins_the_vendored_files(built: None) -> None:
@@ -140,6 +153,7 @@ def test_rebuild_is_a_no_op_then_repairs_partial_or_corrupt_output(sandbox: Path
         "model",
         "samples",
         "data",
+        "pypi",
         "pyapp",
         "lock",
         "compress",

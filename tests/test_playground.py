@@ -4,6 +4,8 @@ run as written, uploads, rich output, Stop, the teach panel)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from harness import open_page
 
 from pyapp import assets
 from pyapp.playground import Session, all_examples, browser_examples, rich_html
@@ -107,21 +108,6 @@ def test_readme_has_python_examples() -> None:
 # ------------------------------------------------------------------------ the page, in Chromium
 
 
-@pytest.fixture(scope="module")
-def playground(browser: Any, server_url: str) -> Any:
-    """One playground page for this module's tests (a boot is ~10 s here): each test starts from its own
-    namespace state as it needs (``#reset``), as a developer's session would go on."""
-    context, page = open_page(
-        browser,
-        server_url + "playground.html",
-        "#playground[data-ready='true']",
-        viewport={"width": 1280, "height": 1000},
-        timeout_ms=300_000,
-    )
-    yield page
-    context.close()
-
-
 def _run_cell(page: Any, code: str, *, keyboard: bool = False) -> dict[str, str]:
     """Type code into the editor, run it, return the new cell's state and text."""
     before = page.locator("#output .cell").count()
@@ -141,8 +127,11 @@ def _run_cell(page: Any, code: str, *, keyboard: bool = False) -> dict[str, str]
 
 
 def test_readme_examples_run_as_written(playground: Any) -> None:
-    """Every ```python block of the README, each in a fresh namespace, runs without error."""
+    """Every ```python block of the README, each in a fresh namespace, runs without error (those that read
+    files added under Files run in the tests that add them: tests/test_convert.py)."""
     for block in readme_examples():
+        if "uploads[" in block:
+            continue
         playground.click("#reset")
         cell = _run_cell(playground, block)
         assert cell["state"] == "ok", f"README example failed:\n{block}\n---\n{cell['text']}"
@@ -230,7 +219,7 @@ def face_files(tmp_path: Path, built: None) -> dict[str, list[Path]]:
 
 
 def test_teach_panel_trains_tries_saves_downloads_and_reloads(
-    playground: Any, face_files: dict[str, list[Path]]
+    playground: Any, face_files: dict[str, list[Path]], tmp_path: Path
 ) -> None:
     """A visitor names two classes, adds photos to each, trains, tries unseen photos, saves in the browser,
     downloads the files, reloads the page and loads the saved classifier back."""
@@ -265,6 +254,32 @@ def test_teach_panel_trains_tries_saves_downloads_and_reloads(
     page.wait_for_function("() => document.getElementById('save-status').textContent.startsWith('Downloaded')")
     page.wait_for_timeout(500)
     assert sorted(d.suggested_filename for d in downloads) == ["pytest-teach.json", "pytest-teach.weights.bin"]
+
+    # The reverse direction: the trained head as a .keras file, written in the page, read by Keras 3 on the host.
+    downloads.clear()
+    page.click("#download-keras")
+    page.wait_for_function("() => document.getElementById('save-status').textContent.includes('.keras')")
+    page.wait_for_timeout(500)
+    assert [d.suggested_filename for d in downloads] == ["pytest-teach.keras"]
+    keras_file = tmp_path / "pytest-teach.keras"
+    downloads[0].save_as(keras_file)
+    cell = _run_cell(
+        page,
+        "import json, numpy as np\n"
+        "head = await pyapp.saving.load('indexeddb://pytest-teach')\n"
+        "x = np.random.default_rng(0).normal(0, 1, (8, 1280)).astype(np.float32)\n"
+        "print('JSON' + json.dumps((await head.predict(x)).tolist()))\n"
+        "head.dispose()",
+    )
+    assert cell["state"] == "ok", cell["text"]
+    tfjs = np.asarray(json.loads(cell["text"].split("JSON", 1)[1].strip()), np.float32)
+    os.environ.setdefault("KERAS_BACKEND", "numpy")
+    keras = pytest.importorskip("keras")
+    model = keras.saving.load_model(keras_file)
+    x = np.random.default_rng(0).normal(0, 1, (8, 1280)).astype(np.float32)
+    diff = float(np.abs(np.asarray(model.predict(x, verbose=0)) - tfjs).max())
+    print(f"\nteach head: Keras predict on the exported .keras vs TF.js in the page, max abs diff {diff:.2e}")
+    assert diff <= 1e-5
 
     page.reload()
     page.wait_for_selector("#playground[data-ready='true']")

@@ -3,6 +3,8 @@
 Cells run in one namespace through :class:`pyapp.playground.Session`; output is
 written into the page as it happens. The teach panel trains a
 :class:`pyapp.transfer.TransferClassifier` on images the visitor labels.
+A dropped Keras file (``.keras``/``.h5``) is converted here by :mod:`pyapp.convert`, saved
+in IndexedDB and classifies images (:class:`KerasPanel`).
 The page is changed only through :mod:`page`'s queued operations (see web/app.py for why), so
 the playground works with or without SharedArrayBuffer.
 """
@@ -18,11 +20,11 @@ from polyscript import xworker  # type: ignore[import-not-found]
 from pyodide.ffi import to_js
 
 import pyapp
-from pyapp import memory, playground, saving, ui
+from pyapp import convert, keras_export, memory, playground, saving, ui
 from pyapp.browser import to_bytes
 from pyapp.classifier import ImageClassifier
-from pyapp.errors import PyAppError
-from pyapp.transfer import TransferClassifier
+from pyapp.errors import ModelLoadError, PyAppError
+from pyapp.transfer import METADATA_KEY, TransferClassifier
 
 sync = xworker.sync
 page = page_channel.connect()
@@ -46,6 +48,7 @@ class Playground:
 
     def __init__(self) -> None:
         self.uploads: dict[str, bytes] = {}
+        self.keras_models: dict[str, ImageClassifier] = {}  # converted in the page, by IndexedDB name
         self.session = self.new_session()
         self.examples: dict[str, str] = {}
         self.cell: str | None = None  # the selector of the running cell's output block
@@ -119,7 +122,7 @@ class Playground:
 
     def new_session(self) -> playground.Session:
         session = playground.Session(write=self.write)
-        session.namespace.update({"uploads": self.uploads, "pyapp": pyapp})
+        session.namespace.update({"uploads": self.uploads, "keras_models": self.keras_models, "pyapp": pyapp})
         return session
 
     def clear_output(self) -> None:
@@ -163,6 +166,9 @@ class Playground:
             for name, data in self.uploads.items()
         )
         page.html("#uploads", items).flush()
+        for file in files:
+            if str(file.name).lower().endswith(KERAS_SUFFIXES):  # a model: convert it too
+                await keras.convert_bytes(str(file.name), self.uploads[str(file.name)])
         return len(self.uploads)
 
 
@@ -192,7 +198,7 @@ class Teach:
 
     def set_trained(self, trained: bool) -> None:
         self.trained = trained
-        for control in ("try-input", "save", "download"):
+        for control in ("try-input", "save", "download", "download-keras"):
             page.prop(f"#{control}", "disabled", not trained)
 
     async def add(self, index: int, files) -> int:
@@ -289,6 +295,24 @@ class Teach:
         self.status("save-status", f"Downloaded {' and '.join(files)}: load them with pyapp.saving.load().")
         page.flush()
 
+    async def download_keras(self, name: str) -> None:
+        """The trained head as a Keras 3 .keras file (written here, numpy only: pyapp.keras_export)."""
+        try:
+            files = await self.learner.to_files(name)
+            data = keras_export.to_keras(files)
+        except PyAppError as exc:
+            self.status("save-status", str(exc), ok=False)
+            page.flush()
+            return
+        sync.pyapp_download(f"{name}.keras", js.Blob.new(js.Array.of(to_js(data))))
+        self.status(
+            "save-status",
+            f"Downloaded {name}.keras: keras.saving.load_model() reads it. It takes the base model's "
+            f"{self.learner.extractor.dim} features ({self.learner.extractor.layer}); classes "
+            f"{', '.join(self.learner.classes)}.",
+        )
+        page.flush()
+
     async def refresh_saved(self) -> None:
         saved = await saving.list_saved()
         page.html(
@@ -303,6 +327,12 @@ class Teach:
     async def load(self, url: str) -> bool:
         try:
             learner = await TransferClassifier.load(url, base=self.base)
+        except ModelLoadError as exc:
+            if METADATA_KEY in str(exc):  # not a teach head: a model the Keras panel converted?
+                return await keras.load(url)
+            self.status("save-status", str(exc), ok=False)
+            page.flush()
+            return False
         except PyAppError as exc:
             self.status("save-status", str(exc), ok=False)
             page.flush()
@@ -317,8 +347,91 @@ class Teach:
         return True
 
 
+KERAS_SUFFIXES = (".keras", ".h5")
+
+
+class KerasPanel:
+    """A visitor's own Keras model: converted in the page, saved in IndexedDB, classifying images."""
+
+    def __init__(self) -> None:
+        self.classifier: ImageClassifier | None = None
+
+    def status(self, text: str, ok: bool = True) -> None:
+        page.text("#keras-status", text).prop("#keras-status", "className", "" if ok else "error")
+
+    async def convert(self, file) -> dict:
+        return await self.convert_bytes(str(file.name), await to_bytes(file))
+
+    async def convert_bytes(self, file_name: str, data: bytes) -> dict:
+        """Convert, save and load; returns what happened (for tests and the console)."""
+        name = convert.store_name(file_name)
+        self.status(f"Converting {file_name} ({ui.fmt_bytes(len(data))})…")
+        page.data("#keras", "state", "converting").flush()
+        started = time.perf_counter()
+        try:
+            classifier, result = await convert.load_in_browser(data, name, save_to=f"indexeddb://{name}")
+        except Exception as exc:  # PyAppError says why; anything else is a bug, shown rather than hung
+            why = str(exc) if isinstance(exc, PyAppError) else f"unexpected {type(exc).__name__}: {exc}"
+            self.status(f"{file_name}: {why}", ok=False)
+            page.data("#keras", "state", "error").flush()
+            return {"ok": False, "error": why}
+        total = time.perf_counter() - started
+        old = app.keras_models.pop(name, None)
+        if old is not None:
+            old.dispose()
+        app.keras_models[name] = self.classifier = classifier
+        labels = ", ".join(classifier.labels[:10]) + (" …" if len(classifier.labels) > 10 else "")
+        self.status(
+            f"Converted {file_name} in {result.seconds:.2f} s ({ui.fmt_bytes(sum(result.sizes.values()))} float32; "
+            f"{total:.2f} s with loading and saving). Saved in this browser as {name!r}: keras_models[{name!r}] "
+            f"in Python. Classes: {labels}."
+        )
+        page.prop("#keras-try", "disabled", False).data("#keras", "state", "ready").data("#keras", "model", name)
+        await teach.refresh_saved()
+        app.update_memory()
+        page.flush()
+        return {
+            "ok": True,
+            "name": name,
+            "convert_s": result.seconds,
+            "total_s": total,
+            "bytes": result.sizes,
+            "labels": list(classifier.labels),
+        }
+
+    async def try_image(self, file) -> list:
+        if self.classifier is None:
+            return []
+        try:
+            top = await self.classifier.classify(await to_bytes(file))
+        except PyAppError as exc:
+            page.html("#keras-result", ui.error_card(str(exc))).flush()
+            return []
+        page.html("#keras-result", ui.result_card(top)).data("#keras-result", "top1", top[0][0]).flush()
+        return [list(p) for p in top]
+
+    async def load(self, url: str) -> bool:
+        """A converted model saved earlier (listed under Saved, with the teach panel's)."""
+        try:
+            classifier = await convert.load_saved(url)
+        except PyAppError as exc:
+            self.status(str(exc), ok=False)
+            page.flush()
+            return False
+        name = url.removeprefix("indexeddb://")
+        old = app.keras_models.pop(name, None)
+        if old is not None:
+            old.dispose()
+        app.keras_models[name] = self.classifier = classifier
+        self.status(f"Loaded {name} (converted earlier): keras_models[{name!r}] in Python.")
+        page.prop("#keras-try", "disabled", False).data("#keras", "state", "ready").data("#keras", "model", name)
+        page.flush()
+        return True
+
+
 app = Playground()
 teach = Teach()
+keras = KerasPanel()
 sync.start = app.start
 sync.run = app.run
 sync.clear_output = app.clear_output
@@ -334,4 +447,7 @@ sync.teach_try = teach.try_image
 sync.teach_save = teach.save
 sync.teach_download = teach.download
 sync.teach_load = teach.load
+sync.teach_download_keras = teach.download_keras
+sync.keras_convert = keras.convert
+sync.keras_try = keras.try_image
 sync.booted = lambda: True  # last: js/python.js checks that the script got this far

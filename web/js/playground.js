@@ -81,7 +81,19 @@ function wireTeach(py) {
   });
   $("save").addEventListener("click", () => py.teach_save($("save-name").value));
   $("download").addEventListener("click", () => py.teach_download($("save-name").value));
+  $("download-keras").addEventListener("click", () => py.teach_download_keras($("save-name").value));
   $("load").addEventListener("click", () => $("saved").value && py.teach_load($("saved").value));
+}
+
+function wireKeras(py) {
+  $("keras-input").addEventListener("change", (e) => {
+    if (e.target.files.length) py.keras_convert(e.target.files[0]);
+    e.target.value = "";
+  });
+  $("keras-try").addEventListener("change", (e) => {
+    if (e.target.files.length) py.keras_try(e.target.files[0]);
+    e.target.value = "";
+  });
 }
 
 /** A download of a Blob the worker made (a worker cannot click a link). */
@@ -139,6 +151,7 @@ async function main() {
   $("pg-backend").addEventListener("change", (e) => py.switch_backend(e.target.value));
   wireFiles(py);
   wireTeach(py);
+  wireKeras(py);
   globalThis.playground = py; // for tests and the console
   document.body.dataset.ready = "true";
 }
