@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine: installs what is missing
-# (Debian's chromium, the npm stack, a venv with the test tools), builds the
-# assets from the registries, lints, type-checks, then runs pytest (host tests
-# and real-browser tests on the wasm, webgl and cpu backends).
+# (Debian's chromium, firefox-esr, webkit2gtk-driver and xvfb, the npm stack,
+# a venv with the test tools), builds the assets from the registries, lints,
+# type-checks, then runs pytest (host tests, real-browser tests on the wasm,
+# webgl and cpu backends, and the app on all three browser engines).
 # Extra arguments go to pytest, e.g. `bash tools/test.sh -m "not browser"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf '\n== %s\n' "$*"; }
 
-if [ -z "${PYAPP_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
-  say "installing Chromium (Debian package)"
+# The browser engines (Debian packages): Chromium for every browser test; Firefox ESR and WebKitGTK
+# (WebKitWebDriver + MiniBrowser, on an Xvfb display) for the cross-engine suite, tests/test_engines.py.
+engines=()
+if [ -z "${PYAPP_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then engines+=(chromium fonts-dejavu-core); fi
+if [ -z "${PYAPP_FIREFOX:-}" ] && ! command -v firefox-esr >/dev/null 2>&1; then engines+=(firefox-esr); fi
+command -v WebKitWebDriver >/dev/null 2>&1 || engines+=(webkit2gtk-driver)
+command -v Xvfb >/dev/null 2>&1 || engines+=(xvfb)
+if [ "${#engines[@]}" -gt 0 ]; then
+  say "installing browser engines (Debian packages): ${engines[*]}"
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${engines[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
@@ -38,5 +46,22 @@ say "ruff + mypy"
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 
-say "pytest"
-exec .venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist): a browser test leaves a core partly idle while it waits on the page. Tests
+# marked `serial` measure timing, so they run afterwards on their own. Selecting tests (-m, -k, a path, or
+# PYAPP_TEST_JOBS=1) runs one plain pytest with exactly those arguments.
+jobs=${PYAPP_TEST_JOBS:-2}
+for arg in "$@"; do
+  case "$arg" in -m | -m* | -k | -k* | tests* | pyapp* | *.py | *::*) jobs=1 ;; esac
+done
+if [ "$jobs" -le 1 ]; then
+  say "pytest"
+  exec .venv/bin/python -m pytest "$@"
+fi
+say "pytest: $jobs workers, then the serial tests alone"
+status=0
+.venv/bin/python -m pytest -n "$jobs" --dist loadgroup -m "not serial" "$@" || status=$?
+serial=0
+.venv/bin/python -m pytest -m serial "$@" || serial=$?
+[ "$serial" -eq 5 ] && serial=0 # no serial test selected
+[ "$status" -ne 0 ] && exit "$status"
+exit "$serial"
