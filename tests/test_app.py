@@ -236,6 +236,14 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: tuple[s
     page.wait_for_selector("body[data-ready='true']")
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
     assert app_results(page, 1)[0]["top1"] == "Neutral"
+    # HEAD is answered from the cache too: a failed boot's message (js/page.js missingFiles) asks with
+    # HEAD which files are missing, and offline every one looked missing when HEAD went to the network.
+    heads = page.evaluate(
+        "async () => Promise.all(['app.py', 'vendor/tfjs/tf.min.js', 'nonexistent.txt'].map(async (f) => {"
+        " try { return (await fetch(f, { method: 'HEAD', cache: 'no-store' })).status; }"
+        " catch (e) { return e.name; } }))"
+    )
+    assert heads == [200, 200, "TypeError"], heads
     # The playground is part of the offline copy too (its own page, not the app's).
     page.goto(url + "playground.html")
     page.wait_for_selector("#playground[data-ready='true']")

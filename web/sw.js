@@ -171,26 +171,36 @@ self.addEventListener("message", (event) => {
 
 self.addEventListener("fetch", (event) => {
   const url = event.request.url;
-  if (event.request.method !== "GET" || !url.startsWith(self.registration.scope)) return;
+  // HEAD too: the page asks with HEAD which files it cannot have (js/page.js missingFiles), and
+  // offline only this worker knows; left to the network, every file would look missing.
+  const { method } = event.request;
+  if ((method !== "GET" && method !== "HEAD") || !url.startsWith(self.registration.scope)) return;
   // fetch() throws on these (DevTools asks for them); let the browser answer them itself.
   if (event.request.cache === "only-if-cached" && event.request.mode !== "same-origin") return;
   if (new URL(url).searchParams.has("fresh")) return; // update checks go to the network
   event.respondWith(respond(event.request));
 });
 
+/** `response`'s status and headers without its body: the answer to a HEAD request. */
+const headOf = (response) =>
+  new Response(null, { status: response.status, statusText: response.statusText, headers: response.headers });
+
 async function respond(request) {
   await buildInfo().catch(() => {}); // the site's headers (after a restart of this worker too)
   const cache = await caches.open(CACHE);
   const rel = relOf(request.url); // a navigation to the site root is index.html
-  if (rel === INFO) {
+  if (rel === INFO && request.method === "GET") {
     const info = await cache.match(scopeUrl(INFO));
     if (info) return withHeaders(info);
   }
   const hit = await cache.match(scopeUrl(rel));
+  if (hit && request.method === "HEAD") return withHeaders(headOf(hit));
   if (hit) {
     progress.postMessage({ type: "cached", file: rel });
     return withHeaders(hit);
   }
+  // Not cached: the server says whether it has the file (a HEAD downloads nothing to check or keep).
+  if (request.method === "HEAD") return withHeaders(await fetch(request), false);
   let files;
   try {
     ({ files } = await buildInfo());

@@ -1,0 +1,465 @@
+"""One small driver interface over three browser engines, so a cross-engine test is written once.
+
+=========  ============================  ==============================================================
+engine     browser (Debian package)      driven through
+=========  ============================  ==============================================================
+chromium   ``chromium``                  Playwright (as the rest of the suite), one context per page
+firefox    ``firefox-esr``               WebDriver BiDi, spoken here over one WebSocket (PyPI
+                                         ``websocket-client``): Firefox serves BiDi itself
+                                         (``--remote-debugging-port``), so no geckodriver, which no
+                                         registry here ships; one user context (profile) per page
+webkit     ``webkit2gtk-driver``         W3C WebDriver through Selenium and Debian's WebKitWebDriver,
+           (WebKitGTK's MiniBrowser)     MiniBrowser on an Xvfb display (``xvfb``); one session per page
+=========  ============================  ==============================================================
+
+A :class:`Page` offers what the engines all can: ``goto``, ``reload``, ``evaluate`` (a JS function,
+awaited; argument and result travel as JSON) and ``wait_for`` (a JS predicate polled from here, so
+it survives the page navigating). Nothing engine-specific leaks into the tests: files are given to
+the page by clicking its own buttons or by ``fetch`` inside it, never through a driver's file API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+ENGINES = ("chromium", "firefox", "webkit")
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine (or its driver) is not installed here."""
+
+
+class DriverError(RuntimeError):
+    """The driver refused a command, or a script in the page threw."""
+
+
+def _wrap(function: str) -> str:
+    """``function`` (JS source of a possibly async function of one argument) as one that takes and gives JSON."""
+    return (
+        "async (argJson) => { const value = await (" + function + ")(JSON.parse(argJson));"
+        " return JSON.stringify(value === undefined ? null : value); }"
+    )
+
+
+class Page:
+    """A fresh, isolated tab (its own storage, cache and service workers)."""
+
+    engine = ""
+
+    def goto(self, url: str) -> None:
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        raise NotImplementedError
+
+    def _call(self, wrapped: str, arg_json: str, timeout: float) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def logs(self) -> list[str]:
+        """The page's console errors and uncaught exceptions, where the driver reports them."""
+        return []
+
+    def evaluate(self, function: str, arg: Any = None, timeout: float = 60.0) -> Any:
+        """Call the JS ``function`` (source, may be async) with ``arg`` in the page; its result, via JSON."""
+        return json.loads(self._call(_wrap(function), json.dumps(arg), timeout))
+
+    def wait_for(self, predicate: str, arg: Any = None, timeout: float = 120.0, interval: float = 0.1) -> Any:
+        """Poll the JS ``predicate`` until it returns something truthy, and return that.
+
+        Errors while polling (the page is navigating) count as not yet; at the deadline the last one is shown.
+        """
+        deadline = time.monotonic() + timeout
+        last: Exception | str = "never true"
+        while True:
+            try:
+                value = self.evaluate(predicate, arg, timeout=max(1.0, deadline - time.monotonic()))
+                if value:
+                    return value
+                last = f"still {value!r}"
+            except Exception as exc:
+                last = exc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.engine}: {predicate} not true after {timeout:.0f} s (last: {last})")
+            time.sleep(interval)
+
+    def wait_for_selector(self, selector: str, timeout: float = 120.0) -> None:
+        self.wait_for("(s) => document.querySelector(s) !== null", selector, timeout=timeout)
+
+    def click(self, selector: str) -> None:
+        self.evaluate("(s) => document.querySelector(s).click()", selector)
+
+
+class Browser:
+    """One running engine; :meth:`new_page` gives isolated pages."""
+
+    name = ""
+    version = ""
+
+    def new_page(self) -> Page:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def page(self) -> Iterator[Page]:
+        page = self.new_page()
+        try:
+            yield page
+        finally:
+            page.close()
+
+
+# --------------------------------------------------------------------------- chromium (Playwright)
+
+
+class ChromiumPage(Page):
+    engine = "chromium"
+
+    def __init__(self, browser: Any) -> None:
+        self.context = browser.new_context()
+        self.page = self.context.new_page()
+        self._logs: list[str] = []
+        self.page.on("pageerror", lambda exc: self._logs.append(f"uncaught: {exc}"))
+        self.page.on("console", lambda m: m.type == "error" and self._logs.append(f"console: {m.text}"))
+
+    def goto(self, url: str) -> None:
+        self.page.goto(url)
+
+    def reload(self) -> None:
+        self.page.reload()
+
+    def _call(self, wrapped: str, arg_json: str, timeout: float) -> str:
+        self.page.set_default_timeout(timeout * 1000)
+        try:
+            result: str = self.page.evaluate(f"({wrapped})", arg_json)
+        except Exception as exc:
+            raise DriverError(str(exc)) from exc
+        return result
+
+    def logs(self) -> list[str]:
+        return list(self._logs)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+class ChromiumBrowser(Browser):
+    """Wraps a Playwright Chromium (the test session's own, or one started by :func:`launch`)."""
+
+    name = "chromium"
+
+    def __init__(self, browser: Any, owner: Any = None) -> None:
+        self.browser = browser
+        self.version = str(browser.version)
+        self._owner = owner  # a Playwright instance this object started, stopped on close
+
+    def new_page(self) -> Page:
+        return ChromiumPage(self.browser)
+
+    def close(self) -> None:
+        if self._owner is not None:
+            self.browser.close()
+            self._owner.stop()
+
+
+# --------------------------------------------------------------------------- firefox (WebDriver BiDi)
+
+
+def firefox_path() -> str:
+    path = os.environ.get("PYAPP_FIREFOX") or shutil.which("firefox-esr") or shutil.which("firefox")
+    if not path:
+        raise EngineUnavailable("no Firefox: install Debian's `firefox-esr` or set PYAPP_FIREFOX=/path/to/firefox")
+    return path
+
+
+#: Preferences for the test profile (Firefox's remote agent sets its own recommended ones on top).
+FIREFOX_PREFS: dict[str, Any] = {}
+
+
+class _Bidi:
+    """A blocking WebDriver BiDi client: one command at a time; events are kept for whoever asks."""
+
+    def __init__(self, url: str) -> None:
+        import websocket  # websocket-client
+
+        self.ws = websocket.create_connection(url, suppress_origin=True, timeout=30)
+        self.next_id = 0
+        self.events: deque[dict[str, Any]] = deque(maxlen=500)
+
+    def send(self, method: str, params: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        self.next_id += 1
+        ident = self.next_id
+        self.ws.send(json.dumps({"id": ident, "method": method, "params": params}))
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"firefox: no answer to {method} in {timeout:.0f} s")
+            self.ws.settimeout(remaining)
+            message = json.loads(self.ws.recv())
+            if message.get("type") == "event":
+                self.events.append(message)
+            elif message.get("id") == ident:
+                if message.get("type") == "error":
+                    raise DriverError(f"firefox: {method}: {message.get('error')}: {message.get('message')}")
+                result: dict[str, Any] = message["result"]
+                return result
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ws.close()
+
+
+class FirefoxPage(Page):
+    engine = "firefox"
+
+    def __init__(self, browser: FirefoxBrowser) -> None:
+        self.bidi = browser.bidi
+        self.user_context = self.bidi.send("browser.createUserContext", {})["userContext"]
+        self.context = self.bidi.send("browsingContext.create", {"type": "tab", "userContext": self.user_context})[
+            "context"
+        ]
+
+    def goto(self, url: str) -> None:
+        self.bidi.send("browsingContext.navigate", {"context": self.context, "url": url, "wait": "complete"}, 120)
+
+    def reload(self) -> None:
+        self.bidi.send("browsingContext.reload", {"context": self.context, "wait": "complete"}, 120)
+
+    def _call(self, wrapped: str, arg_json: str, timeout: float) -> str:
+        out = self.bidi.send(
+            "script.callFunction",
+            {
+                "functionDeclaration": wrapped,
+                "arguments": [{"type": "string", "value": arg_json}],
+                "target": {"context": self.context},
+                "awaitPromise": True,
+                "resultOwnership": "none",
+            },
+            timeout,
+        )
+        if out["type"] == "exception":
+            details = out["exceptionDetails"]
+            raise DriverError(f"firefox: the script threw: {details.get('text')}")
+        value: str = out["result"]["value"]
+        return value
+
+    def logs(self) -> list[str]:
+        return [
+            f"{e['params'].get('type')}: {e['params'].get('text')}"
+            for e in self.bidi.events
+            if e.get("method") == "log.entryAdded"
+            and e["params"].get("level") == "error"
+            and e["params"].get("source", {}).get("context") == self.context
+        ]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.bidi.send("browsingContext.close", {"context": self.context})
+            self.bidi.send("browser.removeUserContext", {"userContext": self.user_context})
+
+
+class FirefoxBrowser(Browser):
+    """Firefox headless, a fresh profile, its own WebDriver BiDi server on a free port."""
+
+    name = "firefox"
+
+    def __init__(self, binary: str | None = None, prefs: dict[str, Any] | None = None, timeout: float = 60.0) -> None:
+        binary = binary or firefox_path()
+        self.profile = tempfile.mkdtemp(prefix="pyapp-firefox-")
+        with open(os.path.join(self.profile, "user.js"), "w") as f:
+            for key, value in {**FIREFOX_PREFS, **(prefs or {})}.items():
+                f.write(f"user_pref({json.dumps(key)}, {json.dumps(value)});\n")
+        self.proc = subprocess.Popen(
+            [binary, "--headless", "--no-remote", "--profile", self.profile, "--remote-debugging-port", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr: deque[str] = deque(maxlen=200)
+        found = threading.Event()
+        url: list[str] = []
+
+        def read() -> None:
+            assert self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.stderr.append(line.rstrip())
+                m = re.search(r"WebDriver BiDi listening on (ws://\S+)", line)
+                if m and not url:
+                    url.append(m.group(1))
+                    found.set()
+            found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not found.wait(timeout) or not url:
+            self._stop()
+            raise EngineUnavailable(f"Firefox did not start its BiDi server: {list(self.stderr)[-10:]}")
+        try:
+            self.bidi = _Bidi(url[0].rstrip("/") + "/session")
+            caps = self.bidi.send("session.new", {"capabilities": {}})["capabilities"]
+            self.version = str(caps.get("browserVersion", "?"))
+            self.bidi.send("session.subscribe", {"events": ["log.entryAdded"]})
+        except Exception:
+            self._stop()
+            raise
+
+    def new_page(self) -> Page:
+        return FirefoxPage(self)
+
+    def _stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.terminate()
+            self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.bidi.send("browser.close", {}, 10)
+        self.bidi.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        self._stop()
+
+
+# --------------------------------------------------------------------------- webkit (Selenium, WebKitWebDriver)
+
+
+def minibrowser_path() -> str:
+    found = [os.environ.get("PYAPP_MINIBROWSER", ""), *sorted(glob.glob("/usr/lib/*/webkit2gtk-4.*/MiniBrowser"))]
+    path = next((p for p in found if p and os.access(p, os.X_OK)), "")
+    if not path or not shutil.which("WebKitWebDriver"):
+        raise EngineUnavailable("no WebKitGTK: install Debian's `webkit2gtk-driver` (WebKitWebDriver, MiniBrowser)")
+    return path
+
+
+class Xvfb:
+    """A virtual X display (WebKitGTK's MiniBrowser has no headless mode of its own)."""
+
+    def __init__(self) -> None:
+        if not shutil.which("Xvfb"):
+            raise EngineUnavailable("no Xvfb: install Debian's `xvfb`")
+        read, write = os.pipe()
+        self.proc = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+            pass_fds=(write,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            self.close()
+            raise EngineUnavailable("Xvfb did not start")
+        self.display = f":{number}"
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class WebKitPage(Page):
+    engine = "webkit"
+
+    def __init__(self, browser: WebKitBrowser) -> None:
+        from selenium import webdriver
+        from selenium.webdriver.webkitgtk.service import Service
+
+        options = webdriver.WebKitGTKOptions()
+        options.binary_location = browser.binary
+        options.add_argument("--automation")  # without it MiniBrowser never answers the driver
+        for arg in browser.args:
+            options.add_argument(arg)
+        service = Service(executable_path=browser.driver, env={**os.environ, "DISPLAY": browser.xvfb.display})
+        self.driver = webdriver.WebKitGTK(options=options, service=service)
+        self.driver.set_page_load_timeout(120)
+        browser.version = str(self.driver.capabilities.get("browserVersion", "?"))
+
+    def goto(self, url: str) -> None:
+        self.driver.get(url)
+
+    def reload(self) -> None:
+        self.driver.refresh()
+
+    def _call(self, wrapped: str, arg_json: str, timeout: float) -> str:
+        self.driver.set_script_timeout(timeout)
+        script = (
+            "const done = arguments[arguments.length - 1];"
+            f"({wrapped})(arguments[0]).then((ok) => done({{ ok }}),"
+            " (e) => done({ error: String((e && e.stack) || e) }));"
+        )
+        try:
+            out = self.driver.execute_async_script(script, arg_json)
+        except Exception as exc:
+            raise DriverError(f"webkit: {exc}") from exc
+        if "error" in out:
+            raise DriverError(f"webkit: the script threw: {out['error']}")
+        result: str = out["ok"]
+        return result
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.driver.quit()
+
+
+class WebKitBrowser(Browser):
+    """WebKitGTK's MiniBrowser on a private Xvfb display; each page is its own WebDriver session."""
+
+    name = "webkit"
+
+    def __init__(self, args: tuple[str, ...] = ()) -> None:
+        self.args = args
+        self.binary = minibrowser_path()
+        self.driver = shutil.which("WebKitWebDriver") or "WebKitWebDriver"
+        self.xvfb = Xvfb()
+        try:
+            with self.page():  # the version, and a proof that the driver works
+                pass
+        except Exception as exc:
+            self.xvfb.close()
+            raise EngineUnavailable(f"WebKitWebDriver could not start MiniBrowser: {exc}") from exc
+
+    def new_page(self) -> Page:
+        return WebKitPage(self)
+
+    def close(self) -> None:
+        self.xvfb.close()
+
+
+def launch(name: str) -> Browser:
+    """Start one engine, for use outside pytest (a script measuring the compatibility table, say)."""
+    if name == "chromium":
+        from harness import CHROMIUM_FLAGS, chromium_path
+        from playwright.sync_api import sync_playwright
+
+        pw = sync_playwright().start()
+        return ChromiumBrowser(pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS), owner=pw)
+    if name == "firefox":
+        return FirefoxBrowser()
+    if name == "webkit":
+        return WebKitBrowser()
+    raise ValueError(f"unknown engine {name!r}: one of {ENGINES}")
