@@ -116,6 +116,10 @@ def test_keyboard_and_backend_switch(browser: Any, server_url: str) -> None:
         page.keyboard.press("Space")
     chooser.value.set_files([SAMPLES / "chelsea.png"])
     app_results(page, 1)
+    # A backend this Chromium does not offer (WebGPU needs a flag here): the app stays and says why.
+    page.select_option("#backend-select", "webgpu")
+    page.wait_for_function("() => document.getElementById('backend-notes').textContent.includes('webgpu refused')")
+    assert page.inner_text("#backend-status").startswith("Running on wasm")
     page.select_option("#backend-select", "cpu")
     page.wait_for_function("() => document.getElementById('backend-status').textContent.includes('cpu')")
     page.set_input_files("#file-input", [SAMPLES / "coffee.png"])

@@ -59,11 +59,13 @@ class App:
         """Mark a boot stage in the page's progress list (the page draws download bars itself)."""
         page.data(f"#stage-{name}", "state", state).text(f"#stage-{name} .detail", detail)
 
-    def show_backend(self) -> None:
+    def show_backend(self, refused: str = "") -> None:
+        """The backend in use and its notes; ``refused``: why a switch the visitor asked for did not happen."""
         rt = self.runtime
         assert rt is not None
         page.prop("#backend-select", "value", rt.backend)
-        notes = [f"{name}: {why}" for name, why in rt.rejected.items()]
+        notes = [refused] if refused else []
+        notes += [f"{name}: {why}" for name, why in rt.rejected.items()]
         if rt.software_gl:
             notes.append("WebGL runs on a software renderer here")
         if rt.recoveries:
@@ -143,8 +145,7 @@ class App:
             try:
                 await self.runtime.switch(name)
             except PyAppError as exc:
-                page.text("#backend-notes", str(exc))
-                self.show_backend()
+                self.show_backend(f"{name} refused: {exc}")
                 page.flush()
                 return self.runtime.backend
             if self.classifier is not None:
