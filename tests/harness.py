@@ -165,3 +165,14 @@ def run_in_pyodide(func: Callable[..., Any] | None = None, *, timeout: float = 3
         return wrapper
 
     return decorate(func) if func is not None else decorate
+
+
+#: What tests/browser/probe/csp.js reports under the app's Content-Security-Policy, on every engine.
+CSP_PROBE_EXPECTED = {
+    "eval": "blocked",
+    "function": "blocked",
+    "string-timer": "blocked",
+    "inline-script": "blocked",
+    "other-origin-fetch": "blocked",
+    "wasm": "allowed",
+}

@@ -23,6 +23,7 @@ from typing import Any
 
 import engines
 import pytest
+from harness import CSP_PROBE_EXPECTED
 
 import serve
 
@@ -371,14 +372,7 @@ def test_csp_probe(engine: engines.Browser, server: Server) -> None:
     page = _open(engine, server.url + "__probe__/csp.html")
     try:
         got = page.wait_for("() => document.body.dataset.done === 'true' && globalThis.probe", timeout=30)
-        assert got == {
-            "eval": "blocked",
-            "function": "blocked",
-            "string-timer": "blocked",
-            "inline-script": "blocked",
-            "other-origin-fetch": "blocked",
-            "wasm": "allowed",
-        }, got
+        assert got == CSP_PROBE_EXPECTED, got
         header = page.evaluate(
             "async () => (await fetch(location.href, { cache: 'no-store' })).headers.get('content-security-policy')"
         )
