@@ -391,17 +391,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             coding, data = encoded
         else:
             data = target.read_bytes()
-        self.send_response(200)
+        # One ETag per representation (file version and content coding): a browser revalidating what it
+        # has (Cache-Control: no-cache below) gets a 304 with no body. A repeat visit's update checks
+        # (build.json, the service worker's script) then cost a few hundred bytes each.
+        st = target.stat()
+        etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}-{coding or "identity"}"'
+        fresh = etag in (t.strip() for t in self.headers.get("If-None-Match", "").split(","))
+        self.send_response(304 if fresh else 200)
         for key, value in self._headers().items():
             self.send_header(key, value)
+        self.send_header("ETag", etag)
+        if negotiable:
+            self.send_header("Vary", "Accept-Encoding")
+        # Revalidate every time; offline caching is the service worker's job.
+        self.send_header("Cache-Control", "no-cache")
+        if fresh:
+            self.end_headers()
+            return
         self.send_header("Content-Type", ctype)
         if coding is not None:
             self.send_header("Content-Encoding", coding)
-        if negotiable:
-            self.send_header("Vary", "Accept-Encoding")
         self.send_header("Content-Length", str(len(data)))
-        # Revalidate every time; offline caching is the service worker's job.
-        self.send_header("Cache-Control", "no-cache")
         self.end_headers()
         if send_body:
             self.wfile.write(data)

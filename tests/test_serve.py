@@ -58,19 +58,50 @@ def get(
     return resp
 
 
-def fetch(site: tuple[str, int, Path], path: str, accept: str | None, method: str = "GET") -> tuple[Any, bytes]:
-    """(response, body as sent) with ``Accept-Encoding: accept`` (None: no such header)."""
+def fetch(
+    site: tuple[str, int, Path], path: str, accept: str | None, method: str = "GET", etag: str | None = None
+) -> tuple[Any, bytes]:
+    """(response, body as sent) with ``Accept-Encoding: accept`` (None: no such header), and
+    ``If-None-Match: etag`` where given."""
     conn = http.client.HTTPConnection(site[0], site[1], timeout=10)
     conn.putrequest(method, path, skip_accept_encoding=True)
     if accept is not None:
         conn.putheader("Accept-Encoding", accept)
+    if etag is not None:
+        conn.putheader("If-None-Match", etag)
     conn.endheaders()
     resp = conn.getresponse()
     body = resp.read()
     conn.close()
-    if method == "GET":
+    if method == "GET" and resp.status != 304:
         assert int(resp.getheader("Content-Length")) == len(body)
     return resp, body
+
+
+def test_revalidation_answers_304_per_representation(encoded_site: tuple[str, int, Path]) -> None:
+    """A browser revalidating a file it has (the update checks of a repeat visit) gets a 304 and no body;
+    the brotli and the gzip copy have different ETags, and a changed file a new one."""
+    root = encoded_site[2]
+    first, body = fetch(encoded_site, "/app.js", "br")
+    etag = first.getheader("ETag")
+    assert first.status == 200
+    assert etag
+    assert body
+    again, body = fetch(encoded_site, "/app.js", "br", etag=etag)
+    assert again.status == 304
+    assert body == b""
+    assert again.getheader("ETag") == etag
+    assert again.getheader("Cache-Control") == "no-cache"
+    assert again.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+    assert fetch(encoded_site, "/app.js", "gzip", etag=f'"x", {etag}')[0].status == 200, "gzip is another copy"
+    assert fetch(encoded_site, "/app.js", "br", etag=f'"x", {etag}')[0].status == 304, "a list of tags"
+    time.sleep(0.01)
+    for name in ("app.js", "app.js.br", "app.js.gz"):
+        (root / name).write_bytes((root / name).read_bytes())  # a new version (here: a new mtime)
+    changed, body = fetch(encoded_site, "/app.js", "br", etag=etag)
+    assert changed.status == 200
+    assert changed.getheader("ETag") != etag
+    assert body
 
 
 @pytest.mark.parametrize(
