@@ -1076,14 +1076,13 @@ def _shell_files() -> dict[str, str]:
 
 
 #: Kept for offline use after the first visit, besides the shell: what the app and the playground need to
-#: start and classify offline. The other model variants and models, the datasets and the reference
-#: NSFWJS code are fetched (and then kept) only when something asks for them: most visitors never do.
+#: start and to classify, offline, every image the browser decodes. The rest is kept when first used: the
+#: sample photos, Pillow (only TIFF needs it, pyapp.browser.ensure_pillow), the playground's extra
+#: packages, the other model variants and models, the datasets and the reference NSFWJS code. Most
+#: visitors never use them, and the offline copy is part of every first visit's download.
 _OFFLINE_PREFIXES = (
-    "vendor/pyodide/",
     "vendor/pyscript/",
     "vendor/tfjs/",
-    "vendor/wheels/",
-    "vendor/samples/",
     f"models/{MODEL_NAME}/manifest.json",
     f"models/{MODEL_NAME}/uint8/",
 )
@@ -1091,14 +1090,15 @@ _OFFLINE_PREFIXES = (
 
 def _offline_files(files: dict[str, str], shell: dict[str, str]) -> list[str]:
     """The files the service worker keeps for offline use (sorted): the shell and the app's runtime."""
-    return sorted([*shell, *(f for f in files if f.startswith(_OFFLINE_PREFIXES))])
+    runtime = {f for group in _boot_groups(files).values() for f in group}
+    return sorted({*shell, *runtime, *(f for f in files if f.startswith(_OFFLINE_PREFIXES))})
 
 
 def _boot_groups(files: dict[str, str]) -> dict[str, list[str]]:
     """What the app downloads to start, by progress bar (the rest is fetched for offline use)."""
     entries = _lock_entries()
     # Pillow is not in the app's boot: the browser decodes what the app shows; Pillow is loaded on
-    # first need (a TIFF; pyapp.browser.ensure_pillow) and kept for offline use with the rest.
+    # first need (a TIFF; pyapp.browser.ensure_pillow), and kept for offline use from then on.
     wheels = [f"vendor/pyodide/{e['file_name']}" for name, e in entries.items() if name == "numpy"]
     groups = {
         "Pyodide": [f"vendor/pyodide/{n}" for n in (*PYODIDE_CORE, "pyodide-lock.json")],

@@ -121,7 +121,10 @@ async def ensure_pillow() -> None:
         await pyodide_js.loadPackage("pillow")
         import PIL  # noqa: F401
     except Exception as exc:  # a failed download (offline, blocked): the image fails, nothing else does
-        raise InvalidImage(f"this image needs Pillow, which could not be loaded: {exc}") from None
+        raise InvalidImage(
+            "this image needs Pillow, which could not be loaded (it is downloaded on first need, and kept for "
+            f"offline use from then on): {exc}"
+        ) from None
 
 
 async def to_bytes(obj: Any) -> bytes:

@@ -117,6 +117,36 @@ def test_lock_names_pyfive_pinned_from_pypi(built: None) -> None:
     assert not any("pyfive" in f for f in boot), "loaded when a Keras file arrives, not at boot"
 
 
+def test_offline_copy_is_the_apps_runtime_and_not_the_extras(built: None) -> None:
+    """The service worker's offline set (build.json ``offline``) holds every file the app boots with and
+    the playground's page, and none of what most visitors never use: the sample photos, Pillow (TIFF
+    only), micropip and packaging, pyfive. Each of those is downloaded, then kept, on first use; the
+    offline copy is part of every first visit's bytes (issue 12: <= 12 MB on the wire)."""
+    info = json.loads((assets.VENDOR / "build.json").read_text())
+    offline = set(info["offline"])
+    boot = {f for group in info["boot"].values() for f in group}
+    assert boot <= offline, boot - offline
+    assert set(info["shell"]) <= offline
+    assert {"playground.html", "playground.py", "js/playground.js", "vendor/pyscript/core.js"} <= offline
+    extras = [
+        f
+        for f in offline
+        if f.startswith("vendor/samples/")
+        or f.startswith(
+            ("vendor/pyodide/pillow-", "vendor/pyodide/micropip-", "vendor/pyodide/packaging-", "vendor/wheels/pyfive-")
+        )
+    ]
+    assert extras == [], extras
+    assert any(f.startswith("vendor/samples/") for f in info["files"]), "the samples are still part of the build"
+    # What that costs on the wire with brotli (serve.py): the siblings the build wrote.
+    wire = 0
+    for rel in offline:
+        path = (assets.ROOT / rel) if rel.startswith("models/") else (assets.WEB / rel)
+        br = path.with_name(path.name + ".br")
+        wire += br.stat().st_size if br.exists() else path.stat().st_size
+    assert wire <= 12_000_000, f"offline copy {wire:,} bytes with brotli"
+
+
 def test_tfjs_sri_module_pins_the_vendored_files(built: None) -> None:
     """pyapp/_tfjs_files.py (the CDN fallback) is what the build writes from node_modules, and each pin is
     the sha384 of the file the site vendors; the URLs are the same TF.js version on jsDelivr."""

@@ -43,6 +43,17 @@ def on_message(event) -> None:
 xworker.onmessage = on_message
 
 
+async def load_imported_packages(code: str) -> None:
+    """Load the Pyodide packages a cell imports (``from PIL import Image`` loads Pillow), as Pyodide's
+    own console does: the playground starts with numpy and pyapp only, and most cells need no more.
+    A package that cannot be loaded (offline, and never used here before) shows as the cell's own
+    ImportError."""
+    try:
+        await pyodide_js.loadPackagesFromImports(code)
+    except Exception as exc:  # the import in the cell reports it, in the cell's words
+        js.console.warn(f"pyapp playground: could not load a package this cell imports: {exc}")
+
+
 class Playground:
     """Cells, uploads and the memory readout."""
 
@@ -106,6 +117,7 @@ class Playground:
             self.cell, self.stream = block, ""
             page.flush()  # the cell may hold the event loop for long: show that it runs now
             try:
+                await load_imported_packages(code)
                 result = await self.session.run(code)
             finally:
                 self.cell = None

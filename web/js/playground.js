@@ -110,10 +110,10 @@ async function main() {
   const info = await response.json();
   const shared = sharedMemory();
   document.body.dataset.mode = shared ? "isolated" : "compat";
-  const { sync: py, worker } = await startPython(info, root, "playground.py", "playground", { pyapp_download: download }, [
-    "numpy",
-    "pillow", // a developer's cells may use PIL directly
-  ]);
+  // numpy and pyapp only: a cell that imports another of Pyodide's packages (PIL) loads it when it runs.
+  const { sync: py, worker } = await startPython(info, root, "playground.py", "playground", {
+    pyapp_download: download,
+  });
   // Stop: with SharedArrayBuffer, Pyodide checks this shared flag between bytecodes and raises
   // KeyboardInterrupt (2 = SIGINT). Without one, nothing can reach a busy worker: Stop reloads
   // the page, which starts Python afresh (uploads and variables are lost, and the page says so).

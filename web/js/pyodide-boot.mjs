@@ -1,16 +1,26 @@
 // The interpreter module the app's Python workers load (PyScript's `interpreter` setting): Pyodide,
-// with TF.js loading at the same time. PyScript imports a worker's js_modules (js/tfjs.js) only once
-// the interpreter and its packages are ready; starting the import here overlaps TF.js's download,
-// parse and backend registration with Pyodide's boot, and the later import finds it done.
+// with TF.js and the Python packages loading at the same time.
+// - TF.js: PyScript imports a worker's js_modules (js/tfjs.js) only once the interpreter and its
+//   packages are ready; starting the import here overlaps TF.js's download, parse and backend
+//   registration with Pyodide's boot, and the later import finds it done.
+// - Packages: named in this module's URL (`?package=numpy&package=<wheel URL>`, set by js/python.js)
+//   and handed to Pyodide's own `packages` option, which downloads them while Pyodide starts and checks
+//   each against the lock's sha256. PyScript's `packages` setting would instead load micropip and
+//   packaging and resolve through them first (about a second of CPU here, for nothing to resolve).
 import { loadPyodide as loadPyodideItself, version } from "../vendor/pyodide/pyodide.mjs";
 
 export { version };
+
+const packages = new URL(import.meta.url).searchParams.getAll("package");
 
 export async function loadPyodide(options) {
   const tfjs = import("./tfjs.js");
   tfjs.catch(() => {}); // its error surfaces where PyScript imports it, with the stage's name
   // PyScript derives indexURL from this module's folder; Pyodide's files are in vendor/pyodide/.
   const indexURL = new URL("../vendor/pyodide/", import.meta.url).href;
-  const [pyodide] = await Promise.all([loadPyodideItself({ ...options, indexURL }), tfjs.catch(() => null)]);
+  const [pyodide] = await Promise.all([
+    loadPyodideItself({ ...options, indexURL, packages }),
+    tfjs.catch(() => null),
+  ]);
   return pyodide;
 }

@@ -75,6 +75,13 @@ export function applyPageOps(json) {
  * @param {string} name the worker's name
  * @param {object} exports page functions the worker may call (besides pyapp_page)
  */
+/** js/pyodide-boot.mjs, told which packages to load while Pyodide starts. */
+function bootModule(root, packages) {
+  const url = new URL("js/pyodide-boot.mjs", root);
+  for (const p of packages) url.searchParams.append("package", p);
+  return url.href;
+}
+
 export async function startPython(info, root, src, name, exports = {}, packages = ["numpy"]) {
   const abs = (p) => new URL(p, root).href;
   const script = document.createElement("script");
@@ -85,9 +92,7 @@ export async function startPython(info, root, src, name, exports = {}, packages 
   script.setAttribute(
     "config",
     JSON.stringify({
-      interpreter: abs("js/pyodide-boot.mjs"),
-      packages: [...info.pyodide_packages.filter((p) => packages.includes(p)), abs(info.pyapp_wheel)],
-      packages_cache: "passthrough",
+      interpreter: bootModule(root, [...info.pyodide_packages.filter((p) => packages.includes(p)), abs(info.pyapp_wheel)]),
       files: { [abs("page.py")]: "./page.py" },
       js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
     }),
