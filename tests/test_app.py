@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -203,15 +204,41 @@ def test_main_thread_stays_under_50ms_during_a_50_image_batch(browser: Any, serv
 # ------------------------------------------------------------------------ offline + updates
 
 
+class Site:
+    """A static export served on its own origin (so a test can deploy a new build to it), counting the
+    requests per URL path that reach the server, as Workbox's precache-and-update tests do."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.requests: Counter[str] = Counter()
+        self.server = serve.make_server("127.0.0.1", 0, {"/": out}, quiet=True)
+        base: Any = self.server.RequestHandlerClass
+        counts = self.requests
+
+        class Counting(base):  # type: ignore[misc,valid-type]
+            def parse_request(self) -> bool:
+                ok: bool = super().parse_request()
+                if ok:
+                    counts[self.path.split("?", 1)[0].lstrip("/")] += 1
+                return ok
+
+        self.server.RequestHandlerClass = Counting
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def take(self) -> Counter[str]:
+        """The requests counted since the last call."""
+        got = Counter(self.requests)
+        self.requests.clear()
+        return got
+
+
 @pytest.fixture
-def site(built: None, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A static export served on its own origin, so a test can deploy a new build to it."""
-    out = assets.export_static(tmp_path / "site", serve.static_host_headers())
-    server = serve.make_server("127.0.0.1", 0, {"/": out}, quiet=True)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", out
-    server.shutdown()
-    server.server_close()
+def site(built: None, tmp_path: Path) -> Iterator[Site]:
+    served = Site(assets.export_static(tmp_path / "site", serve.static_host_headers()))
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
 
 
 def _deploy_new_build(site_dir: Path) -> str:
@@ -227,12 +254,19 @@ def _deploy_new_build(site_dir: Path) -> str:
     return str(info["build_id"])
 
 
-def test_offline_reload_then_update_takes_over_whole(browser: Any, site: tuple[str, Path]) -> None:
-    url, site_dir = site
+def test_offline_reload_then_update_takes_over_whole(browser: Any, site: Site, tiff_file: Path) -> None:
+    """The offline copy runs the app and the playground offline; what it leaves out to keep the first visit
+    small (sample photos, Pillow) fails offline with a message that says why; a new release takes over
+    whole, on request, never mixes its files with the old one's, and downloads only what changed."""
+    url, site_dir = site.url, site.out
     context, page = _open_app(browser, url + "?backend=wasm")
     first_build = page.evaluate("document.body.dataset.build")
     page.wait_for_selector("body[data-offline='ready']")
     assert page.evaluate("navigator.serviceWorker.controller !== null")
+    cached = page.evaluate(
+        "async () => (await (await caches.open('pyapp-' + document.body.dataset.build)).keys()).map(r => r.url)"
+    )
+    assert not [u for u in cached if "/vendor/samples/" in u or "pillow" in u], "extras in the offline copy"
 
     # Offline: reload and classify again, everything from the service worker's cache.
     context.set_offline(True)
@@ -248,6 +282,14 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: tuple[s
         " catch (e) { return e.name; } }))"
     )
     assert heads == [200, 200, "TypeError"], heads
+    # Never fetched online, so not kept: the sample photos and Pillow (a TIFF) say so.
+    page.click("#sample-button")
+    page.wait_for_selector("#sample-error:not([hidden])")
+    assert "saved for offline use only once they have been fetched online" in page.inner_text("#sample-error")
+    page.set_input_files("#file-input", [tiff_file])
+    tiff = next(r for r in app_results(page, 2) if r["name"] == "chelsea.tif")
+    assert "failed" in tiff["state"], tiff
+    assert "needs Pillow, which could not be loaded (it is downloaded on first need" in tiff["text"], tiff
     # The playground is part of the offline copy too (its own page, not the app's).
     page.goto(url + "playground.html")
     page.wait_for_selector("#playground[data-ready='true']")
@@ -270,17 +312,53 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: tuple[s
         }"""
     )
     assert status == 409, "an old worker must not mix in a file of the new build"
+    site.take()
     # ... the page notices the new build, its worker caches all of it, then takes over on request.
     page.reload()
     page.wait_for_selector("body[data-ready='true']")
     page.wait_for_selector("#update:not([hidden])")
+    # A second tab on the old build: when the first takes the update, it reloads onto the new build too.
+    other = context.new_page()
+    other.set_default_timeout(180_000)
+    other.goto(url + "?backend=wasm")
+    other.wait_for_selector("body[data-ready='true']")
+    assert other.evaluate("document.body.dataset.build") == first_build
     with page.expect_navigation():
         page.click("#update-button")
     page.wait_for_selector("body[data-ready='true']")
     assert page.evaluate("document.body.dataset.build") == new_build != first_build
+    other.wait_for_function(f"() => document.body.dataset.build === {new_build!r} && document.body.dataset.ready")
+    assert other.evaluate("document.getElementById('app').dataset.release") == "two"
     assert page.evaluate("document.getElementById('app').dataset.release") == "two"
     caches = page.evaluate("caches.keys()")
     assert caches == [f"pyapp-{new_build}"], caches
+    # Only what changed came over the network: index.html (its sha256 changed), build.json and the new
+    # worker's script; every other file of the offline copy came from the old build's cache.
+    requests = site.take()
+    assert set(requests) <= {"index.html", "vendor/build.json", "sw.js"}, requests
+    assert requests["index.html"] == 1, requests
     page.set_input_files("#file-input", [SAMPLES / "coffee.png"])
     assert app_results(page, 1)[0]["top1"] == "Neutral"
+    context.close()
+
+
+def test_storage_full_costs_the_offline_copy_never_an_answer(browser: Any, site: Site) -> None:
+    """With the origin's storage quota cut to 3 MB (DevTools protocol ``Storage.overrideQuotaForOrigin``),
+    the service worker cannot keep Pyodide or the model: it answers from the network all the same, the app
+    boots and classifies, and the page says "Offline copy incomplete: storage full"."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    cdp = context.new_cdp_session(page)
+    cdp.send("Storage.overrideQuotaForOrigin", {"origin": site.url.rstrip("/"), "quotaSize": 3_000_000})
+    page.goto(site.url + "?backend=wasm")
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.evaluate("navigator.serviceWorker.controller !== null"), "the worker answered the boot"
+    page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
+    assert app_results(page, 1)[0]["top1"] == "Neutral"
+    page.wait_for_selector("body[data-offline='failed']")
+    assert page.inner_text("#offline-status") == "Offline copy incomplete: storage full"
+    assert errors == []
     context.close()

@@ -112,19 +112,97 @@ async function fetchChecked(rel, sha, size) {
   return new Response(body, { status: 200, headers });
 }
 
-async function cacheFiles(rels) {
+/** The storage quota is used up: the bytes are good, there is no room to keep them. */
+const isQuotaError = (err) => err?.name === "QuotaExceededError";
+const STORAGE_FULL = "storage full";
+
+/** Tell every page of this site that the offline copy could not be completed, and why. */
+async function reportIncomplete(error) {
+  for (const client of await self.clients.matchAll({ includeUncontrolled: true })) {
+    client.postMessage({ type: "offline-failed", error, build: BUILD });
+  }
+}
+
+/**
+ * The other builds' caches (pyapp-*, not this worker's), each with its build.json's file list: where
+ * one lists a file with the same sha256 as this build, its copy is the same bytes. An update's install
+ * moves such files into its own cache instead of downloading them again (reuse); a worker that finds
+ * a file missing from its own cache looks there before the network (sameBytesElsewhere).
+ */
+async function otherBuilds() {
+  const out = [];
+  for (const name of await caches.keys()) {
+    if (!name.startsWith("pyapp-") || name === CACHE) continue;
+    const cache = await caches.open(name);
+    const info = await (await cache.match(scopeUrl(INFO)))?.json().catch(() => null);
+    if (info) out.push({ cache, files: { ...info.shell, ...info.files } });
+  }
+  return out;
+}
+
+/**
+ * `rel` from another build's cache, where that build has the same sha256 for it: the same bytes. An
+ * update moves unchanged files into the new build's cache, and a tab still on this build finds them there.
+ */
+async function sameBytesElsewhere(rel) {
+  let files;
+  try {
+    ({ files } = await buildInfo());
+  } catch {
+    return undefined;
+  }
+  if (!files[rel]) return undefined;
+  for (const other of await otherBuilds()) {
+    if (other.files[rel] === files[rel]) {
+      const hit = await other.cache.match(scopeUrl(rel));
+      if (hit) return hit;
+    }
+  }
+  return undefined;
+}
+
+async function reuse(older, rel, sha, cache) {
+  for (const old of older) {
+    if (old.files[rel] !== sha) continue;
+    const hit = await old.cache.match(scopeUrl(rel));
+    if (!hit) continue;
+    await cache.put(scopeUrl(rel), hit);
+    await old.cache.delete(scopeUrl(rel));
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Cache `rels` (this build's files), four at a time, downloaded and checked. An update's install
+ * (`update`) first moves each file whose sha256 did not change from an older build's cache; a running
+ * worker skips the files another build's cache holds with the same sha256 (it serves them from there,
+ * and a newer build's files must stay where they are). Resolves to the number of files downloaded; a
+ * full storage quota rejects with STORAGE_FULL.
+ */
+async function cacheFiles(rels, update = false) {
   const { info, files } = await buildInfo();
   const cache = await caches.open(CACHE);
+  const older = update ? await otherBuilds() : [];
   const queue = rels.filter((r) => files[r]);
+  let downloaded = 0;
   const worker = async () => {
     while (queue.length) {
       const rel = queue.shift();
       if (await cache.match(scopeUrl(rel))) continue;
-      const resp = await fetchChecked(rel, files[rel], info.sizes?.[rel]);
-      await cache.put(scopeUrl(rel), resp);
+      try {
+        if (update ? await reuse(older, rel, files[rel], cache) : await sameBytesElsewhere(rel)) continue;
+        const resp = await fetchChecked(rel, files[rel], info.sizes?.[rel]);
+        downloaded += 1;
+        await cache.put(scopeUrl(rel), resp);
+      } catch (err) {
+        queue.length = 0; // stop the other three too
+        throw isQuotaError(err) ? new Error(STORAGE_FULL) : err;
+      }
     }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
+  return downloaded;
 }
 
 self.addEventListener("install", (event) => {
@@ -136,7 +214,11 @@ self.addEventListener("install", (event) => {
         await cacheFiles(Object.keys(info.shell)); // first visit: shell now, the rest as it is used
         await self.skipWaiting();
       } else {
-        await cacheFiles(info.offline ?? Object.keys(files)); // an update: complete before it may take over
+        // An update: complete before it may take over (what did not change comes from the older cache).
+        await cacheFiles(info.offline ?? Object.keys(files), true).catch(async (err) => {
+          await reportIncomplete(`the update could not be saved: ${err?.message ?? err}`);
+          throw err;
+        });
       }
     })(),
   );
@@ -160,7 +242,7 @@ self.addEventListener("message", (event) => {
       buildInfo()
         .then(({ info, files }) => cacheFiles(info.offline ?? Object.keys(files)))
         .then(() => event.source?.postMessage({ type: "offline-ready", build: BUILD }))
-        .catch((err) => event.source?.postMessage({ type: "offline-failed", error: String(err) })),
+        .catch((err) => event.source?.postMessage({ type: "offline-failed", error: String(err?.message ?? err) })),
     );
   } else if (type === "activate-now") {
     self.skipWaiting();
@@ -193,7 +275,7 @@ async function respond(request) {
     const info = await cache.match(scopeUrl(INFO));
     if (info) return withHeaders(info);
   }
-  const hit = await cache.match(scopeUrl(rel));
+  const hit = (await cache.match(scopeUrl(rel))) ?? (await sameBytesElsewhere(rel));
   if (hit && request.method === "HEAD") return withHeaders(headOf(hit));
   if (hit) {
     progress.postMessage({ type: "cached", file: rel });
@@ -211,7 +293,11 @@ async function respond(request) {
   try {
     const { info } = await buildInfo();
     const response = await fetchChecked(rel, files[rel], info.sizes?.[rel]);
-    await cache.put(scopeUrl(rel), response.clone());
+    // The bytes are intact whether or not there is room to keep them: a full quota costs the offline
+    // copy this file (the pages are told), never the answer.
+    await cache
+      .put(scopeUrl(rel), response.clone())
+      .catch((err) => reportIncomplete(isQuotaError(err) ? STORAGE_FULL : String(err?.message ?? err)));
     return withHeaders(response);
   } catch (err) {
     const status = err.mismatch ? 409 : 503;

@@ -44,11 +44,7 @@ function offlineStatus(text, state) {
 async function afterBoot(reg, info) {
   if (!reg || !navigator.serviceWorker.controller) return;
   const sw = navigator.serviceWorker;
-  sw.addEventListener("message", (event) => {
-    if (event.data?.type === "offline-ready") offlineStatus("Available offline ✓", "ready");
-    if (event.data?.type === "offline-failed") offlineStatus(`Offline copy incomplete: ${event.data.error}`, "failed");
-  });
-  offlineStatus("Saving for offline use…", "saving");
+  if (document.body.dataset.offline !== "failed") offlineStatus("Saving for offline use…", "saving");
   sw.controller.postMessage({ type: "complete" });
   checkForUpdate(reg, info);
 }
@@ -56,7 +52,8 @@ async function afterBoot(reg, info) {
 async function checkForUpdate(reg, info) {
   let latest;
   try {
-    latest = await (await fetch(new URL("vendor/build.json?fresh", root), { cache: "no-store" })).json();
+    // "no-cache": revalidated with the server (a 304 without a body where the build has not changed).
+    latest = await (await fetch(new URL("vendor/build.json?fresh", root), { cache: "no-cache" })).json();
   } catch {
     return; // offline: keep running this version
   }
@@ -72,10 +69,7 @@ async function checkForUpdate(reg, info) {
     const installing = next.installing;
     installing?.addEventListener("statechange", () => installing.state === "installed" && waiting());
   });
-  $("update-button").addEventListener("click", () => {
-    navigator.serviceWorker.addEventListener("controllerchange", () => location.reload(), { once: true });
-    next.waiting?.postMessage({ type: "activate-now" });
-  });
+  $("update-button").addEventListener("click", () => next.waiting?.postMessage({ type: "activate-now" }));
 }
 
 // ---------------------------------------------------------------- download progress
@@ -145,10 +139,25 @@ function wireImageInputs(add) {
   document.addEventListener("paste", (e) => add(e.clipboardData?.files ?? []));
   $("sample-button").addEventListener("click", async () => {
     const names = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png"];
-    const files = await Promise.all(
-      names.map(async (n) => new File([await (await fetch(new URL(`vendor/samples/${n}`, root))).blob()], n)),
+    // Kept for offline use once fetched, not before (they are not part of the offline copy): offline
+    // before the first use, say so instead of classifying an error page.
+    const got = await Promise.all(
+      names.map(async (n) => {
+        try {
+          const response = await fetch(new URL(`vendor/samples/${n}`, root));
+          return response.ok ? new File([await response.blob()], n) : null;
+        } catch {
+          return null;
+        }
+      }),
     );
-    add(files);
+    const missing = names.filter((_, i) => !got[i]);
+    $("sample-error").hidden = !missing.length;
+    $("sample-error").textContent = missing.length
+      ? `Could not fetch ${missing.join(", ")}: the sample photos are saved for offline use only once they have ` +
+        "been fetched online. Your own images work offline."
+      : "";
+    add(got.filter(Boolean));
   });
   wireCamera(add);
 }
@@ -321,7 +330,21 @@ class Boot {
   }
 }
 
+/** What the service worker reports about the offline copy (a full storage quota, even during the boot). */
+function listenToServiceWorker() {
+  // A page served by one build's worker that another build's worker takes over (this tab's update
+  // button, or another tab's) reloads: one build's page never runs with another build's files.
+  if (navigator.serviceWorker?.controller) {
+    navigator.serviceWorker.addEventListener("controllerchange", () => location.reload(), { once: true });
+  }
+  navigator.serviceWorker?.addEventListener("message", (event) => {
+    if (event.data?.type === "offline-ready") offlineStatus("Available offline ✓", "ready");
+    if (event.data?.type === "offline-failed") offlineStatus(`Offline copy incomplete: ${event.data.error}`, "failed");
+  });
+}
+
 async function main() {
+  listenToServiceWorker();
   const t0 = performance.now();
   const boot = new Boot(Number(params.get("stall_ms")) || 90_000);
   // Images chosen while Python starts are kept and handed over once it runs (they then wait for the model).
