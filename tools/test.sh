@@ -60,7 +60,7 @@ if [ "$jobs" -le 1 ]; then
 fi
 say "pytest: $jobs workers, then the serial tests alone"
 status=0
-.venv/bin/python -m pytest -n "$jobs" --dist loadgroup -m "not serial" "$@" || status=$?
+.venv/bin/python -m pytest -n "$jobs" --dist load -m "not serial" "$@" || status=$?
 serial=0
 .venv/bin/python -m pytest -m serial "$@" || serial=$?
 [ "$serial" -eq 5 ] && serial=0 # no serial test selected
