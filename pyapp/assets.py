@@ -1051,6 +1051,7 @@ def _write_build_info() -> None:
         "sizes": sizes,
         "boot": _boot_groups(files),
         "offline": _offline_files(files, shell),
+        "offline_decoder": _pillow_file(files),
         "headers": dict(SERVICE_WORKER_HEADERS),
     }
     data = (json.dumps(info, indent=1, sort_keys=True) + "\n").encode()
@@ -1092,6 +1093,12 @@ def _offline_files(files: dict[str, str], shell: dict[str, str]) -> list[str]:
     """The files the service worker keeps for offline use (sorted): the shell and the app's runtime."""
     runtime = {f for group in _boot_groups(files).values() for f in group}
     return sorted({*shell, *runtime, *(f for f in files if f.startswith(_OFFLINE_PREFIXES))})
+
+
+def _pillow_file(files: dict[str, str]) -> list[str]:
+    """Pillow's wheel: kept offline besides the offline set where a browser cannot decode images in the app's
+    worker (pyapp.browser.can_decode() is False, as in WebKitGTK's), since every image then needs it."""
+    return [f"vendor/pyodide/{e['file_name']}" for name, e in _lock_entries().items() if name == "pillow"]
 
 
 def _boot_groups(files: dict[str, str]) -> dict[str, list[str]]:

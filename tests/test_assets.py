@@ -138,6 +138,9 @@ def test_offline_copy_is_the_apps_runtime_and_not_the_extras(built: None) -> Non
     ]
     assert extras == [], extras
     assert any(f.startswith("vendor/samples/") for f in info["files"]), "the samples are still part of the build"
+    # Kept too where the browser cannot decode in the app's worker (js/page.js asks the app).
+    assert [f.split("-")[0] for f in info["offline_decoder"]] == ["vendor/pyodide/pillow"]
+    assert set(info["offline_decoder"]) <= set(info["files"])
     # What that costs on the wire with brotli (serve.py): the siblings the build wrote.
     wire = 0
     for rel in offline:

@@ -365,7 +365,7 @@ def test_playground_runs_a_cell(engine: engines.Browser, server: Server) -> None
 @pytest.mark.parametrize("engine", NOT_CHROMIUM, indirect=True)
 def test_offline_reload_runs_from_the_service_worker(engine: engines.Browser, built: None) -> None:
     """Once the app says it is available offline, the server goes away; a reload boots from the service
-    worker's cache and classifies."""
+    worker's cache and classifies (a sample photo fetched once online: kept on first use)."""
     own = Server()
     page = _open(engine, own.url + "?backend=wasm")
     try:
@@ -374,6 +374,7 @@ def test_offline_reload_runs_from_the_service_worker(engine: engines.Browser, bu
         status = page.evaluate("() => document.getElementById('offline-status').textContent")
         assert page.evaluate("() => document.body.dataset.offline") == "ready", status
         assert page.evaluate("() => navigator.serviceWorker.controller !== null")
+        assert page.evaluate("async () => (await fetch('vendor/samples/chelsea.png')).status") == 200
         own.go_offline()
         started = time.monotonic()
         page.reload()

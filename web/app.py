@@ -23,7 +23,7 @@ import page as page_channel
 from polyscript import xworker  # type: ignore[import-not-found]
 
 import pyapp
-from pyapp import memory, ui
+from pyapp import browser, memory, ui
 from pyapp.classifier import ImageClassifier
 from pyapp.errors import InvalidImage, ModelLoadError, PyAppError
 
@@ -224,4 +224,5 @@ sync.start = app.start
 sync.add_files = app.add_files
 sync.switch_backend = app.switch_backend
 sync.retry_model = app.retry_model
+sync.decodes_in_browser = browser.can_decode  # else every image needs Pillow, offline too
 sync.booted = lambda: True  # last: js/python.js checks that the script got this far

@@ -235,12 +235,13 @@ self.addEventListener("activate", (event) => {
 });
 
 self.addEventListener("message", (event) => {
-  const { type } = event.data ?? {};
+  const { type, extra = [] } = event.data ?? {};
   if (type === "complete") {
-    // Cache every file of this build (after the first visit's boot), then report.
+    // Cache the offline set of this build (after the first visit's boot), and what the page adds to it
+    // (files of this build only: cacheFiles skips the rest), then report.
     event.waitUntil(
       buildInfo()
-        .then(({ info, files }) => cacheFiles(info.offline ?? Object.keys(files)))
+        .then(({ info, files }) => cacheFiles([...(info.offline ?? Object.keys(files)), ...extra]))
         .then(() => event.source?.postMessage({ type: "offline-ready", build: BUILD }))
         .catch((err) => event.source?.postMessage({ type: "offline-failed", error: String(err?.message ?? err) })),
     );

@@ -41,11 +41,13 @@ function offlineStatus(text, state) {
 }
 
 /** After the boot: cache the rest of this build, then look for a newer one. */
-async function afterBoot(reg, info) {
+async function afterBoot(reg, info, py) {
   if (!reg || !navigator.serviceWorker.controller) return;
   const sw = navigator.serviceWorker;
   if (document.body.dataset.offline !== "failed") offlineStatus("Saving for offline use…", "saving");
-  sw.controller.postMessage({ type: "complete" });
+  // Where the browser cannot decode images in Python's worker, every image needs Pillow: keep it offline.
+  const extra = (await py.decodes_in_browser()) ? [] : (info.offline_decoder ?? []);
+  sw.controller.postMessage({ type: "complete", extra });
   checkForUpdate(reg, info);
 }
 
@@ -384,7 +386,7 @@ async function main() {
     wireControls(py);
     globalThis.pyapp = py; // for tests and the console
     document.body.dataset.ready = "true";
-    afterBoot(isolation.reg, info);
+    afterBoot(isolation.reg, info, py);
   } catch (err) {
     console.error("pyapp: boot failed", err);
     boot.fail(err, boot.info);
