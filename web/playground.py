@@ -224,7 +224,8 @@ class Teach:
                 self.status("train-status", f"{file.name}: {exc}", ok=False)
                 continue
             added += 1
-            page.insert(f"{card} .thumbs", "beforeend", f'<img alt="" src="{escape(js.URL.createObjectURL(file))}">')
+            url = js.URL.createObjectURL(file)
+            page.insert(f"{card} .thumbs", "beforeend", f'<img alt="" src="{escape(url)}">').release_url(url)
         count = self.learner.counts()[name]
         page.text(f"{card} .count", ui.example_count(count)).flush()
         return added
@@ -278,7 +279,7 @@ class Teach:
             page.html("#try-result", ui.error_card(str(exc))).flush()
             return []
         url = js.URL.createObjectURL(file)
-        page.html("#try-result", f'<img alt="" src="{escape(url)}">' + ui.result_card(top))
+        page.html("#try-result", f'<img alt="" src="{escape(url)}">' + ui.result_card(top)).release_url(url)
         page.data("#try-result", "top1", top[0][0]).flush()
         return [list(p) for p in top]
 
