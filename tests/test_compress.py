@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import random
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -380,3 +381,12 @@ def test_cache_keeps_the_most_recently_used_under_its_limit(
     assert not set(new) & set(left)
     assert len(left) == 4
     assert sum(map(len, left.values())) <= limit
+
+
+def test_service_worker_knows_which_files_have_gzip_copies() -> None:
+    """web/sw.js fetches a file's gzip copy from hosts that compress nothing: its list of suffixes and its
+    size floor are the ones that decide here which files get copies."""
+    sw = (Path(__file__).resolve().parent.parent / "web" / "sw.js").read_text()
+    block = sw[sw.index("const GZIP_COPIES = {") : sw.index("};", sw.index("const GZIP_COPIES = {"))]
+    assert set(re.findall(r'^\s+"(\.[a-z]+)":', block, re.M)) == compress.COMPRESSIBLE_SUFFIXES
+    assert f"const MIN_GZIP_SIZE = {compress.MIN_SIZE};" in sw

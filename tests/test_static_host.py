@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import app_results
+from harness import app_results, assert_images_shown_and_released
 
 import serve
 
@@ -31,6 +31,10 @@ def site(built: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+#: The paths the plain hosts were asked for (GET), in order; a test clears it first.
+REQUESTS: list[str] = []
+
+
 class PlainHandler(http.server.SimpleHTTPRequestHandler):
     """Python's own static file server, as a user would start it: no COOP, COEP, CSP or CORP headers.
 
@@ -40,6 +44,7 @@ class PlainHandler(http.server.SimpleHTTPRequestHandler):
     stall: frozenset[str] = frozenset()
 
     def do_GET(self) -> None:
+        REQUESTS.append(self.path.split("?")[0])
         if self.path.split("?")[0] in self.stall:
             time.sleep(60)
             return
@@ -82,7 +87,9 @@ def _open(browser: Any, url: str) -> tuple[Any, Any, list[str], list[str]]:
 
 def test_headerless_host_gets_isolation_from_the_service_worker_with_one_reload(browser: Any, plain_host: str) -> None:
     """First visit: one reload, then crossOriginIsolated (threads) and the samples classified; a repeat visit
-    reloads no more."""
+    reloads no more. The host compresses nothing, so the service worker fetches the build's gzip copies
+    (``X.gz``, written by ``build --out``) and decodes them itself."""
+    REQUESTS.clear()
     context, page, errors, navigations = _open(browser, plain_host + "?backend=wasm")
     assert page.evaluate("document.body.dataset.failed") is None, page.inner_text("#boot")
     assert len(navigations) == 2, navigations  # the first load, and the one reload
@@ -93,6 +100,13 @@ def test_headerless_host_gets_isolation_from_the_service_worker_with_one_reload(
     results = app_results(page, 5)
     assert all("done" in r["state"] for r in results), results
     assert {r["name"]: r["top1"] for r in results}["chelsea.png"] == "Neutral"
+    for big in (
+        "vendor/pyodide/pyodide.asm.wasm",
+        "vendor/tfjs/tf.min.js",
+        "models/nsfw-mobilenet-v2/uint8/model.json",
+    ):
+        assert f"/{big}.gz" in REQUESTS, (big, REQUESTS)
+        assert f"/{big}" not in REQUESTS, (big, REQUESTS)
     navigations.clear()
     page.goto(plain_host + "?backend=wasm")
     page.wait_for_selector(READY)
@@ -115,6 +129,7 @@ def test_without_isolation_the_app_runs_in_the_compatibility_mode(browser: Any, 
     results = app_results(page, 5)
     assert all("done" in r["state"] for r in results), results
     assert {r["name"]: r["top1"] for r in results}["chelsea.png"] == "Neutral"
+    assert assert_images_shown_and_released(page, "#results img.thumb") == 5, "released by messages too"
     assert errors == []
     context.close()
 

@@ -60,9 +60,12 @@ function buildInfo() {
       if (info.build_id !== BUILD) throw new Error(`server has build ${info.build_id}, this worker is ${BUILD}`);
       await cache.put(scopeUrl(INFO), response.clone());
     }
+    // Whether the server compresses what it sends (it did build.json, a compressible file); the cached
+    // copy keeps the header it came with.
+    const compresses = response.headers.has("Content-Encoding");
     const info = await response.json();
     siteHeaders = { ...(info.headers ?? {}), ...ISOLATION };
-    return { info, files: { ...info.shell, ...info.files } };
+    return { info, files: { ...info.shell, ...info.files }, compresses };
   })();
   infoPromise.catch(() => {
     infoPromise = null; // try again on the next request
@@ -76,10 +79,68 @@ async function digestHex(buffer) {
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Fetch one file of the build, counting bytes, and check its sha256. */
+/**
+ * The types of the files `serve.py build --out` writes gzip copies of (`X.gz`, beside `X`; the same list
+ * as pyapp_build/compress.py's COMPRESSIBLE_SUFFIXES, checked by tests/test_compress.py), with the
+ * Content-Type each must be served with (WebAssembly's streaming compile insists on its own).
+ */
+const GZIP_COPIES = {
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".wasm": "application/wasm",
+  ".json": "application/json",
+  ".css": "text/css; charset=utf-8",
+  ".html": "text/html; charset=utf-8",
+  ".py": "text/x-python; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".txt": "text/plain; charset=utf-8",
+  ".webmanifest": "application/manifest+json",
+  ".map": "application/json",
+  ".bin": "application/octet-stream",
+  ".npy": "application/octet-stream",
+  ".csv": "text/csv; charset=utf-8",
+};
+const MIN_GZIP_SIZE = 1024; // smaller files have no copy (compress.py MIN_SIZE)
+
+/**
+ * On a host that compresses nothing (`python3 -m http.server`, a bucket without encoding metadata), the
+ * response for the gzip copy of `rel`, decoded here, with its original's type; null where there is none
+ * (a copy is only kept when it saves 5%) or the browser cannot decode gzip streams.
+ */
+async function gzipCopy(rel, size) {
+  const suffix = rel.slice(rel.lastIndexOf("."));
+  if (!GZIP_COPIES[suffix] || !(size >= MIN_GZIP_SIZE) || typeof DecompressionStream !== "function") return null;
+  const response = await fetch(scopeUrl(`${rel}.gz`), { cache: "no-store" }).catch(() => null);
+  if (!response?.ok || response.headers.has("Content-Encoding")) return null;
+  const headers = new Headers(response.headers);
+  headers.set("Content-Type", GZIP_COPIES[suffix]);
+  return new Response(response.body.pipeThrough(new DecompressionStream("gzip")), { status: 200, headers });
+}
+
+/**
+ * Fetch one file of the build, counting bytes, and check its sha256. From a server that compresses
+ * nothing, its gzip copy where there is one (a copy that does not decode to the right bytes, say a stale
+ * one, is ignored and the file itself fetched).
+ */
 async function fetchChecked(rel, sha, size) {
+  const { compresses } = await buildInfo().catch(() => ({ compresses: true }));
+  if (!compresses) {
+    const copy = await gzipCopy(rel, size);
+    if (copy) {
+      try {
+        return await checked(rel, sha, size, copy);
+      } catch (err) {
+        if (!err.mismatch && !(err instanceof TypeError)) throw err; // TypeError: a corrupt gzip stream
+      }
+    }
+  }
   const response = await fetch(scopeUrl(rel), { cache: "no-store" });
   if (!response.ok) throw new Error(`${rel}: HTTP ${response.status}`);
+  return checked(rel, sha, size, response);
+}
+
+/** `response`'s body read whole (reporting progress), checked against `sha`, as a new Response. */
+async function checked(rel, sha, size, response) {
   const reader = response.body.getReader();
   const chunks = [];
   let loaded = 0;
