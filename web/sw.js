@@ -8,9 +8,14 @@
 // - the first install caches only the app shell and activates at once, so the
 //   first visit downloads each file once (through this worker, which caches it);
 //   the page then asks for the rest of the offline set ("complete": build.json's
-//   `offline` list: the app's runtime, not every model variant and dataset, which
-//   are kept when first used); later installs cache that set before they take
-//   over, then delete the older caches whole;
+//   `offline` list: the app's runtime, not the samples, Pillow, model variants and
+//   datasets, which are kept when first used); later installs cache that set before
+//   they take over, moving over from the older cache every file whose sha256 did not
+//   change (only the rest is downloaded), then delete the older caches whole;
+// - a full storage quota costs the offline copy, never an answer: the file is served
+//   from the network and the pages hear "storage full";
+// - from a host that compresses nothing, the build's own gzip copies (X.gz) are
+//   fetched and decoded here;
 // - bytes fetched are reported on the "pyapp-progress" BroadcastChannel, which is
 //   how the page draws real download progress for files its worker loads;
 // - every same-origin response it gives the page carries the headers that make the page
