@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import app_results, assert_images_shown_and_released, open_page
+from harness import app_results, open_page
 
 import serve
 from pyapp import assets
@@ -74,13 +74,6 @@ def test_upload_photos_and_a_corrupt_file(browser: Any, server_url: str, bad_fil
         assert page.locator(f"#results li:has-text('{name}') meter").count() == 5
     assert "failed" in results["broken.png"]["state"]
     assert "Could not classify this file: corrupt or truncated image" in results["broken.png"]["text"]
-    # Thumbnails keep showing their picture and free their file's bytes; those of the corrupt file and the
-    # TIFF (no browser shows one) show nothing, and are released all the same.
-    assert assert_images_shown_and_released(page, "#results li:not(#item-4):not(#item-5) img.thumb") == 3
-    fetch_thumb = "async (i) => fetch(document.querySelector(`#item-${i} img.thumb`).src).then(() => true, () => false)"
-    for item, name in ((4, "broken.png"), (5, "chelsea.tif")):
-        assert page.evaluate(f"document.querySelector('#item-{item} .name').textContent") == name
-        assert page.evaluate(fetch_thumb, item) is False, f"{name}'s thumbnail was not released"
     # The live panel shows tensors and a latency chart.
     assert page.locator("#live table").inner_text().count("Tensors") == 1
     assert page.locator("#live svg polyline").count() == 2
@@ -90,35 +83,6 @@ def test_upload_photos_and_a_corrupt_file(browser: Any, server_url: str, bad_fil
         assert bar.evaluate("b => b.value > 0 && b.value === b.max"), group
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "app.png"), full_page=True)
-    assert page.errors == []
-    context.close()
-
-
-def test_a_dying_python_worker_is_noticed_restarted_and_loses_no_image(browser: Any, server_url: str) -> None:
-    """Python's worker is killed mid-batch (as a crash, running out of memory or the browser closing it
-    would): within 5 s the page says so, starts a new one on the same backend and hands it the images
-    the old one had not finished; every image is classified, each once in the list."""
-    context, page = _open_app(browser, server_url + "?backend=wasm")
-    names = ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "camera.png"]
-    page.evaluate(
-        """async (names) => {
-            const file = async (n) => new File([await (await fetch('vendor/samples/' + n)).blob()], n);
-            window.pyapp.add_files(await Promise.all(names.map(file)));
-        }""",
-        names,
-    )
-    page.wait_for_selector("#results .result.done")
-    killed_at = page.evaluate("() => { window.pyapp.worker.terminate(); return performance.now(); }")
-    page.wait_for_selector("body[data-python='restarting']")
-    noticed_ms = float(page.evaluate("document.body.dataset.pythonDiedAt")) - killed_at
-    assert 0 < noticed_ms <= 5000, noticed_ms
-    assert "Python stopped (it stopped answering" in page.inner_text("#python-status")
-    page.wait_for_selector("body[data-python='restarted']")
-    results = app_results(page, len(names))
-    assert sorted(r["name"] for r in results) == sorted(names), results
-    assert all("done" in r["state"] for r in results), results
-    assert "was restarted on wasm" in page.inner_text("#python-status")
-    assert page.evaluate("window.pyapp.restarts") == 1
     assert page.errors == []
     context.close()
 

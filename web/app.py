@@ -77,14 +77,6 @@ class App:
         page.text("#backend-status", text).text("#backend-notes", "; ".join(notes))
         self.recoveries_shown = len(rt.recoveries)
 
-    def heartbeat(self) -> float:
-        """The page's heartbeat (js/page.js WatchedPython): the longest one image has kept this worker busy
-        (the warm-up until an image is done), in ms, so that the page waits longer than that before it
-        calls Python dead."""
-        if self.latencies:
-            return max(self.latencies)
-        return self.classifier.model.load_info.warmup_ms if self.classifier is not None else 0.0
-
     def update_counts(self) -> None:
         page.text("#queue-status", f"{self.done} classified, {self.failed} failed, {self.queue.qsize()} waiting")
 
@@ -166,14 +158,9 @@ class App:
 
     # ------------------------------------------------------------------ work
 
-    def add_files(self, files: object, first_id: int | None = None) -> int:
-        """Queue images from the page (a JS array of File/Blob); returns how many were queued.
-
-        ``first_id``: the page's id for the first of them (the rest follow), which the page keeps to hand
-        unfinished images to a new worker should this one die (js/page.js WatchedPython)."""
+    def add_files(self, files: object) -> int:
+        """Queue images from the page (a JS array of File/Blob); returns how many were queued."""
         count = 0
-        if first_id is not None:
-            self.next_id = int(first_id) - 1
         for file in files:  # type: ignore[attr-defined]
             self.next_id += 1
             item_id = self.next_id
@@ -185,7 +172,7 @@ class App:
                 f'<li id="item-{item_id}" class="result pending">'
                 f'<img class="thumb" alt="" src="{escape(thumb_url)}" width="96" height="96" decoding="async">'
                 f'<div class="body"><h3 class="name">{escape(name)}</h3><p class="status">Waiting…</p></div></li>',
-            ).release_url(thumb_url)
+            )
             self.queue.put_nowait((item_id, file))
             count += 1
         self.update_counts()
@@ -238,5 +225,4 @@ sync.add_files = app.add_files
 sync.switch_backend = app.switch_backend
 sync.retry_model = app.retry_model
 sync.decodes_in_browser = browser.can_decode  # else every image needs Pillow, offline too
-sync.alive = app.heartbeat
 sync.booted = lambda: True  # last: js/python.js checks that the script got this far

@@ -3,7 +3,7 @@
 // main thread: the service worker, download progress, starting the worker,
 // and turning drops, pastes, file pickers and the camera into File objects.
 
-import { flushPageOps, sharedMemory, startPython } from "./python.js";
+import { sharedMemory, startPython } from "./python.js";
 
 const root = new URL("..", import.meta.url).href;
 const params = new URLSearchParams(location.search);
@@ -165,18 +165,17 @@ function wireImageInputs(add) {
 }
 
 /** What needs the running Python worker: retrying the model, switching the backend. */
-function wireControls(python) {
+function wireControls(py) {
   $("retry-model").addEventListener("click", async () => {
     $("retry-model").disabled = true;
-    await python.busy(() => python.py.retry_model());
+    await py.retry_model();
     $("retry-model").disabled = false;
   });
   const select = $("backend-select");
   select.disabled = false;
   select.addEventListener("change", async () => {
     select.disabled = true;
-    const chosen = await python.busy(() => python.py.switch_backend(select.value));
-    python.backend = chosen;
+    const chosen = await py.switch_backend(select.value);
     select.value = chosen;
     select.disabled = false;
     const url = new URL(location.href);
@@ -284,160 +283,6 @@ function showMode({ mode, why }) {
       : `Compatibility mode (no SharedArrayBuffer: slower, single-threaded WASM) because ${why}`;
 }
 
-// ---------------------------------------------------------------- Python's worker, watched
-
-/**
- * The app's Python worker, watched. It answers a heartbeat every second; one that leaves it unanswered
- * for DEAD_MS (it crashed, ran out of memory, was closed) is replaced by a fresh one on the same backend,
- * and the images it had not finished are handed to the new one: none is lost. The page keeps every image
- * it hands over until Python has marked it done or failed (`#item-<id>`).
- * Not deaths: a long, blocking job the page waits on (a backend switch or a model reload compiles
- * kernels: heartbeats pause), and one slow prediction (the plain-JS cpu backend blocks the worker for
- * seconds): each answer says the longest Python has been busy with one image, and the deadline is twice
- * that where it exceeds DEAD_MS. Where one prediction takes under 2 s (wasm, webgl) a death is noticed
- * within 4.25 s.
- */
-const HEARTBEAT_MS = 1000;
-const CHECK_MS = 250;
-const DEAD_MS = 4000;
-
-class WatchedPython {
-  constructor(info) {
-    this.info = info;
-    this.py = null;
-    this.worker = null;
-    this.backend = "auto";
-    this.nextId = 0;
-    this.unfinished = new Map(); // item id -> File, until its result is done or failed
-    this.waiting = 0; // long jobs in flight: no heartbeat then
-    this.restarts = 0;
-    this.restarting = false;
-    this.slowestMs = 0; // the longest one image (or the warm-up) has kept Python busy
-    this.deadlineMs = DEAD_MS;
-    this.inFlight = false; // a heartbeat waits for its answer
-  }
-
-  async launch() {
-    const { sync, worker } = await startPython(this.info, root, "app.py", "pyapp");
-    this.py = sync;
-    this.worker = worker;
-  }
-
-  async start(backend) {
-    this.backend = await this.busy(() => this.py.start(backend, root));
-    return this.backend;
-  }
-
-  /** Hand images to Python, keeping each until it is finished. */
-  add(files) {
-    const list = [...files];
-    const first = this.nextId + 1;
-    for (const file of list) this.unfinished.set(++this.nextId, file);
-    if (!this.restarting) this.py.add_files(list, first);
-    return list.length;
-  }
-
-  add_files(files) {
-    return this.add(files);
-  }
-
-  async busy(job) {
-    this.waiting += 1;
-    try {
-      return await job();
-    } finally {
-      this.waiting -= 1;
-      this.lastBeat = performance.now();
-    }
-  }
-
-  watch() {
-    this.lastBeat = performance.now();
-    let lastPing = 0;
-    this.timer = setInterval(() => {
-      if (this.restarting) return;
-      const now = performance.now();
-      if (this.waiting) {
-        this.lastBeat = now;
-        return;
-      }
-      this.deadlineMs = Math.max(DEAD_MS, 2 * this.slowestMs);
-      if (now - this.lastBeat > this.deadlineMs) {
-        this.died(`it stopped answering for ${Math.round(this.deadlineMs / 1000)} s`);
-        return;
-      }
-      if (this.inFlight || now - lastPing < HEARTBEAT_MS) return;
-      this.inFlight = true;
-      lastPing = now;
-      const py = this.py;
-      // A worker that is gone, or a Python that is (a fatal error), never answers: the deadline catches both.
-      py.alive().then(
-        (slowestMs) => {
-          if (py !== this.py) return; // an answer from a worker already replaced
-          this.lastBeat = performance.now();
-          this.slowestMs = Number(slowestMs) || 0;
-          this.inFlight = false;
-          this.forgetFinished();
-        },
-        () => {
-          if (py === this.py) this.inFlight = false;
-        },
-      );
-    }, CHECK_MS);
-  }
-
-  /** Let go of the images Python has finished (the page keeps no file longer than it must). */
-  forgetFinished() {
-    for (const id of [...this.unfinished.keys()]) {
-      const li = document.getElementById(`item-${id}`);
-      if (li && /\b(done|failed)\b/.test(li.className)) this.unfinished.delete(id);
-    }
-  }
-
-  /** The items Python has not finished. */
-  pendingItems() {
-    flushPageOps(); // what the old worker sent, before its items are read
-    this.forgetFinished();
-    return [...this.unfinished];
-  }
-
-  async died(why) {
-    if (this.restarting) return;
-    this.restarting = true;
-    this.restarts += 1;
-    document.body.dataset.python = "restarting";
-    document.body.dataset.pythonDiedAt = String(Math.round(performance.now()));
-    const status = $("python-status");
-    status.hidden = false;
-    status.textContent = `Python stopped (${why}). Restarting it; your images are kept…`;
-    $("backend-select").disabled = true;
-    try {
-      this.worker?.terminate();
-    } catch {
-      // gone already
-    }
-    try {
-      await this.launch();
-      this.backend = await this.busy(() => this.py.start(this.backend, root));
-      const items = this.pendingItems();
-      for (const [id] of items) document.getElementById(`item-${id}`)?.remove();
-      // Handed over in order, each with the id (and so the place in the list) it had.
-      for (const [id, file] of items) this.py.add_files([file], id);
-      status.textContent =
-        `Python stopped (${why}) and was restarted on ${this.backend}` +
-        (items.length ? `; ${items.length} image${items.length > 1 ? "s" : ""} handed to it again.` : ".");
-      document.body.dataset.python = "restarted";
-      $("backend-select").disabled = false;
-      this.lastBeat = performance.now();
-      this.inFlight = false;
-      this.restarting = false;
-    } catch (err) {
-      status.textContent = `Python stopped (${why}) and could not be restarted: ${err.message ?? err}. Reload the page.`;
-      document.body.dataset.python = "failed";
-    }
-  }
-}
-
 // ---------------------------------------------------------------- boot
 
 /**
@@ -528,22 +373,20 @@ async function main() {
       for (const f of [...info.boot["TF.js"], ...info.boot.Model]) fetch(new URL(f, root)).catch(() => {});
     }
     boot.enter("Python runtime (Pyodide, numpy, pyapp, TF.js)");
-    const python = new WatchedPython(info);
-    await python.launch();
-    deliver = (files) => python.add(files);
-    if (pending.length) python.add(pending.splice(0));
+    const { sync: py } = await startPython(info, root, "app.py", "pyapp");
+    deliver = (files) => py.add_files(files);
+    if (pending.length) py.add_files(pending.splice(0));
     boot.enter("Backend and model");
-    const backend = await python.start(params.get("backend") ?? "auto");
+    const backend = await py.start(params.get("backend") ?? "auto", root);
     boot.done();
     progress.finish();
     performance.mark("pyapp:ready");
     document.body.dataset.backend = backend;
     document.body.dataset.bootMs = String(Math.round(performance.now() - t0));
-    wireControls(python);
-    globalThis.pyapp = python; // for tests and the console: add_files(files), worker, py
+    wireControls(py);
+    globalThis.pyapp = py; // for tests and the console
     document.body.dataset.ready = "true";
-    python.watch();
-    afterBoot(isolation.reg, info, python.py);
+    afterBoot(isolation.reg, info, py);
   } catch (err) {
     console.error("pyapp: boot failed", err);
     boot.fail(err, boot.info);
