@@ -107,12 +107,6 @@ class Page:
             raise ValueError(f"method must be one of {CALLS}, got {method!r}")
         return self._queue("call", selector, method)
 
-    def release_url(self, url: str) -> Page:
-        """Revoke the blob URL ``url`` once the page's images showing it have loaded (they go on showing
-        it). Queue it after the operation that inserts the image; without it, every thumbnail keeps its
-        file's bytes alive for as long as the page lives."""
-        return self._queue("release", url)
-
     def flush(self) -> None:
         """Send what is queued now, in order."""
         if not self._ops:
@@ -134,9 +128,6 @@ class DirectPage(Page):
 
     def _queue(self, *op: Any) -> Page:
         kind, selector, *args = op
-        if kind == "release":  # js/python.js's helper, in the page: it waits for the images' load events
-            self._document.defaultView.pyappReleaseUrl(selector)
-            return self
         el = self._document.querySelector(selector)
         if el is None:
             return self

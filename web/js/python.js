@@ -15,35 +15,8 @@ export function sharedMemory() {
   }
 }
 
-/**
- * Revoke a blob URL (made by Python's worker for a thumbnail) once every image showing it has loaded or
- * failed: an image keeps showing what it loaded, and the file's bytes are freed. Same origin, same
- * storage key: the page may revoke what its worker made (File API, revokeObjectURL).
- */
-function releaseUrl(url) {
-  const waiting = [...document.images].filter((img) => img.src === url && !img.complete);
-  let left = waiting.length;
-  if (!left) {
-    URL.revokeObjectURL(url);
-    return;
-  }
-  const done = () => {
-    left -= 1;
-    if (!left) URL.revokeObjectURL(url);
-  };
-  for (const img of waiting) {
-    img.addEventListener("load", done, { once: true });
-    img.addEventListener("error", done, { once: true });
-  }
-}
-globalThis.pyappReleaseUrl = releaseUrl; // for web/page.py's DirectPage (the synchronous window proxy)
-
 /** One of web/page.py's operations; a missing element is skipped (it may have gone). */
 function applyOp([op, selector, a, b]) {
-  if (op === "release") {
-    releaseUrl(selector);
-    return;
-  }
   const el = document.querySelector(selector);
   if (!el) return;
   if (op === "text") el.textContent = a;
@@ -87,11 +60,6 @@ function nextFrame(fn) {
   };
   requestAnimationFrame(() => setTimeout(once, 0));
   setTimeout(once, 50);
-}
-
-/** Apply every queued operation now (before the page reads what a worker that has gone wrote). */
-export function flushPageOps() {
-  while (pendingOps.length) applyOp(pendingOps.shift());
 }
 
 /** web/page.py's batch of operations (JSON), queued behind any not yet applied. */
