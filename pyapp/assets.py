@@ -1038,6 +1038,7 @@ def _write_build_info() -> None:
     for rel in shell:
         sizes[rel] = (WEB / rel).stat().st_size
     build_id = _fingerprint(*(f"{k}={v}" for k, v in sorted({**files, **shell}.items())))[:16]
+    boot = _boot_groups(files)
     info = {
         "build_id": build_id,
         "pyapp": __version__,
@@ -1049,9 +1050,9 @@ def _write_build_info() -> None:
         "files": files,
         "shell": shell,
         "sizes": sizes,
-        "boot": _boot_groups(files),
-        "offline": _offline_files(files, shell),
-        "offline_decoder": _pillow_file(files),
+        "boot": boot,
+        "offline": _offline_files(files, shell, boot),
+        "offline_decoder": _pillow_file(),
         "headers": dict(SERVICE_WORKER_HEADERS),
     }
     data = (json.dumps(info, indent=1, sort_keys=True) + "\n").encode()
@@ -1089,13 +1090,14 @@ _OFFLINE_PREFIXES = (
 )
 
 
-def _offline_files(files: dict[str, str], shell: dict[str, str]) -> list[str]:
-    """The files the service worker keeps for offline use (sorted): the shell and the app's runtime."""
-    runtime = {f for group in _boot_groups(files).values() for f in group}
+def _offline_files(files: dict[str, str], shell: dict[str, str], boot: dict[str, list[str]]) -> list[str]:
+    """The files the service worker keeps for offline use (sorted): the shell and the app's runtime
+    (``boot``: :func:`_boot_groups`)."""
+    runtime = {f for group in boot.values() for f in group}
     return sorted({*shell, *runtime, *(f for f in files if f.startswith(_OFFLINE_PREFIXES))})
 
 
-def _pillow_file(files: dict[str, str]) -> list[str]:
+def _pillow_file() -> list[str]:
     """Pillow's wheel: kept offline besides the offline set where a browser cannot decode images in the app's
     worker (pyapp.browser.can_decode() is False, as in WebKitGTK's), since every image then needs it."""
     return [f"vendor/pyodide/{e['file_name']}" for name, e in _lock_entries().items() if name == "pillow"]

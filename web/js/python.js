@@ -68,13 +68,6 @@ export function applyPageOps(json) {
   if (!draining) drain();
 }
 
-/**
- * @param {object} info vendor/build.json
- * @param {string} root the site's base URL
- * @param {string} src the Python file, relative to root
- * @param {string} name the worker's name
- * @param {object} exports page functions the worker may call (besides pyapp_page)
- */
 /** js/pyodide-boot.mjs, told which packages to load while Pyodide starts. */
 function bootModule(root, packages) {
   const url = new URL("js/pyodide-boot.mjs", root);
@@ -82,6 +75,13 @@ function bootModule(root, packages) {
   return url.href;
 }
 
+/**
+ * @param {object} info vendor/build.json
+ * @param {string} root the site's base URL
+ * @param {string} src the Python file, relative to root
+ * @param {string} name the worker's name
+ * @param {object} exports page functions the worker may call (besides pyapp_page)
+ */
 export async function startPython(info, root, src, name, exports = {}, packages = ["numpy"]) {
   const abs = (p) => new URL(p, root).href;
   const script = document.createElement("script");
@@ -92,7 +92,10 @@ export async function startPython(info, root, src, name, exports = {}, packages 
   script.setAttribute(
     "config",
     JSON.stringify({
-      interpreter: bootModule(root, [...info.pyodide_packages.filter((p) => packages.includes(p)), abs(info.pyapp_wheel)]),
+      interpreter: bootModule(root, [
+        ...info.pyodide_packages.filter((p) => packages.includes(p)),
+        abs(info.pyapp_wheel),
+      ]),
       files: { [abs("page.py")]: "./page.py" },
       js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
     }),
