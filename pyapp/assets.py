@@ -58,6 +58,7 @@ from typing import Any
 from pyapp import quantize
 from pyapp._version import __version__
 from pyapp.manifest import weight_bytes
+from pyapp_build import pycompile
 from pyapp_build.headers import SERVICE_WORKER_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,6 +135,13 @@ PYPI_WHEELS = {
 
 #: Modules that only make sense on the host; kept out of the browser wheel.
 HOST_ONLY = ("assets.py",)
+
+#: Where Pyodide puts the standard library zip and installed wheels: the file names compiled code reports.
+STDLIB_PREFIX = "/lib/python312.zip/"
+SITE_PACKAGES = "/lib/python3.12/site-packages/"
+#: The code that compiles Python archives to bytecode (pyapp_build.pycompile): part of the inputs of the
+#: steps that use it.
+_PYCOMPILE_CODE = (Path(pycompile.__file__), pycompile.RUNNER)
 
 #: Bumped when a step's output format changes, so old stamps go stale.
 _STEP_VERSION = "2"
@@ -322,7 +330,27 @@ def official_lock() -> dict[str, object]:
 
 def _build_pyodide_core(out: Path) -> None:
     for name in PYODIDE_CORE:
-        shutil.copyfile(_node_module(f"pyodide/{name}"), out / name)
+        if name != "python_stdlib.zip":
+            shutil.copyfile(_node_module(f"pyodide/{name}"), out / name)
+    # The standard library as bytecode: Pyodide's boot imports ~70 of its modules, each compiled in
+    # WebAssembly on every page load otherwise (pyapp_build.pycompile).
+    stdlib = pycompile.Job(_node_module("pyodide/python_stdlib.zip"), out / "python_stdlib.zip", STDLIB_PREFIX)
+    pycompile.compile_archives([stdlib], NODE_MODULES / "pyodide")
+
+
+def compiled_wheel(file_name: str) -> bool:
+    """Whether the build vendors this Pyodide wheel as bytecode (:mod:`pyapp_build.pycompile`).
+
+    Those built for CPython 3.12 (numpy, Pillow): compiling keeps their names and tags. The pure
+    ``py3-none-any`` wheels (micropip, packaging) stay as Pyodide ships them: compiled, they would be
+    renamed ``cp312`` (as ``pyodide py-compile`` does), and nothing loads them at boot.
+
+    >>> compiled_wheel("numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl")
+    True
+    >>> compiled_wheel("micropip-0.9.0-py3-none-any.whl")
+    False
+    """
+    return "-cp312-" in file_name
 
 
 def _lock_entries() -> dict[str, dict[str, object]]:
@@ -429,23 +457,40 @@ def pyodide_wheel(name: str, entry: dict[str, object] | None = None) -> tuple[st
 
 def _build_wheels(out: Path) -> None:
     entries = _lock_entries()
-    for name, entry in entries.items():
-        file_name, data = pyodide_wheel(name, entry)
-        (out / file_name).write_bytes(data)
-    # pyodide-lock.json: the lock step's (below), once pyapp's own wheel is built.
+    with tempfile.TemporaryDirectory(prefix="pyapp-wheels-", dir=CACHE) as tmp:
+        jobs = []
+        for name, entry in entries.items():
+            file_name, data = pyodide_wheel(name, entry)  # checked against the official lock
+            if compiled_wheel(file_name):
+                (Path(tmp) / file_name).write_bytes(data)
+                jobs.append(pycompile.Job(Path(tmp) / file_name, out / file_name, SITE_PACKAGES))
+            else:
+                (out / file_name).write_bytes(data)
+        pycompile.compile_archives(jobs, NODE_MODULES / "pyodide")
+    # pyodide-lock.json: the lock step's (below), once pyapp's own wheel is built; it records the
+    # compiled wheels' sha256.
 
 
 def verify_vendored_wheels(vendor: Path | None = None) -> None:
-    """Re-check every vendored Pyodide wheel against the official lock.
+    """Re-check every vendored Pyodide wheel: one shipped as it is against the official lock; a compiled one
+    (:func:`compiled_wheel`) against the sha256 the build recorded when it compiled it from the checked
+    original (the wheels step's stamp; tests/test_assets.py compiles the original again and compares).
 
     Raises :class:`BuildError` naming the first wheel whose sha256 differs.
     """
     vendor = vendor or VENDOR / "pyodide"
+    try:
+        recorded: dict[str, str] = json.loads((vendor / ".stamp-wheels.json").read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        recorded = {}
     for name, entry in _lock_entries().items():
         path = vendor / str(entry["file_name"])
         if not path.exists():
             raise BuildError(f"{path} ({name}) is missing")
-        _check_wheel(path.name, path.read_bytes(), str(entry["sha256"]), str(path))
+        expected = recorded.get(path.name) if compiled_wheel(path.name) else str(entry["sha256"])
+        if expected is None:
+            raise BuildError(f"{path} ({name}): no record of its compilation; run `python serve.py build`")
+        _check_wheel(path.name, path.read_bytes(), expected, str(path))
 
 
 # --------------------------------------------------------------------------- tfjs
@@ -742,8 +787,8 @@ def _pyapp_inputs() -> str:
 
 
 #: Run with the build tools on ``PYTHONPATH``: the official lock (argv[1]) trimmed to the packages
-#: in argv[3] (JSON), plus the wheels argv[5:] (file names relative to the lock: argv[2] + their
-#: names), written to argv[4].
+#: in argv[3] (JSON: name -> the sha256 of the vendored file), plus the wheels argv[5:] (file names
+#: relative to the lock: argv[2] + their names), written to argv[4].
 _LOCK_SCRIPT = r"""
 import json, sys
 from pathlib import Path
@@ -752,6 +797,8 @@ from pyodide_lock.utils import add_wheels_to_spec
 official, base_url, keep, out, *wheels = sys.argv[1:]
 spec = PyodideLockSpec.from_json(Path(official))
 spec.packages = {name: spec.packages[name] for name in json.loads(keep)}
+for name, sha256 in json.loads(keep).items():
+    spec.packages[name].sha256 = sha256
 spec = add_wheels_to_spec(spec, [Path(w) for w in wheels], base_url=base_url)
 spec.to_json(Path(out), indent=1)
 """
@@ -772,7 +819,7 @@ def _build_lock(out: Path) -> None:
     wheel = _pyapp_wheel_path()
     if not wheel.is_file():
         raise BuildError(f"{wheel} is missing: the pyapp step makes it")
-    keep = json.dumps(sorted(_lock_entries()))
+    keep = json.dumps(_vendored_digests())
     official = _node_module("pyodide/pyodide-lock.json")
     target = out / "pyodide-lock.json"
     extra = [VENDOR / "wheels" / file_name for file_name, _ in PYPI_WHEELS.values()]
@@ -788,10 +835,22 @@ def _build_lock(out: Path) -> None:
             raise BuildError(f"pyodide-lock wrote an unexpected entry for {name}: {entry}")
 
 
+def _vendored_digests() -> dict[str, str]:
+    """The lock's packages and the sha256 of each as vendored (a compiled wheel's is not the official one)."""
+    digests = {}
+    for name, entry in _lock_entries().items():
+        path = VENDOR / "pyodide" / str(entry["file_name"])
+        digests[name] = sha256_file(path) if compiled_wheel(path.name) and path.is_file() else str(entry["sha256"])
+    return digests
+
+
 def _lock_inputs() -> str:
     wheel = _pyapp_wheel_path()
     digest = sha256_file(wheel) if wheel.is_file() else "missing"
-    return _fingerprint("lock", _lock_bytes(), _module_source(), *BUILD_TOOLS, digest, *map(str, PYPI_WHEELS.items()))
+    vendored = json.dumps(_vendored_digests(), sort_keys=True)
+    return _fingerprint(
+        "lock", _lock_bytes(), _module_source(), *BUILD_TOOLS, digest, vendored, *map(str, PYPI_WHEELS.items())
+    )
 
 
 # --------------------------------------------------------------------------- TF.js SRI
@@ -976,8 +1035,8 @@ def steps() -> list[Step]:
         return lambda: _fingerprint(tag, _lock_bytes(), _module_source(), *(p.read_bytes() for p in code))
 
     return [
-        Step("pyodide", VENDOR / "pyodide", npm_inputs("pyodide"), _build_pyodide_core),
-        Step("wheels", VENDOR / "pyodide", npm_inputs("wheels"), _build_wheels),
+        Step("pyodide", VENDOR / "pyodide", npm_inputs("pyodide", *_PYCOMPILE_CODE), _build_pyodide_core),
+        Step("wheels", VENDOR / "pyodide", npm_inputs("wheels", *_PYCOMPILE_CODE), _build_wheels),
         Step("tfjs", VENDOR / "tfjs", npm_inputs("tfjs"), _build_tfjs),
         Step("pyscript", VENDOR / "pyscript", npm_inputs("pyscript"), _build_pyscript),
         Step("nsfwjs", VENDOR / "nsfwjs", npm_inputs("nsfwjs"), _build_nsfwjs),

@@ -5,8 +5,8 @@ sibling's bytes and a ``Content-Encoding`` header; the client decodes them back 
 exactly ``X``'s bytes (every sibling is decoded and compared before it is kept), so
 checks on the content, such as the service worker's sha256, still hold.
 
-- Compressible by suffix (text, JS, JSON, WebAssembly, model weights, ``.npy``);
-  formats that are compressed already (wheels, zips, images, ``.gz``) never.
+- Compressible by suffix (text, JS, JSON, WebAssembly, model weights, ``.npy``, the
+  stored archives of bytecode); formats that are compressed already (images, ``.gz``) never.
 - Files under 1 KiB are left alone, and a sibling is kept only when it is at least
   5% smaller than its original.
 - Brotli at quality 11 with Node.js's built-in zlib (the build needs Node anyway; the
@@ -37,6 +37,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import zipfile
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,10 +62,16 @@ COMPRESSIBLE_SUFFIXES = frozenset(
         ".bin",
         ".npy",
         ".csv",
+        # Stored archives (:data:`ARCHIVE_SUFFIXES`): the bytecode ones (pyapp_build.pycompile) are stored
+        # uncompressed, for the wire to compress whole.
+        ".whl",
+        ".zip",
     }
 )
-#: Compressed already: never given siblings (python_stdlib.zip and the wheels shrink by 1-5% under brotli).
-ALREADY_COMPRESSED_SUFFIXES = frozenset({".whl", ".zip", ".gz", ".br", ".png", ".jpg", ".jpeg", ".gif", ".webp"})
+#: Zip archives: given siblings only when stored (the bytecode archives are); deflated ones are compressed already.
+ARCHIVE_SUFFIXES = frozenset({".whl", ".zip"})
+#: Compressed already: never given siblings.
+ALREADY_COMPRESSED_SUFFIXES = frozenset({".gz", ".br", ".png", ".jpg", ".jpeg", ".gif", ".webp"})
 #: Smaller files are sent as they are.
 MIN_SIZE = 1024
 #: A sibling must be at least this much smaller than its original to be kept.
@@ -126,10 +133,24 @@ def has_compressible_suffix(name: str) -> bool:
 
 
 def is_compressible(path: Path, size: int | None = None) -> bool:
-    """Whether ``path`` gets siblings: a compressible suffix, not hidden, at least :data:`MIN_SIZE` bytes."""
+    """Whether ``path`` gets siblings: a compressible suffix, not hidden, at least :data:`MIN_SIZE` bytes; an
+    archive (:data:`ARCHIVE_SUFFIXES`) only when it is stored uncompressed."""
     if path.name.startswith(".") or not has_compressible_suffix(path.name):
         return False
-    return (path.stat().st_size if size is None else size) >= MIN_SIZE
+    if (path.stat().st_size if size is None else size) < MIN_SIZE:
+        return False
+    return PurePath(path.name).suffix.lower() not in ARCHIVE_SUFFIXES or _stored_archive(path)
+
+
+def _stored_archive(path: Path) -> bool:
+    """Whether most of a zip archive's bytes are stored uncompressed (a deflated one is compressed already)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    stored = sum(m.file_size for m in members if m.compress_type == zipfile.ZIP_STORED)
+    return stored * 2 >= sum(m.file_size for m in members) > 0
 
 
 def sibling(path: Path, coding: str) -> Path:

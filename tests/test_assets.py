@@ -80,15 +80,71 @@ def test_datasets_come_only_from_a_checked_wheel(sandbox: Path) -> None:
 
 
 def test_vendored_wheels_match_official_lock(built: None) -> None:
-    """What the real build vendored is byte-identical to the official lock's hashes."""
+    """What the real build vendored is the official lock's wheels: the pure ones byte for byte, numpy and
+    Pillow compiled to bytecode, the lock's entries the official ones with the compiled files' sha256."""
     assets.verify_vendored_wheels()
     lock = json.loads((assets.VENDOR / "pyodide" / "pyodide-lock.json").read_text())
     assert sorted(lock["packages"]) == ["micropip", "numpy", "packaging", "pillow", "pyapp-tfjs", "pyfive"]
     assert lock["info"]["version"] == "0.27.7"
     official = assets.official_lock()["packages"]
     assert isinstance(official, dict)
-    for name in ("micropip", "numpy", "packaging", "pillow"):
+    for name in ("micropip", "packaging"):
         assert lock["packages"][name] == official[name], "the official entries, untouched"
+    for name in ("numpy", "pillow"):
+        entry = lock["packages"][name]
+        wheel = assets.VENDOR / "pyodide" / entry["file_name"]
+        assert {**entry, "sha256": official[name]["sha256"]} == official[name]
+        assert entry["sha256"] == hashlib.sha256(wheel.read_bytes()).hexdigest() != official[name]["sha256"]
+
+
+def test_bytecode_archives_are_the_originals_compiled_by_pyodide(built: None, tmp_path: Path) -> None:
+    """The standard library zip and the numpy wheel hold, for each .py of the originals (the npm package's
+    zip, the official wheel), a .pyc of CPython 3.12 (Pyodide's, magic 3531) where Pyodide's boot finds it,
+    every other member unchanged, stored uncompressed; the wheel's RECORD lists the .pyc files with their
+    sha256; and compiling the originals again gives the same bytes (the build is reproducible)."""
+    from pyapp_build import pycompile
+
+    numpy_name, numpy_bytes = assets.pyodide_wheel("numpy")
+    original = tmp_path / numpy_name
+    original.write_bytes(numpy_bytes)
+    stdlib = assets.NODE_MODULES / "pyodide" / "python_stdlib.zip"
+    pairs = [(stdlib, assets.VENDOR / "pyodide" / "python_stdlib.zip", assets.STDLIB_PREFIX)]
+    pairs.append((original, assets.VENDOR / "pyodide" / numpy_name, assets.SITE_PACKAGES))
+    for source, vendored, _ in pairs:
+        with zipfile.ZipFile(source) as zin, zipfile.ZipFile(vendored) as zout:
+            names = zin.namelist()
+            assert zout.namelist() == [n + "c" if n.endswith(".py") else n for n in names]
+            assert {i.compress_type for i in zout.infolist()} == {zipfile.ZIP_STORED}
+            for name in names:
+                if name.endswith(".py"):
+                    pyc = zout.read(name + "c")
+                    assert pyc[:4] == pycompile.PYC_MAGIC_312, name
+                    assert int.from_bytes(pyc[4:8], "little") == 0b01, "unchecked hash-based (PEP 552)"
+                elif not name.endswith("RECORD"):
+                    assert zout.read(name) == zin.read(name), name
+    with zipfile.ZipFile(assets.VENDOR / "pyodide" / numpy_name) as z:
+        record = {row.split(",")[0]: row for row in z.read("numpy-2.0.2.dist-info/RECORD").decode().splitlines()}
+        pyc = z.read("numpy/__init__.pyc")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(pyc).digest()).rstrip(b"=").decode()
+    assert record["numpy/__init__.pyc"] == f"numpy/__init__.pyc,sha256={digest},{len(pyc)}"
+    assert not [name for name in record if name.endswith(".py")]
+    again = [pycompile.Job(source, tmp_path / f"again-{vendored.name}", prefix) for source, vendored, prefix in pairs]
+    pycompile.compile_archives(again, assets.NODE_MODULES / "pyodide")
+    for job, (_, vendored, _) in zip(again, pairs, strict=True):
+        assert job.dest.read_bytes() == vendored.read_bytes(), vendored.name
+
+
+def test_a_broken_source_stops_the_compile_with_its_name(tmp_path: Path) -> None:
+    """A module that does not compile stops the build step, naming the archive and the module."""
+    from pyapp_build import pycompile
+
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as z:
+        z.writestr("good.py", "X = 1\n")
+        z.writestr("pkg/bad.py", "def f(:\n")
+    job = pycompile.Job(broken, tmp_path / "out.zip", "/lib/")
+    with pytest.raises(pycompile.PyCompileError, match=r"broken\.zip: pkg/bad\.py does not compile"):
+        pycompile.compile_archives([job], assets.NODE_MODULES / "pyodide")
 
 
 def test_lock_names_pyapp_with_its_wheel_and_dependencies(built: None) -> None:
@@ -216,8 +272,11 @@ def test_compress_step_writes_checked_siblings_outside_build_json(
     for original in (wasm, vendor / "tfjs" / "tf.min.js", models / "nsfw-mobilenet-v2" / "uint8" / "model.json"):
         for coding in compress.SIBLINGS:
             assert compress.decode_sibling(compress.sibling(original, coding)) == original.read_bytes()
-    for kind in ("whl", "zip", "png", "jpg", "gz"):  # compressed already
+    for kind in ("png", "jpg", "gz"):  # compressed already
         assert not list(vendor.rglob(f"*.{kind}.br")), kind
+    # The stored bytecode archives get siblings; deflated wheels (pyfive's, micropip's) save too little.
+    archives = sorted(p.name for p in vendor.rglob("*.br") if p.name.endswith((".whl.br", ".zip.br")))
+    assert [name.split("-")[0] for name in archives] == ["numpy", "pillow", "python_stdlib.zip.br"]
     info = json.loads((vendor / "build.json").read_text())
     assert not [f for f in [*info["files"], *info["sizes"]] if f.endswith((".br", ".gz")) and "digits" not in f]
     for group in info["boot"].values():

@@ -51,7 +51,7 @@ def _age(path: Path, seconds: int) -> None:
         ("index.html", 5000, True),
         ("manifest.webmanifest", 5000, True),
         ("tf.min.js", 1023, False),  # under 1 KiB
-        ("numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl", 5000, False),
+        ("numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl", 5000, False),  # not a zip: see the next test
         ("python_stdlib.zip", 5000, False),
         ("digits.csv.gz", 5000, False),
         ("tf.min.js.br", 5000, False),
@@ -62,11 +62,25 @@ def _age(path: Path, seconds: int) -> None:
     ],
 )
 def test_compressible_choice(tmp_path: Path, name: str, size: int, expected: bool) -> None:
-    """Text, JS, JSON, WebAssembly and weights of 1 KiB or more; never formats compressed already."""
+    """Text, JS, JSON, WebAssembly, weights and stored archives of 1 KiB or more; never formats compressed
+    already."""
     path = tmp_path / name
     path.write_bytes(b"a" * size)
     assert compress.is_compressible(path) is expected
     assert not compress.COMPRESSIBLE_SUFFIXES & compress.ALREADY_COMPRESSED_SUFFIXES
+
+
+@pytest.mark.parametrize("suffix", [".whl", ".zip"])
+def test_archives_are_compressible_only_when_stored(tmp_path: Path, suffix: str) -> None:
+    """A zip whose members are stored (the bytecode archives, pyapp_build.pycompile) compresses on the wire;
+    a deflated one is compressed already."""
+    import zipfile
+
+    for method, expected in ((zipfile.ZIP_STORED, True), (zipfile.ZIP_DEFLATED, False)):
+        path = tmp_path / f"a-{method}{suffix}"
+        with zipfile.ZipFile(path, "w", method) as archive:
+            archive.writestr("m.pyc", bytes(range(256)) * 40)
+        assert compress.is_compressible(path) is expected, method
 
 
 def test_same_input_same_bytes(tmp_path: Path) -> None:

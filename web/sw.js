@@ -104,6 +104,8 @@ const GZIP_COPIES = {
   ".bin": "application/octet-stream",
   ".npy": "application/octet-stream",
   ".csv": "text/csv; charset=utf-8",
+  ".whl": "application/zip",
+  ".zip": "application/zip",
 };
 const MIN_GZIP_SIZE = 1024; // smaller files have no copy (compress.py MIN_SIZE)
 
