@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import zipfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -213,13 +214,18 @@ def _png16(rgb16: np.ndarray) -> bytes:
 
 
 def build_parity(dest: Path) -> list[str]:
-    """Photos as people send them, for parity with NSFWJS on an ``<img>``: the shipped samples, and one
-    photo re-encoded every common way (baseline and progressive JPEG, 4:4:4 and 4:2:0, CMYK, grey,
-    EXIF orientations 2-8, transparent and semi-transparent PNG and WebP, palette PNG with tRNS,
-    16-bit PNG, an animated GIF, Display P3, 4x upscaled)."""
+    """Photos as people send them, for parity with NSFWJS on an ``<img>``: the shipped samples (from
+    scikit-image), the two photos scikit-learn ships (JPEGs from another source and encoder, taken from
+    its Pyodide wheel, sha256-checked against the official lock), and one photo re-encoded every common
+    way (baseline and progressive JPEG, 4:4:4 and 4:2:0, CMYK, grey, EXIF orientations 2-8, transparent
+    and semi-transparent PNG and WebP, palette PNG with tRNS, 16-bit PNG, an animated GIF, Display P3,
+    4x upscaled)."""
     dest.mkdir(parents=True, exist_ok=True)
     samples = assets.VENDOR / "samples"
     files: dict[str, bytes] = {name: (samples / name).read_bytes() for name in assets.SAMPLES}
+    with zipfile.ZipFile(io.BytesIO(assets.pyodide_wheel("scikit-learn")[1])) as sklearn:
+        for name in ("china.jpg", "flower.jpg"):
+            files[f"sklearn-{name}"] = sklearn.read(f"sklearn/datasets/images/{name}")
     photo = Image.open(samples / "chelsea.png").convert("RGB")
     coffee = Image.open(samples / "coffee.png").convert("RGB")
     files["baseline-420.jpg"] = _save(photo, "JPEG", quality=90, subsampling=2)

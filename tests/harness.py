@@ -136,6 +136,28 @@ def app_results(page: Any, count: int) -> list[dict[str, str]]:
     )
 
 
+def assert_images_shown_and_released(page: Any, selector: str) -> int:
+    """Every image matching ``selector`` has loaded and shows its picture, and its blob URL is revoked (a
+    fetch of it fails): thumbnails must not keep their file's bytes alive. Returns how many there are."""
+    page.wait_for_function(
+        "(sel) => [...document.querySelectorAll(sel)].every((i) => i.complete && !i.hasAttribute('data-release'))",
+        arg=selector,
+    )
+    states = page.evaluate(
+        """async (sel) => Promise.all([...document.querySelectorAll(sel)].map(async (img) => {
+            let fetched = true;
+            try { await fetch(img.src); } catch { fetched = false; }
+            return { src: img.src.slice(0, 5), width: img.naturalWidth, fetched };
+        }))""",
+        selector,
+    )
+    for state in states:
+        assert state["src"] == "blob:", state
+        assert state["width"] > 0, f"an image shows nothing: {state}"
+        assert not state["fetched"], f"a blob URL was not revoked: {state}"
+    return len(states)
+
+
 def run_in_pyodide(func: Callable[..., Any] | None = None, *, timeout: float = 300.0) -> Any:
     """Run the decorated test's body in the browser.
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from harness import assert_images_shown_and_released
 
 from pyapp import assets
 from pyapp.playground import Session, all_examples, browser_examples, rich_html
@@ -245,6 +246,8 @@ def test_teach_panel_trains_tries_saves_downloads_and_reloads(
 
     assert try_photo(face_files["face"][8]) == "face"
     assert try_photo(face_files["not a face"][8]) == "not a face"
+    # 16 examples and the last photo tried: each shown, its blob URL revoked once loaded.
+    assert assert_images_shown_and_released(page, ".class-card .thumbs img, #try-result img") == 17
     page.fill("#save-name", "pytest-teach")
     page.click("#save")
     page.wait_for_function("() => document.getElementById('save-status').textContent.startsWith('Saved')")

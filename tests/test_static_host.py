@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import app_results
+from harness import app_results, assert_images_shown_and_released
 
 import serve
 
@@ -129,6 +129,7 @@ def test_without_isolation_the_app_runs_in_the_compatibility_mode(browser: Any, 
     results = app_results(page, 5)
     assert all("done" in r["state"] for r in results), results
     assert {r["name"]: r["top1"] for r in results}["chelsea.png"] == "Neutral"
+    assert assert_images_shown_and_released(page, "#results img.thumb") == 5, "blob URLs revoked here too"
     assert errors == []
     context.close()
 

@@ -170,7 +170,9 @@ class App:
                 "#results",
                 "afterbegin",
                 f'<li id="item-{item_id}" class="result pending">'
-                f'<img class="thumb" alt="" src="{escape(thumb_url)}" width="96" height="96" decoding="async">'
+                # data-release: the page revokes the blob URL once the thumbnail has loaded (js/python.js)
+                f'<img class="thumb" alt="" src="{escape(thumb_url)}" width="96" height="96" decoding="async"'
+                " data-release>"
                 f'<div class="body"><h3 class="name">{escape(name)}</h3><p class="status">Waiting…</p></div></li>',
             )
             self.queue.put_nowait((item_id, file))

@@ -224,7 +224,9 @@ class Teach:
                 self.status("train-status", f"{file.name}: {exc}", ok=False)
                 continue
             added += 1
-            page.insert(f"{card} .thumbs", "beforeend", f'<img alt="" src="{escape(js.URL.createObjectURL(file))}">')
+            # data-release: the page revokes the blob URL once the image has loaded (js/python.js)
+            url = js.URL.createObjectURL(file)
+            page.insert(f"{card} .thumbs", "beforeend", f'<img alt="" src="{escape(url)}" data-release>')
         count = self.learner.counts()[name]
         page.text(f"{card} .count", ui.example_count(count)).flush()
         return added
@@ -278,7 +280,7 @@ class Teach:
             page.html("#try-result", ui.error_card(str(exc))).flush()
             return []
         url = js.URL.createObjectURL(file)
-        page.html("#try-result", f'<img alt="" src="{escape(url)}">' + ui.result_card(top))
+        page.html("#try-result", f'<img alt="" src="{escape(url)}" data-release>' + ui.result_card(top))
         page.data("#try-result", "top1", top[0][0]).flush()
         return [list(p) for p in top]
 

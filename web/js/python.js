@@ -15,6 +15,23 @@ export function sharedMemory() {
   }
 }
 
+// A blob URL Python made for a thumbnail (`<img data-release src="blob:…">`) is revoked once its image has
+// loaded or failed: the image goes on showing what it loaded, and the file's bytes are freed. The page may
+// revoke what its worker made (same origin, same storage key). Load events do not bubble; they are caught
+// on their way down. No call from the worker: the markup says it, on every path that inserts it.
+for (const type of ["load", "error"]) {
+  document.addEventListener(
+    type,
+    ({ target }) => {
+      if (target instanceof HTMLImageElement && target.hasAttribute("data-release")) {
+        target.removeAttribute("data-release");
+        if (target.src.startsWith("blob:")) URL.revokeObjectURL(target.src);
+      }
+    },
+    true,
+  );
+}
+
 /** One of web/page.py's operations; a missing element is skipped (it may have gone). */
 function applyOp([op, selector, a, b]) {
   const el = document.querySelector(selector);
