@@ -117,8 +117,6 @@ def _record(data: bytes, compiled: dict[str, str]) -> bytes:
 
 def compile_archives(jobs: Sequence[Job], pyodide_dir: Path) -> None:
     """Run :func:`compile_archive` for each job under the Pyodide in ``pyodide_dir`` (the npm package), in Node."""
-    if not jobs:
-        return  # starting Pyodide in Node takes seconds
     node = shutil.which("node")
     if node is None:
         raise PyCompileError("node is required to compile Python archives with Pyodide (install Node.js >= 18)")
