@@ -86,7 +86,16 @@ class Pyodide:
             + "\n__result__ = __json.dumps(globals().get('__value__'), default=__default)\n"
         )
         self.page.set_default_timeout(timeout * 1000)
-        out = self.page.evaluate("code => runPython(code)", wrapped)
+        # page.evaluate has no timeout of its own: a promise that never settles would hold the test (and
+        # its pytest-xdist worker) forever. The race turns it into a failure that names the limit.
+        out = self.page.evaluate(
+            """([code, ms]) => Promise.race([
+                runPython(code),
+                new Promise(resolve => setTimeout(
+                    () => resolve({ ok: false, error: `no answer from Python within ${ms / 1000} s` }), ms)),
+            ])""",
+            [wrapped, timeout * 1000],
+        )
         if not out["ok"]:
             raise BrowserPythonError("Python in the browser raised:\n" + out["error"])
         return json.loads(out["result"])
