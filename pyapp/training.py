@@ -19,21 +19,20 @@ Example (in the browser)::
 
     x, y = await datasets.digits()
     model = Sequential([
-        Conv2D(32, 3, activation="relu", padding="same", input_shape=(8, 8, 1)),
+        Conv2D(16, 3, activation="relu", padding="same", input_shape=(8, 8, 1)),
         MaxPool2D(2),
-        Conv2D(64, 3, activation="relu", padding="same"),
-        MaxPool2D(2),
-        Conv2D(128, 3, activation="relu", padding="same"),
+        Conv2D(32, 3, activation="relu", padding="same"),
         MaxPool2D(2),
         Flatten(),
-        Dense(256, activation="relu"),
+        Dense(64, activation="relu"),
         Dropout(0.5),
         Dense(10, activation="softmax"),
     ], seed=0)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = await model.fit(x[:1500], y[:1500], epochs=12, batch_size=32, seed=0,
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  learning_rate=0.005)
+    history = await model.fit(x[:1500], y[:1500], epochs=6, batch_size=32, seed=0,
                               on_epoch=lambda e: print(e.epoch + 1, e.logs))
-    print(await model.evaluate(x[1500:], y[1500:]))      # {'loss': 0.1..., 'accuracy': 0.9...}
+    print(await model.evaluate(x[1500:], y[1500:]))      # {'loss': 0.2..., 'accuracy': 0.93...}
     model.dispose()
 """
 

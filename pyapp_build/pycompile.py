@@ -26,13 +26,16 @@ this file there).
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,8 +118,25 @@ def _record(data: bytes, compiled: dict[str, str]) -> bytes:
     return out.getvalue().encode()
 
 
-def compile_archives(jobs: Sequence[Job], pyodide_dir: Path) -> None:
-    """Run :func:`compile_archive` for each job under the Pyodide in ``pyodide_dir`` (the npm package), in Node."""
+def compile_archives(jobs: Sequence[Job], pyodide_dir: Path, *, cache: bool = True) -> int:
+    """Run :func:`compile_archive` for each job under the Pyodide in ``pyodide_dir`` (the npm package), in Node.
+
+    With ``cache``, a job whose output is in the cache (:func:`cache_entry`) is copied from there
+    instead, once checked; what is compiled is stored there. Returns how many jobs the cache answered.
+    """
+    if not jobs:
+        return 0
+    entries = {job: cache_entry(job, pyodide_dir) for job in jobs} if cache else {}
+    todo = [job for job in jobs if not (job in entries and _take(entries[job], job))]
+    if todo:
+        _compile(todo, pyodide_dir)
+        for job in todo:
+            if job in entries:
+                _store(entries[job], job.dest)
+    return len(jobs) - len(todo)
+
+
+def _compile(jobs: Sequence[Job], pyodide_dir: Path) -> None:
     node = shutil.which("node")
     if node is None:
         raise PyCompileError("node is required to compile Python archives with Pyodide (install Node.js >= 18)")
@@ -132,3 +152,70 @@ def compile_archives(jobs: Sequence[Job], pyodide_dir: Path) -> None:
     for job in jobs:
         if not job.dest.is_file():
             raise PyCompileError(f"Pyodide did not write {job.dest}")
+
+
+# --------------------------------------------------------------------------- cache
+
+#: Part of every cache key: raise it when what an entry means changes.
+CACHE_FORMAT = 1
+
+
+def cache_entry(job: Job, pyodide_dir: Path) -> Path:
+    """Where the cache keeps ``job``'s output: ``bytecode/<key[:2]>/<key>.zip`` in the build's cache
+    (:func:`pyapp_build.compress.cache_dir`, outside the repository, so a fresh clone reuses it).
+
+    key = sha256 of :data:`CACHE_FORMAT`, the source's sha256, the prefix, this module and its runner
+    (what compiles), and the Pyodide that compiles (its ``package.json``): whatever decides the bytes.
+    """
+    from pyapp_build.compress import cache_dir  # host only: this module also runs inside Pyodide
+
+    parts = [str(CACHE_FORMAT), _sha256(job.source), job.prefix]
+    parts += [_sha256(path) for path in (Path(__file__), RUNNER, pyodide_dir / "package.json")]
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return cache_dir() / "bytecode" / key[:2] / f"{key}.zip"
+
+
+def _take(entry: Path, job: Job) -> bool:
+    """Copy a cached output to ``job.dest`` if it is whole: its sha256 is the one stored beside it, and it holds
+    the source's members in order, each ``.py`` as ``.pyc``, the others (RECORD aside) with the same CRC."""
+    try:
+        if _sha256(entry) != entry.with_suffix(".sha256").read_text().strip():
+            return False
+        with zipfile.ZipFile(job.source) as zin, zipfile.ZipFile(entry) as zcached:
+            pairs = list(itertools.zip_longest(zin.infolist(), zcached.infolist()))
+        for original, cached in pairs:
+            if original is None or cached is None:
+                return False
+            if original.filename.endswith(".py"):
+                if cached.filename != original.filename + "c":
+                    return False
+            elif cached.filename != original.filename or (
+                cached.CRC != original.CRC and not cached.filename.endswith(".dist-info/RECORD")
+            ):
+                return False
+        shutil.copyfile(entry, job.dest)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+    with contextlib.suppress(OSError):
+        os.utime(entry)  # recently used
+    return True
+
+
+def _store(entry: Path, output: Path) -> None:
+    """Keep ``output`` in the cache (a whole entry or none); a cache that cannot be written is skipped."""
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_name(f".tmp-{os.getpid()}-{entry.name}")
+        shutil.copyfile(output, tmp)
+        entry.with_suffix(".sha256").write_text(_sha256(output) + "\n")
+        os.replace(tmp, entry)
+    except OSError as exc:
+        print(f"pycompile: cannot write the cache ({exc}); going on without it", file=sys.stderr)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

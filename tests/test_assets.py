@@ -129,7 +129,7 @@ def test_bytecode_archives_are_the_originals_compiled_by_pyodide(built: None, tm
     assert record["numpy/__init__.pyc"] == f"numpy/__init__.pyc,sha256={digest},{len(pyc)}"
     assert not [name for name in record if name.endswith(".py")]
     again = [pycompile.Job(source, tmp_path / f"again-{vendored.name}", prefix) for source, vendored, prefix in pairs]
-    pycompile.compile_archives(again, assets.NODE_MODULES / "pyodide")
+    pycompile.compile_archives(again, assets.NODE_MODULES / "pyodide", cache=False)
     for job, (_, vendored, _) in zip(again, pairs, strict=True):
         assert job.dest.read_bytes() == vendored.read_bytes(), vendored.name
 
@@ -145,6 +145,44 @@ def test_a_broken_source_stops_the_compile_with_its_name(tmp_path: Path) -> None
     job = pycompile.Job(broken, tmp_path / "out.zip", "/lib/")
     with pytest.raises(pycompile.PyCompileError, match=r"broken\.zip: pkg/bad\.py does not compile"):
         pycompile.compile_archives([job], assets.NODE_MODULES / "pyodide")
+
+
+def test_compiled_archives_are_reused_from_the_cache_only_when_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compiled archive is kept in the build's cache (outside the repository: a fresh clone compiles
+    nothing the machine compiled before); a second build copies it, the same bytes. A damaged entry, or one
+    that does not hold the source's members, is compiled again; a changed source has another entry."""
+    from pyapp_build import pycompile
+
+    monkeypatch.setenv("PYAPP_CACHE_DIR", str(tmp_path / "cache"))
+    pyodide_dir = assets.NODE_MODULES / "pyodide"
+    sources = [tmp_path / "a.zip", tmp_path / "b.zip"]
+    for i, source in enumerate(sources):
+        with zipfile.ZipFile(source, "w") as z:
+            z.writestr("m.py", f"X = {i}\n")
+            z.writestr("data.txt", "kept as it is\n")
+
+    def build(tag: str) -> tuple[int, list[bytes]]:
+        jobs = [pycompile.Job(source, tmp_path / f"{tag}-{source.name}", "/lib/") for source in sources]
+        taken = pycompile.compile_archives(jobs, pyodide_dir)
+        return taken, [job.dest.read_bytes() for job in jobs]
+
+    taken, compiled = build("first")
+    assert taken == 0, "an empty cache answers nothing"
+    assert build("second") == (2, compiled)
+    damaged, alien = (
+        pycompile.cache_entry(pycompile.Job(source, tmp_path / "x", "/lib/"), pyodide_dir) for source in sources
+    )
+    damaged.write_bytes(compiled[0][:-1] + bytes([compiled[0][-1] ^ 1]))
+    with zipfile.ZipFile(alien, "w") as z:  # whole (the sha256 beside it made to match), not b.zip's members
+        z.writestr("other.pyc", b"")
+    alien.with_suffix(".sha256").write_text(hashlib.sha256(alien.read_bytes()).hexdigest())
+    assert build("third") == (0, compiled), "both compiled again"
+    assert build("fourth") == (2, compiled), "and their entries renewed"
+    with zipfile.ZipFile(sources[0], "a") as z:
+        z.writestr("n.py", "Y = 2\n")
+    assert pycompile.cache_entry(pycompile.Job(sources[0], tmp_path / "x", "/lib/"), pyodide_dir) != damaged
 
 
 def test_lock_names_pyapp_with_its_wheel_and_dependencies(built: None) -> None:

@@ -150,7 +150,7 @@ photos = [
     for n, size in sizes.items()
 ]
 expected = [(await clf.classify(p))[0][0] for p in photos]
-for i in range(200):  # warm: let the heaps reach their working size
+for i in range(100):  # warm: let the heaps reach their working size
     await clf.classify(photos[i % 4])
 cleanups = guard.cleanups
 samples = []
