@@ -512,7 +512,10 @@ async def _wasm_paths(tf: Any) -> None:
     if wasm is None or _wasm_paths_set:
         return
     source = _tfjs
-    if source is not None and source.kind != "page" and BACKEND_BUNDLES["wasm"] in _bundles_loaded:
+    ours = source is not None and source.kind != "page" and BACKEND_BUNDLES["wasm"] in _bundles_loaded
+    if ours or getattr(js.globalThis, "PYAPP_ROOT", None):
+        await _threads_only_where_they_help(tf)
+    if source is not None and ours:
         if source.integrity:
             simd = bool(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"))
             threads = bool(await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"))
@@ -529,6 +532,30 @@ async def _wasm_paths(tf: Any) -> None:
             wasm.setWasmPaths(js.URL.new("vendor/tfjs/", root).href)
     # TF.js refuses a second call once the backend exists, hence the flag.
     _wasm_paths_set = True
+
+
+def wasm_threads_for(cores: int) -> int:
+    """The threads TF.js's wasm backend runs on by default: ``min(4, max(1, cores // 2))`` (its backend.cc:
+    ``navigator.hardwareConcurrency`` counts logical cores, two per physical core on many x86 machines).
+
+    >>> [wasm_threads_for(n) for n in (1, 2, 3, 4, 8, 16)]
+    [1, 1, 1, 2, 4, 4]
+    """
+    return min(4, max(1, cores // 2))
+
+
+async def _threads_only_where_they_help(tf: Any) -> None:
+    """Use the single-threaded SIMD binary where the threaded one would run on one thread anyway.
+
+    The threaded build starts a pool of 8 pthread workers when the backend starts (each loads the
+    backend's script and instantiates its module: about 0.1 s of CPU apiece, measured here), whatever
+    the thread count. With fewer than 4 cores TF.js runs one thread, so the pool costs and gives nothing.
+    """
+    from pyapp._js import js
+
+    cores = int(getattr(js.navigator, "hardwareConcurrency", 0) or 1)
+    if wasm_threads_for(cores) == 1 and await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"):
+        tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", False)
 
 
 async def _precheck(backend: str) -> str | None:

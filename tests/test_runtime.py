@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from harness import run_in_pyodide
+from harness import Pyodide, run_in_pyodide
 
 
 @run_in_pyodide
@@ -46,22 +46,38 @@ async def test_init_fails_with_every_reason_when_nothing_starts(pyodide: Any) ->
             raise AssertionError(f"expected InvalidInput for {bad}")
 
 
-@run_in_pyodide
-async def test_wasm_uses_vendored_threaded_simd_binary_when_isolated(pyodide: Any) -> None:
-    """The page is crossOriginIsolated, so TF.js picks the threaded SIMD build from vendor/tfjs/."""
-    import js
-
-    import pyapp
-
-    rt = await pyapp.init(backends=("wasm",))
-    assert rt.cross_origin_isolated is True
-    assert rt.wasm_simd is True
-    assert rt.wasm_threads is not None
-    assert rt.wasm_threads >= 1
-    loaded = [str(e.name) for e in js.performance.getEntriesByType("resource")]
-    wasm = [u for u in loaded if u.endswith(".wasm") and "/vendor/tfjs/" in u]
-    assert wasm
-    assert all(u.endswith("tfjs-backend-wasm-threaded-simd.wasm") for u in wasm), wasm
+@pytest.mark.parametrize(("cores", "threads", "binary"), [(2, 1, "simd"), (8, 4, "threaded-simd")])
+def test_wasm_binary_is_threaded_only_where_tfjs_runs_threads(
+    browser: Any, server_url: str, cores: int, threads: int, binary: str
+) -> None:
+    """Cross-origin isolated, TF.js would take the threaded SIMD build, whose 8 pthread workers start with the
+    backend; with under 4 cores it runs one thread anyway, so pyapp takes the single-threaded SIMD build
+    (from vendor/tfjs/). navigator.hardwareConcurrency set through the DevTools protocol."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        context.new_cdp_session(page).send("Emulation.setHardwareConcurrencyOverride", {"hardwareConcurrency": cores})
+        pyodide = Pyodide.boot(page, server_url)
+        got = pyodide.run(
+            """
+            import js
+            import pyapp
+            rt = await pyapp.init(backends=("wasm",))
+            loaded = [str(e.name) for e in js.performance.getEntriesByType("resource")]
+            __value__ = {
+                "cores": js.navigator.hardwareConcurrency, "isolated": rt.cross_origin_isolated,
+                "simd": rt.wasm_simd, "threads": rt.wasm_threads,
+                "wasm": [u.rsplit("/", 1)[1] for u in loaded if u.endswith(".wasm") and "/vendor/tfjs/" in u],
+            }
+            """
+        )
+    finally:
+        context.close()
+    assert got["cores"] == cores
+    assert got["isolated"] is True
+    assert got["simd"] is True
+    assert got["threads"] == threads
+    assert got["wasm"] == [f"tfjs-backend-wasm-{binary}.wasm"], got
 
 
 @run_in_pyodide
