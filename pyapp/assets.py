@@ -1175,7 +1175,9 @@ def _boot_groups(files: dict[str, str]) -> dict[str, list[str]]:
             "vendor/tfjs/tf.min.js",
             "vendor/tfjs/tf-backend-wasm.min.js",
             "vendor/tfjs/tf-backend-webgpu.min.js",
-            "vendor/tfjs/tfjs-backend-wasm-threaded-simd.wasm",
+            # The binary most visits load (pyapp.runtime takes the threaded one only where TF.js runs more
+            # than one thread: 4 cores or more, and isolated); js/page.js swaps it where that holds.
+            "vendor/tfjs/tfjs-backend-wasm-simd.wasm",
         ],
         "Model": [f"models/{MODEL_NAME}/manifest.json"]
         + [f for f in files if f.startswith(f"models/{MODEL_NAME}/uint8/")],

@@ -76,6 +76,17 @@ async function checkForUpdate(reg, info) {
 
 // ---------------------------------------------------------------- download progress
 
+/**
+ * build.json lists the single-threaded SIMD binary among the boot's files; the threaded one is what TF.js
+ * loads where pyapp.runtime lets it run threads (isolated, and TF.js's min(4, max(1, cores / 2)) > 1).
+ */
+function wasmBinaryHere(file) {
+  const threads = Math.min(4, Math.max(1, Math.floor((navigator.hardwareConcurrency || 1) / 2)));
+  return globalThis.crossOriginIsolated && threads > 1
+    ? file.replace(/tfjs-backend-wasm-simd\.wasm$/, "tfjs-backend-wasm-threaded-simd.wasm")
+    : file;
+}
+
 function trackProgress(info, onProgress = () => {}) {
   const groups = new Map(); // group -> {files: Map(file -> loaded), total, el}
   for (const [name, files] of Object.entries(info.boot)) {
@@ -361,6 +372,7 @@ async function main() {
     const response = await fetch(new URL("vendor/build.json", root));
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const info = await response.json();
+    info.boot["TF.js"] = info.boot["TF.js"].map(wasmBinaryHere);
     boot.info = info;
     document.body.dataset.build = info.build_id;
     boot.enter("Offline support and isolation (service worker)");
