@@ -247,7 +247,8 @@ def test_app_classifies_the_samples_on_every_backend_the_engine_offers(
 ) -> None:
     """Boot on wasm (a cold profile), classify the five samples the moment it is ready; then, on engines other
     than Chromium (whose switches test_app.py tests), switch to webgl (where a worker can have WebGL here,
-    else the switch is refused with the reason) and to cpu, classify them again. Isolated where the engine has SharedArrayBuffer, else the compatibility mode; never a hang.
+    else the switch is refused with the reason) and to cpu, classify them again. Isolated where the engine has
+    SharedArrayBuffer, else the compatibility mode; never a hang.
     Another engine's probabilities, on every backend, are within TOLERANCE of Chromium's wasm result."""
     app = _run_app(engine, server)
     if engine.name == "chromium":
