@@ -471,6 +471,16 @@ def _build_wheels(out: Path) -> None:
     # compiled wheels' sha256.
 
 
+def _wheels_recorded(vendor: Path) -> dict[str, str]:
+    """The sha256 of each file the wheels step wrote into ``vendor``, as its stamp records them (``{}``
+    before it has run). The step's own check (:meth:`Step.is_current`) holds the files to these."""
+    try:
+        files: dict[str, str] = json.loads((vendor / ".stamp-wheels.json").read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return files
+
+
 def verify_vendored_wheels(vendor: Path | None = None) -> None:
     """Re-check every vendored Pyodide wheel: one shipped as it is against the official lock; a compiled one
     (:func:`compiled_wheel`) against the sha256 the build recorded when it compiled it from the checked
@@ -479,10 +489,7 @@ def verify_vendored_wheels(vendor: Path | None = None) -> None:
     Raises :class:`BuildError` naming the first wheel whose sha256 differs.
     """
     vendor = vendor or VENDOR / "pyodide"
-    try:
-        recorded: dict[str, str] = json.loads((vendor / ".stamp-wheels.json").read_text())["files"]
-    except (OSError, ValueError, KeyError):
-        recorded = {}
+    recorded = _wheels_recorded(vendor)
     for name, entry in _lock_entries().items():
         path = vendor / str(entry["file_name"])
         if not path.exists():
@@ -836,11 +843,14 @@ def _build_lock(out: Path) -> None:
 
 
 def _vendored_digests() -> dict[str, str]:
-    """The lock's packages and the sha256 of each as vendored (a compiled wheel's is not the official one)."""
+    """The lock's packages and the sha256 of each as vendored (a compiled wheel's is not the official one):
+    the wheels step's record, which that step has just checked, rather than hashing 16 MB again."""
+    recorded = _wheels_recorded(VENDOR / "pyodide")
     digests = {}
     for name, entry in _lock_entries().items():
-        path = VENDOR / "pyodide" / str(entry["file_name"])
-        digests[name] = sha256_file(path) if compiled_wheel(path.name) and path.is_file() else str(entry["sha256"])
+        file_name = str(entry["file_name"])
+        compiled = compiled_wheel(file_name) and file_name in recorded
+        digests[name] = recorded[file_name] if compiled else str(entry["sha256"])
     return digests
 
 
