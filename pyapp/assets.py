@@ -59,6 +59,7 @@ from pyapp import quantize
 from pyapp._version import __version__
 from pyapp.manifest import weight_bytes
 from pyapp_build import compress, pycompile
+from pyapp_build.compress import sha256_file
 from pyapp_build.headers import SERVICE_WORKER_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,15 +162,6 @@ class BuildReport:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _sha256_bytes(data: bytes) -> str:

@@ -332,7 +332,8 @@ def cache_settings(coding: str) -> str:
     raise ValueError(f"unknown coding {coding!r}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -466,7 +467,7 @@ def compress_files(
     parts = [base.with_name(base.name + ".br.part") for _, base in jobs]
     results: list[tuple[int | None, int | None]] = [(None, None)] * len(jobs)
     store = _Cache.open() if cache else None
-    digests = [_sha256(src) for src, _ in jobs] if store is not None else []
+    digests = [sha256_file(src) for src, _ in jobs] if store is not None else []
     hits = 0
     try:
         cached: set[int] = set()  # brotli siblings from the cache, checked

@@ -167,10 +167,10 @@ def cache_entry(job: Job, pyodide_dir: Path) -> Path:
     key = sha256 of :data:`CACHE_FORMAT`, the source's sha256, the prefix, this module and its runner
     (what compiles), and the Pyodide that compiles (its ``package.json``): whatever decides the bytes.
     """
-    from pyapp_build.compress import cache_dir  # host only: this module also runs inside Pyodide
+    from pyapp_build.compress import cache_dir, sha256_file  # host only: this module also runs inside Pyodide
 
-    parts = [str(CACHE_FORMAT), _sha256(job.source), job.prefix]
-    parts += [_sha256(path) for path in (Path(__file__), RUNNER, pyodide_dir / "package.json")]
+    parts = [str(CACHE_FORMAT), sha256_file(job.source), job.prefix]
+    parts += [sha256_file(path) for path in (Path(__file__), RUNNER, pyodide_dir / "package.json")]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()
     return cache_dir() / "bytecode" / key[:2] / f"{key}.zip"
 
@@ -178,8 +178,10 @@ def cache_entry(job: Job, pyodide_dir: Path) -> Path:
 def _take(entry: Path, job: Job) -> bool:
     """Copy a cached output to ``job.dest`` if it is whole: its sha256 is the one stored beside it, and it holds
     the source's members in order, each ``.py`` as ``.pyc``, the others (RECORD aside) with the same CRC."""
+    from pyapp_build.compress import sha256_file
+
     try:
-        if _sha256(entry) != entry.with_suffix(".sha256").read_text().strip():
+        if sha256_file(entry) != entry.with_suffix(".sha256").read_text().strip():
             return False
         with zipfile.ZipFile(job.source) as zin, zipfile.ZipFile(entry) as zcached:
             pairs = list(itertools.zip_longest(zin.infolist(), zcached.infolist()))
@@ -203,19 +205,13 @@ def _take(entry: Path, job: Job) -> bool:
 
 def _store(entry: Path, output: Path) -> None:
     """Keep ``output`` in the cache (a whole entry or none); a cache that cannot be written is skipped."""
+    from pyapp_build.compress import sha256_file
+
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_name(f".tmp-{os.getpid()}-{entry.name}")
         shutil.copyfile(output, tmp)
-        entry.with_suffix(".sha256").write_text(_sha256(output) + "\n")
+        entry.with_suffix(".sha256").write_text(sha256_file(output) + "\n")
         os.replace(tmp, entry)
     except OSError as exc:
         print(f"pycompile: cannot write the cache ({exc}); going on without it", file=sys.stderr)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
