@@ -165,8 +165,11 @@ def test_paste_drop_and_camera(browser: Any, server_url: str) -> None:
     names = {r["name"] for r in app_results(page, 3)}
     assert names == {"chelsea.png", "coffee.png", "astronaut.png"}
     page.click("#camera-button")
-    page.wait_for_function("() => document.getElementById('camera-video').videoWidth > 0")
-    assert page.evaluate("document.activeElement.id") == "camera-capture"
+    # The page moves focus to Capture once play() has resolved, which can be after the first frame's size
+    # is known: wait for both (a focus that never moves still fails, at the timeout).
+    page.wait_for_function(
+        "() => document.getElementById('camera-video').videoWidth > 0 && document.activeElement.id === 'camera-capture'"
+    )
     page.click("#camera-capture")
     results = app_results(page, 4)
     camera = [r for r in results if r["name"].startswith("camera-")]
