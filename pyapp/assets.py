@@ -965,8 +965,6 @@ def _compress_sources() -> list[tuple[Path, str, str]]:
 
 
 def _compress_inputs() -> str:
-    from pyapp_build import compress
-
     parts = [f"{rel}={digest}" for _, rel, digest in _compress_sources()]
     return _fingerprint("compress", Path(compress.__file__).read_bytes(), *parts)
 
@@ -979,8 +977,6 @@ def _build_compress(out: Path) -> None:
     often with the same bytes); the rest are compressed (brotli at quality 11 is the slow
     part of the build).
     """
-    from pyapp_build import compress
-
     base = _compressed_base()
     step = _SiblingStep("compress", base, _compress_inputs, _build_compress)
     try:
