@@ -20,19 +20,23 @@ the page by clicking its own buttons or by ``fetch`` inside it, never through a 
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import glob
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ENGINES = ("chromium", "firefox", "webkit")
 
@@ -43,6 +47,19 @@ class EngineUnavailable(RuntimeError):
 
 class DriverError(RuntimeError):
     """The driver refused a command, or a script in the page threw."""
+
+
+class DriverHang(DriverError):
+    """The driver itself stopped answering (not the page: a page's own timeouts raise other errors).
+
+    Seen once in CI: a WebKitWebDriver command never returned, and the test's worker was killed by
+    pytest-timeout at 600 s with no word on which command. Now the command fails within its own
+    timeout plus :data:`DRIVER_GRACE_S`, names itself, and the session is ended.
+    """
+
+
+#: How long past its own timeout a driver command may take before the driver counts as hung.
+DRIVER_GRACE_S = 30.0
 
 
 def _wrap(function: str) -> str:
@@ -91,6 +108,8 @@ class Page:
                 if value:
                     return value
                 last = f"still {value!r}"
+            except DriverHang:
+                raise
             except Exception as exc:
                 last = exc
             if time.monotonic() > deadline:
@@ -382,7 +401,27 @@ class Xvfb:
             self.proc.wait()
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, parents before their children (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
 class WebKitPage(Page):
+    """One WebDriver session (its own MiniBrowser). Selenium waits on the driver without a deadline,
+    so every command runs on a helper thread and is given up, and the driver killed, past its deadline."""
+
     engine = "webkit"
 
     def __init__(self, browser: WebKitBrowser) -> None:
@@ -394,26 +433,62 @@ class WebKitPage(Page):
         options.add_argument("--automation")  # without it MiniBrowser never answers the driver
         for arg in browser.args:
             options.add_argument(arg)
-        service = Service(executable_path=browser.driver, env={**os.environ, "DISPLAY": browser.xvfb.display})
-        self.driver = webdriver.WebKitGTK(options=options, service=service)
-        self.driver.set_page_load_timeout(120)
+        self.service = Service(executable_path=browser.driver, env={**os.environ, "DISPLAY": browser.xvfb.display})
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="webkit-driver")
+        self._hung = ""
+        self.driver: Any = None
+        service = self.service
+        self.driver = self._bounded("new session", lambda: webdriver.WebKitGTK(options=options, service=service), 60)
+        self._bounded("set page load timeout", lambda: self.driver.set_page_load_timeout(120), 10)
         browser.version = str(self.driver.capabilities.get("browserVersion", "?"))
 
+    def _bounded(self, what: str, call: Callable[[], T], timeout: float) -> T:
+        if self._hung:
+            raise DriverHang(self._hung)
+        future = self._pool.submit(call)
+        try:
+            return future.result(timeout + DRIVER_GRACE_S)
+        except concurrent.futures.TimeoutError:
+            self._hung = (
+                f"webkit: WebKitWebDriver did not answer `{what}` within {timeout + DRIVER_GRACE_S:.0f} s"
+                f" (its own timeout was {timeout:.0f} s); the session was ended"
+            )
+            self._kill()
+            raise DriverHang(self._hung) from None
+
+    def _kill(self) -> None:
+        """End the driver and the MiniBrowser it started; the blocked helper thread then gets a reset socket."""
+        process = getattr(self.service, "process", None)
+        if process is None:
+            return
+        for pid in reversed(_descendants(process.pid)):  # MiniBrowser's web process outlives MiniBrowser
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            process.kill()
+            process.wait(10)
+
     def goto(self, url: str) -> None:
-        self.driver.get(url)
+        self._bounded(f"get {url}", lambda: self.driver.get(url), 120)
 
     def reload(self) -> None:
-        self.driver.refresh()
+        self._bounded("refresh", self.driver.refresh, 120)
 
     def _call(self, wrapped: str, arg_json: str, timeout: float) -> str:
-        self.driver.set_script_timeout(timeout)
         script = (
             "const done = arguments[arguments.length - 1];"
             f"({wrapped})(arguments[0]).then((ok) => done({{ ok }}),"
             " (e) => done({ error: String((e && e.stack) || e) }));"
         )
+
+        def run() -> Any:
+            self.driver.set_script_timeout(timeout)
+            return self.driver.execute_async_script(script, arg_json)
+
         try:
-            out = self.driver.execute_async_script(script, arg_json)
+            out = self._bounded("execute async script", run, timeout)
+        except DriverHang:
+            raise
         except Exception as exc:
             raise DriverError(f"webkit: {exc}") from exc
         if "error" in out:
@@ -422,8 +497,12 @@ class WebKitPage(Page):
         return result
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.driver.quit()
+        if self.driver is not None and not self._hung:
+            with contextlib.suppress(Exception):
+                self._bounded("quit", self.driver.quit, 30)
+        if self._hung:
+            self._kill()
+        self._pool.shutdown(wait=False)
 
 
 class WebKitBrowser(Browser):
