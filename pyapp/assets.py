@@ -12,6 +12,9 @@ Steps, each with its own stamp so a re-run does only what is stale::
     tfjs       TF.js bundles and the three backend-wasm binaries
     pyscript   PyScript (@pyscript/core) runtime files
     nsfwjs     NSFWJS's ES module code (the reference classifier)
+    brotli     a brotli decoder (brotli-dec-wasm) for the service worker, which fetches the
+               build's .br copies from a host that compresses nothing (no browser decodes
+               brotli streams for scripts: DecompressionStream knows gzip and deflate only)
     model      NSFWJS MobileNetV2 as a standard TF.js layers model + manifest
     samples    real photos from scikit-image's wheel (tests, demo)
     data       small real datasets for training from Python: scikit-learn's
@@ -58,7 +61,7 @@ from typing import Any
 from pyapp import quantize
 from pyapp._version import __version__
 from pyapp.manifest import weight_bytes
-from pyapp_build import compress, pycompile
+from pyapp_build import classic, compress, pycompile
 from pyapp_build.compress import sha256_file
 from pyapp_build.headers import SERVICE_WORKER_HEADERS
 
@@ -96,6 +99,11 @@ NSFWJS_FILES = {
     "nsfwjs/dist/esm/core.js": "core.js",
     "nsfwjs/dist/esm/nsfw_classes.js": "nsfw_classes.js",
 }
+#: brotli-dec-wasm (a Rust brotli decoder built by wasm-pack): its module, made a classic script for
+#: web/sw.js's importScripts() (pyapp_build.classic), and its WebAssembly binary, which the service
+#: worker downloads only where it needs it.
+BROTLI_MODULE = "brotli-dec-wasm/pkg/brotli_dec_wasm.js"
+BROTLI_WASM = "brotli-dec-wasm/pkg/brotli_dec_wasm_bg.wasm"
 MODEL_NAME = "nsfw-mobilenet-v2"
 MODEL_SOURCE = "nsfwjs/dist/models/mobilenet_v2"
 GRAPH_MODEL_NAME = "nsfw-mobilenet-v2-mid"
@@ -520,6 +528,16 @@ def _build_pyscript(out: Path) -> None:
 def _build_nsfwjs(out: Path) -> None:
     for src, dest in NSFWJS_FILES.items():
         shutil.copyfile(_node_module(src), out / dest)
+
+
+def _build_brotli(out: Path) -> None:
+    module = _node_module(BROTLI_MODULE).read_text(encoding="utf-8")
+    try:
+        script = classic.classic_script(module, "brotliDecWasm")
+    except classic.NotConvertible as exc:
+        raise BuildError(f"{BROTLI_MODULE}: {exc}; update pyapp_build/classic.py for this version") from None
+    (out / "brotli-dec.js").write_text(script, encoding="utf-8")
+    shutil.copyfile(_node_module(BROTLI_WASM), out / "brotli_dec_wasm_bg.wasm")
 
 
 # --------------------------------------------------------------------------- model
@@ -1046,6 +1064,7 @@ def steps() -> list[Step]:
         Step("tfjs", VENDOR / "tfjs", npm_inputs("tfjs"), _build_tfjs),
         Step("pyscript", VENDOR / "pyscript", npm_inputs("pyscript"), _build_pyscript),
         Step("nsfwjs", VENDOR / "nsfwjs", npm_inputs("nsfwjs"), _build_nsfwjs),
+        Step("brotli", VENDOR / "brotli", npm_inputs("brotli", Path(classic.__file__)), _build_brotli),
         # The variants are pyapp.quantize's output: a change there is a new model.
         Step("model", MODELS, npm_inputs("model", Path(quantize.__file__)), _build_model),
         Step("samples", VENDOR / "samples", lambda: _fingerprint("samples", *SAMPLES_WHEEL, *SAMPLES), _build_samples),
@@ -1059,7 +1078,7 @@ def steps() -> list[Step]:
 
 
 def _needs_npm(step: Step) -> bool:
-    return step.name in ("pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "model", "data", "lock")
+    return step.name in ("pyodide", "wheels", "tfjs", "pyscript", "nsfwjs", "brotli", "model", "data", "lock")
 
 
 def build(only: Iterable[str] | None = None, force: bool = False) -> BuildReport:

@@ -272,6 +272,7 @@ def test_rebuild_is_a_no_op_then_repairs_partial_or_corrupt_output(sandbox: Path
         "tfjs",
         "pyscript",
         "nsfwjs",
+        "brotli",
         "model",
         "samples",
         "data",

@@ -87,8 +87,9 @@ def _open(browser: Any, url: str) -> tuple[Any, Any, list[str], list[str]]:
 
 def test_headerless_host_gets_isolation_from_the_service_worker_with_one_reload(browser: Any, plain_host: str) -> None:
     """First visit: one reload, then crossOriginIsolated (threads) and the samples classified; a repeat visit
-    reloads no more. The host compresses nothing, so the service worker fetches the build's gzip copies
-    (``X.gz``, written by ``build --out``) and decodes them itself."""
+    reloads no more. The host compresses nothing, so the service worker fetches the build's own copies
+    (written by ``build --out``) and decodes them itself: ``X.br`` for files of 512 KB and more (with the
+    brotli decoder, itself fetched as its gzip copy), ``X.gz`` for the rest."""
     REQUESTS.clear()
     context, page, errors, navigations = _open(browser, plain_host + "?backend=wasm")
     assert page.evaluate("document.body.dataset.failed") is None, page.inner_text("#boot")
@@ -100,13 +101,16 @@ def test_headerless_host_gets_isolation_from_the_service_worker_with_one_reload(
     results = app_results(page, 5)
     assert all("done" in r["state"] for r in results), results
     assert {r["name"]: r["top1"] for r in results}["chelsea.png"] == "Neutral"
-    for big in (
-        "vendor/pyodide/pyodide.asm.wasm",
-        "vendor/tfjs/tf.min.js",
-        "models/nsfw-mobilenet-v2/uint8/model.json",
+    for rel, copy in (
+        ("vendor/pyodide/pyodide.asm.wasm", ".br"),
+        ("vendor/pyodide/python_stdlib.zip", ".br"),
+        ("vendor/tfjs/tf.min.js", ".br"),
+        ("vendor/brotli/brotli_dec_wasm_bg.wasm", ".gz"),
+        ("models/nsfw-mobilenet-v2/uint8/model.json", ".gz"),
+        ("vendor/tfjs/tf-backend-wasm.min.js", ".gz"),
     ):
-        assert f"/{big}.gz" in REQUESTS, (big, REQUESTS)
-        assert f"/{big}" not in REQUESTS, (big, REQUESTS)
+        got = [r for r in REQUESTS if r.startswith(f"/{rel}")]
+        assert got == [f"/{rel}{copy}"], (rel, got)
     navigations.clear()
     page.goto(plain_host + "?backend=wasm")
     page.wait_for_selector(READY)
@@ -157,6 +161,45 @@ def test_playground_runs_a_cell_on_a_headerless_host(browser: Any, plain_host: s
     assert "(2, 2)" in text
     assert errors == []
     context.close()
+
+
+def test_a_compressed_copy_that_does_not_decode_to_its_file_is_dropped_for_the_next(
+    browser: Any, site: Path, tmp_path: Path
+) -> None:
+    """The service worker checks what it decodes against build.json's sha256: a truncated brotli copy (a
+    decode error) and another file's brotli copy (decodes, to the wrong bytes) are dropped for the gzip
+    copy; a broken gzip copy too, for the file itself. The app boots and classifies as if nothing happened."""
+    dest = _broken_copy(site, tmp_path / "site")
+    wasm, stdlib, tf = "vendor/pyodide/pyodide.asm.wasm", "vendor/pyodide/python_stdlib.zip", "vendor/tfjs/tf.min.js"
+    _rewrite(dest / f"{wasm}.br", (site / f"{wasm}.br").read_bytes()[:-5000])
+    _rewrite(dest / f"{stdlib}.br", (site / f"{tf}.br").read_bytes())
+    _rewrite(dest / f"{tf}.br", b"not brotli")
+    _rewrite(dest / f"{tf}.gz", b"not gzip either")
+    server, url = _serve(dest)
+    REQUESTS.clear()
+    try:
+        context, page, errors, _ = _open(browser, url + "?backend=wasm")
+        assert page.evaluate("document.body.dataset.failed") is None, page.inner_text("#boot")
+        page.click("#sample-button")
+        results = app_results(page, 5)
+        assert all("done" in r["state"] for r in results), results
+        assert errors == []
+        context.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    for rel, asked in (
+        (wasm, [".br", ".gz"]),
+        (stdlib, [".br", ".gz"]),
+        (tf, [".br", ".gz", ""]),
+    ):
+        got = [r.removeprefix(f"/{rel}") for r in REQUESTS if r.startswith(f"/{rel}")]
+        assert got == asked, (rel, got)
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    path.unlink()  # a hard link to the exported site's file
+    path.write_bytes(data)
 
 
 # --------------------------------------------------------------------------- broken boot stages

@@ -14,8 +14,9 @@
 //   change (only the rest is downloaded), then delete the older caches whole;
 // - a full storage quota costs the offline copy, never an answer: the file is served
 //   from the network and the pages hear "storage full";
-// - from a host that compresses nothing, the build's own gzip copies (X.gz) are
-//   fetched and decoded here;
+// - from a host that compresses nothing, the build's own compressed copies are fetched
+//   and decoded here: X.br for big files (brotli-dec-wasm, which the build makes a
+//   classic script for importScripts), else X.gz (the browser's DecompressionStream);
 // - bytes fetched are reported on the "pyapp-progress" BroadcastChannel, which is
 //   how the page draws real download progress for files its worker loads;
 // - every same-origin response it gives the page carries the headers that make the page
@@ -23,6 +24,13 @@
 //   host that sends no headers at all (GitHub Pages, S3, a default nginx), this worker is
 //   what gives the page SharedArrayBuffer and WASM threads (the coi-serviceworker
 //   technique; js/page.js reloads once, on the very first visit, to be served by it).
+
+// Sets self.brotliDecWasm. Missing (an older build) or refused, the gzip copies still serve.
+try {
+  importScripts("vendor/brotli/brotli-dec.js");
+} catch {
+  // no brotli decoder: gzip copies only
+}
 
 const BUILD = new URL(self.location.href).searchParams.get("build") || "dev";
 const CACHE = `pyapp-${BUILD}`;
@@ -124,20 +132,98 @@ async function gzipCopy(rel, size) {
   return new Response(response.body.pipeThrough(new DecompressionStream("gzip")), { status: 200, headers });
 }
 
+const BROTLI_WASM = "vendor/brotli/brotli_dec_wasm_bg.wasm";
+/**
+ * The smallest file fetched as its brotli copy: the decoder costs about 100 KB, once; brotli saves a
+ * quarter to a third over gzip on the big files (Pyodide's WebAssembly and standard library, numpy).
+ */
+const MIN_BROTLI_SIZE = 512 * 1024;
+let brotliPromise = null;
+
+/** brotli-dec-wasm, ready to use; null where it cannot run (no script, no WebAssembly, a broken binary). */
+function brotliDecoder() {
+  brotliPromise ??= (async () => {
+    const lib = self.brotliDecWasm;
+    if (!lib || typeof WebAssembly !== "object") return null;
+    const { info, files } = await buildInfo();
+    if (!files[BROTLI_WASM]) return null;
+    // Checked against build.json like every file (fetched as its gzip copy: no brotli to decode brotli).
+    const binary = await fetchChecked(BROTLI_WASM, files[BROTLI_WASM], info.sizes?.[BROTLI_WASM], false);
+    lib.initSync({ module: await WebAssembly.compile(await binary.arrayBuffer()) });
+    return lib;
+  })().catch((err) => {
+    console.warn("pyapp service worker: no brotli decoder, gzip copies instead:", err);
+    return null;
+  });
+  return brotliPromise;
+}
+
+/**
+ * A TransformStream decoding brotli with `lib`'s streaming decoder. Its errors are TypeErrors, as a
+ * corrupt gzip stream's are, so that the caller falls back to the next copy.
+ */
+function brotliStream(lib) {
+  const decoder = new lib.DecompressStream();
+  const { NeedsMoreOutput, NeedsMoreInput, ResultSuccess } = lib.BrotliStreamResultCode;
+  let finished = false;
+  const fail = (why) => {
+    decoder.free();
+    throw new TypeError(`brotli: ${why}`);
+  };
+  return new TransformStream({
+    transform(chunk, controller) {
+      let input = chunk;
+      while (!finished) {
+        let result;
+        try {
+          result = decoder.decompress(input, 1 << 20);
+        } catch (err) {
+          fail(err?.message ?? err);
+        }
+        const { buf, code, input_offset: used } = result;
+        result.free();
+        if (buf.byteLength) controller.enqueue(buf);
+        if (code === ResultSuccess) finished = true;
+        else if (code === NeedsMoreOutput) input = input.subarray(used);
+        else if (code === NeedsMoreInput) return;
+        else fail(`result code ${code}`);
+      }
+    },
+    flush() {
+      if (!finished) fail("the stream ended before its last block");
+      decoder.free();
+    },
+  });
+}
+
+/** Like gzipCopy: the brotli copy of `rel` (big files only), decoded here; null where there is none. */
+async function brotliCopy(rel, size) {
+  const suffix = rel.slice(rel.lastIndexOf("."));
+  if (!GZIP_COPIES[suffix] || !(size >= MIN_BROTLI_SIZE)) return null;
+  const lib = await brotliDecoder();
+  if (!lib) return null;
+  const response = await fetch(scopeUrl(`${rel}.br`), { cache: "no-store" }).catch(() => null);
+  if (!response?.ok || response.headers.has("Content-Encoding")) return null;
+  const headers = new Headers(response.headers);
+  headers.set("Content-Type", GZIP_COPIES[suffix]);
+  return new Response(response.body.pipeThrough(brotliStream(lib)), { status: 200, headers });
+}
+
 /**
  * Fetch one file of the build, counting bytes, and check its sha256. From a server that compresses
- * nothing, its gzip copy where there is one (a copy that does not decode to the right bytes, say a stale
- * one, is ignored and the file itself fetched).
+ * nothing, its brotli copy (big files), else its gzip copy, where there is one; a copy that does not
+ * decode to the right bytes (a stale or corrupt one) is ignored and the next one, or the file, fetched.
  */
-async function fetchChecked(rel, sha, size) {
+async function fetchChecked(rel, sha, size, brotli = true) {
   const { compresses } = await buildInfo().catch(() => ({ compresses: true }));
   if (!compresses) {
-    const copy = await gzipCopy(rel, size);
-    if (copy) {
+    for (const copyOf of brotli ? [brotliCopy, gzipCopy] : [gzipCopy]) {
+      const copy = await copyOf(rel, size);
+      if (!copy) continue;
       try {
         return await checked(rel, sha, size, copy);
       } catch (err) {
-        if (!err.mismatch && !(err instanceof TypeError)) throw err; // TypeError: a corrupt gzip stream
+        if (!err.mismatch && !(err instanceof TypeError)) throw err; // TypeError: a corrupt stream
       }
     }
   }
