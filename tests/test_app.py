@@ -363,9 +363,10 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: Site, t
     caches = page.evaluate("caches.keys()")
     assert caches == [f"pyapp-{new_build}"], caches
     # Only what changed came over the network: index.html (its sha256 changed), build.json and the new
-    # worker's script; every other file of the offline copy came from the old build's cache.
+    # worker's scripts (sw.js, and the brotli decoder it imports, which the browser's update check asks
+    # for beside it); every other file of the offline copy came from the old build's cache.
     requests = site.take()
-    assert set(requests) <= {"index.html", "vendor/build.json", "sw.js"}, requests
+    assert set(requests) <= {"index.html", "vendor/build.json", "sw.js", "vendor/brotli/brotli-dec.js"}, requests
     assert requests["index.html"] == 1, requests
     page.set_input_files("#file-input", [SAMPLES / "coffee.png"])
     assert app_results(page, 1)[0]["top1"] == "Neutral"

@@ -8,7 +8,8 @@ from harness import open_page, run_in_pyodide
 
 
 def test_index_page_classifies_sample_photos_on_wasm(browser: Any, server_url: str) -> None:
-    """The page a visitor gets: Pyodide + numpy + Pillow + TF.js wasm + MobileNetV2 -> labels for the samples."""
+    """The page a visitor gets: Pyodide + numpy + TF.js wasm + MobileNetV2 -> labels for the samples, and the
+    performance marks of its boot and first result."""
     context, page = open_page(browser, server_url + "?backend=wasm", "body[data-ready='true']")
     assert page.evaluate("crossOriginIsolated") is True
     assert page.inner_text("#backend-status").startswith("Running on wasm")
@@ -21,6 +22,12 @@ def test_index_page_classifies_sample_photos_on_wasm(browser: Any, server_url: s
     )
     assert top1["chelsea.png"] == "Neutral"
     assert page.locator("#results li:has-text('chelsea.png') meter").count() == 5
+    # One mark, when the first result was on screen: after the boot, before now (benchmarks/run.py reads it).
+    marks = page.evaluate(
+        "['pyapp:ready', 'pyapp:first-result'].map((n) => performance.getEntriesByName(n).map((e) => e.startTime))"
+    )
+    assert [len(m) for m in marks] == [1, 1], marks
+    assert marks[0][0] < marks[1][0] < page.evaluate("performance.now()")
     assert page.errors == []
     context.close()
 

@@ -415,14 +415,15 @@ self.addEventListener("fetch", (event) => {
   // fetch() throws on these (DevTools asks for them); let the browser answer them itself.
   if (event.request.cache === "only-if-cached" && event.request.mode !== "same-origin") return;
   if (new URL(url).searchParams.has("fresh")) return; // update checks go to the network
-  event.respondWith(respond(event.request));
+  event.respondWith(respond(event.request, (p) => event.waitUntil(p)));
 });
 
 /** `response`'s status and headers without its body: the answer to a HEAD request. */
 const headOf = (response) =>
   new Response(null, { status: response.status, statusText: response.statusText, headers: response.headers });
 
-async function respond(request) {
+/** The answer to `request`; `keep(promise)` keeps this worker alive until `promise` settles. */
+async function respond(request, keep = () => {}) {
   await buildInfo().catch(() => {}); // the site's headers (after a restart of this worker too)
   const cache = await caches.open(CACHE);
   const rel = relOf(request.url); // a navigation to the site root is index.html
@@ -449,10 +450,13 @@ async function respond(request) {
     const { info } = await buildInfo();
     const response = await fetchChecked(rel, files[rel], info.sizes?.[rel]);
     // The bytes are intact whether or not there is room to keep them: a full quota costs the offline
-    // copy this file (the pages are told), never the answer.
-    await cache
-      .put(scopeUrl(rel), response.clone())
-      .catch((err) => reportIncomplete(isQuotaError(err) ? STORAGE_FULL : String(err?.message ?? err)));
+    // copy this file (the pages are told), never the answer. The page gets them at once; storing them
+    // (tens of MB on a first visit) goes on behind.
+    keep(
+      cache
+        .put(scopeUrl(rel), response.clone())
+        .catch((err) => reportIncomplete(isQuotaError(err) ? STORAGE_FULL : String(err?.message ?? err))),
+    );
     return withHeaders(response);
   } catch (err) {
     const status = err.mismatch ? 409 : 503;

@@ -356,8 +356,23 @@ function listenToServiceWorker() {
   });
 }
 
+/**
+ * `pyapp:first-result`, a performance mark when the first result is on screen: what a visitor waits
+ * for, measured in the page (benchmarks/run.py reads it; a poll from outside adds its own delay).
+ */
+function markFirstResult() {
+  const results = $("results");
+  const observer = new MutationObserver(() => {
+    if (!results.querySelector(".result.done")) return;
+    performance.mark("pyapp:first-result");
+    observer.disconnect();
+  });
+  observer.observe(results, { subtree: true, attributes: true, attributeFilter: ["class"], childList: true });
+}
+
 async function main() {
   listenToServiceWorker();
+  markFirstResult();
   const t0 = performance.now();
   const boot = new Boot(Number(params.get("stall_ms")) || 90_000);
   // Images chosen while Python starts are kept and handed over once it runs (they then wait for the model).
