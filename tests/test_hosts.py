@@ -9,8 +9,11 @@ Subresource Integrity (here the "CDN" is pointed at the test server, with the re
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +285,66 @@ def test_the_pages_own_tf_and_wasm_paths_are_respected(fresh: Any, server_url: s
     assert result["wasm"], "the wasm backend fetched its binary"
     assert all("/__scratch__/wasm-of-the-host/" in u for u in result["wasm"]), result["wasm"]
     assert sorted(s.rsplit("/", 1)[1] for s in result["scripts"]) == ["tf-backend-wasm.min.js", "tf.min.js"]
+
+
+# --------------------------------------------------------------------------- the README's own pages
+
+#: README.md, "Use pyapp in your own page or notebook": each file follows a ``<!-- example file: NAME -->`` line.
+_EXAMPLE = re.compile(r"^<!-- example file: (\S+) -->\n```\w*\n(.*?)^```$", re.S | re.M)
+
+
+def readme_examples() -> dict[str, str]:
+    """The example files of the README, by name, exactly as printed there."""
+    text = (assets.ROOT / "README.md").read_text(encoding="utf-8")
+    return {name: body for name, body in _EXAMPLE.findall(text)}
+
+
+README_PAGES = sorted(name for name in readme_examples() if name.endswith(".html"))
+
+
+def test_the_readme_shows_four_hosts_with_this_builds_wheel() -> None:
+    """The pages cover the four hosts, and name the wheel the build makes (a version bump updates them)."""
+    examples = readme_examples()
+    assert README_PAGES == ["pyodide-page.html", "pyodide-worker.html", "pyscript-page.html", "pyscript-worker.html"]
+    assert "classify-worker.js" in examples
+    for name, body in examples.items():
+        if "pyscript" in name or name.endswith(".js"):
+            assert f"vendor/wheels/{assets.wheel_name()}" in body, name
+
+
+@pytest.fixture(scope="module")
+def readme_site(built: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``serve.py build --out`` with the README's files added beside index.html, served with the site's headers
+    (the README's pages run inline scripts: they go without its Content-Security-Policy, as a user's page does)."""
+    import serve
+
+    site = tmp_path_factory.mktemp("readme") / "site"
+    assert serve.main(["build", "--out", str(site)]) == 0
+    examples = readme_examples()
+    for name, body in examples.items():
+        (site / name).write_text(body, encoding="utf-8")
+    server = serve.make_server(
+        "127.0.0.1", 0, serve.default_mounts(site), quiet=True, csp_exempt=tuple(f"/{n}" for n in examples)
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    yield f"http://{host}:{port}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("name", README_PAGES)
+def test_readme_page_classifies_as_written(fresh: Any, readme_site: str, name: str) -> None:
+    """Each README page, unchanged, installs pyapp, loads TF.js through it and shows the photo's top class."""
+    page = fresh(readme_site + name, ready="")
+    deadline = time.monotonic() + STEP_MS / 1000
+    # The examples show no errors of their own: a Python or JS error (PyScript logs its tracebacks to the
+    # console) fails the test at once, with its text, instead of after the wait.
+    while page.inner_text("#result") == "classifying…":
+        failed = page.errors + [m for m in page.console if m.startswith("error:")]
+        assert not failed, "\n".join(failed)
+        assert time.monotonic() < deadline, f"no result in {STEP_MS} ms: " + "\n".join(page.console[-20:])
+        page.wait_for_timeout(200)
+    assert page.inner_text("#result") == "Neutral 0.93", page.console[-20:]
+    assert page.errors == []
