@@ -58,6 +58,15 @@ class DriverHang(DriverError):
     """
 
 
+class EngineGone(DriverError):
+    """The browser under the driver went away mid-test (the driver answers "invalid session id").
+
+    Seen once in CI: WebKitGTK's MiniBrowser vanished during an app boot under full load, and the test
+    polled a dead session for 240 s. Now the first such answer fails at once, with the tail of the
+    driver's and browser's own log.
+    """
+
+
 #: How long past its own timeout a driver command may take before the driver counts as hung.
 DRIVER_GRACE_S = 30.0
 
@@ -108,7 +117,7 @@ class Page:
                 if value:
                     return value
                 last = f"still {value!r}"
-            except DriverHang:
+            except (DriverHang, EngineGone):
                 raise
             except Exception as exc:
                 last = exc
@@ -433,7 +442,13 @@ class WebKitPage(Page):
         options.add_argument("--automation")  # without it MiniBrowser never answers the driver
         for arg in browser.args:
             options.add_argument(arg)
-        self.service = Service(executable_path=browser.driver, env={**os.environ, "DISPLAY": browser.xvfb.display})
+        # The driver's log, MiniBrowser's stderr included: the last lines go into an EngineGone.
+        self.log = tempfile.NamedTemporaryFile(prefix="pyapp-webkit-", suffix=".log", delete=False)  # noqa: SIM115
+        self.service = Service(
+            executable_path=browser.driver,
+            env={**os.environ, "DISPLAY": browser.xvfb.display},
+            log_output=self.log.name,
+        )
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="webkit-driver")
         self._hung = ""
         self.driver: Any = None
@@ -455,6 +470,14 @@ class WebKitPage(Page):
             )
             self._kill()
             raise DriverHang(self._hung) from None
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            with open(self.log.name, errors="replace") as f:
+                tail = f.read().splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "; its log ends:\n" + "\n".join(tail) if tail else "; its log is empty"
 
     def _kill(self) -> None:
         """End the driver and the MiniBrowser it started; the blocked helper thread then gets a reset socket."""
@@ -490,6 +513,10 @@ class WebKitPage(Page):
         except DriverHang:
             raise
         except Exception as exc:
+            if type(exc).__name__ == "InvalidSessionIdException":
+                self._hung = f"webkit: the browser went away (the driver answers: invalid session id){self._log_tail()}"
+                self._kill()
+                raise EngineGone(self._hung) from None
             raise DriverError(f"webkit: {exc}") from exc
         if "error" in out:
             raise DriverError(f"webkit: the script threw: {out['error']}")
@@ -503,6 +530,9 @@ class WebKitPage(Page):
         if self._hung:
             self._kill()
         self._pool.shutdown(wait=False)
+        with contextlib.suppress(OSError):
+            self.log.close()
+            os.unlink(self.log.name)
 
 
 class WebKitBrowser(Browser):

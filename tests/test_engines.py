@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -29,12 +30,14 @@ import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A driver that stops answering (engines.DriverHang: WebKitWebDriver waits without end on a page whose
-#: main thread is busy, and once in CI never answered at all) is not the page failing: that test runs
-#: once more, in a fresh session, and pytest's summary counts the rerun. Any other failure fails at once.
+#: main thread is busy, and once in CI never answered at all) or a browser that vanishes under it
+#: (engines.EngineGone: MiniBrowser, once in CI, during a boot under full load) is not the page failing:
+#: that test runs once more, in a fresh session, and pytest's summary counts the rerun. Any other failure
+#: fails at once.
 pytestmark = [
     pytest.mark.engines,
     pytest.mark.browser,
-    pytest.mark.flaky(reruns=1, only_rerun=["DriverHang"]),
+    pytest.mark.flaky(reruns=1, only_rerun=["DriverHang", "EngineGone"]),
 ]
 
 #: Firefox ESR runs on request (``PYAPP_ENGINES=chromium,firefox,webkit``), not by default: its app boot
@@ -464,6 +467,26 @@ def test_a_page_that_never_yields_fails_as_a_named_driver_hang(
     with engine.page() as fresh:  # and the engine still opens working pages
         fresh.goto("about:blank")
         assert fresh.evaluate("() => 6 * 7") == 42
+
+
+@pytest.mark.parametrize("engine", [e for e in NOT_CHROMIUM if e == "webkit"], indirect=True)
+def test_a_browser_that_vanishes_fails_at_once_as_engine_gone(engine: engines.Browser, built: None) -> None:
+    """MiniBrowser killed under a waiting test: the next command fails as EngineGone, with the driver's log,
+    instead of a wait_for polling a dead session to its deadline."""
+    page = engine.new_page()
+    try:
+        page.goto("about:blank")
+        assert isinstance(page, engines.WebKitPage)
+        for pid in engines._descendants(page.service.process.pid):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"MiniBrowser" in f.read():
+                    os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(engines.EngineGone, match="the browser went away"):
+            page.wait_for("() => false", timeout=60)
+        assert time.monotonic() - started < 15
+    finally:
+        page.close()
 
 
 def _proc_state(pid: int) -> str:
