@@ -1137,12 +1137,26 @@ def _write_build_info() -> None:
         "boot": boot,
         "offline": _offline_files(files, shell, boot),
         "offline_decoder": _pillow_file(),
+        "no_copies": _no_copies(files, sizes),
         "headers": dict(SERVICE_WORKER_HEADERS),
     }
     data = (json.dumps(info, indent=1, sort_keys=True) + "\n").encode()
     path = VENDOR / "build.json"
     if not path.exists() or path.read_bytes() != data:
         _write_atomic(path, data)
+
+
+def _no_copies(files: dict[str, str], sizes: dict[str, int]) -> list[str]:
+    """Files whose type and size would have .br/.gz copies but that have none (a deflated wheel is compressed
+    already): the service worker, on a host that compresses nothing, asks for their copies otherwise, and
+    gets a 404 for each."""
+    out = []
+    for rel in files:
+        path = MODELS / rel.removeprefix("models/") if rel.startswith("models/") else WEB / rel
+        big_enough = compress.has_compressible_suffix(rel) and sizes[rel] >= compress.MIN_SIZE
+        if big_enough and not compress.is_compressible(path, sizes[rel]):
+            out.append(rel)
+    return sorted(out)
 
 
 #: Served by the browser itself, never from the service worker's cache.

@@ -206,6 +206,21 @@ def test_lock_names_pyfive_pinned_from_pypi(built: None) -> None:
     assert not any("pyfive" in f for f in boot), "loaded when a Keras file arrives, not at boot"
 
 
+def test_build_info_names_the_files_that_have_no_compressed_copies(built: None) -> None:
+    """build.json ``no_copies``: the files of a type and size that get .br/.gz copies but have none (deflated
+    wheels: compressed already). The service worker asks a host that compresses nothing for no copy of these,
+    so none of its requests is answered 404; every other such file has both copies."""
+    info = json.loads((assets.VENDOR / "build.json").read_text())
+    assert info["no_copies"], "the deflated wheels (micropip, packaging, pyapp, pyfive)"
+    assert f"vendor/wheels/{assets.wheel_name()}" in info["no_copies"]
+    for rel in info["files"]:
+        path = assets.MODELS / rel.removeprefix("models/") if rel.startswith("models/") else assets.WEB / rel
+        if not compress.has_compressible_suffix(rel) or info["sizes"][rel] < compress.MIN_SIZE:
+            continue
+        has = [compress.sibling(path, c).exists() for c in ("br", "gzip")]
+        assert has == ([False, False] if rel in info["no_copies"] else [True, True]), rel
+
+
 def test_offline_copy_is_the_apps_runtime_and_not_the_extras(built: None) -> None:
     """The service worker's offline set (build.json ``offline``) holds every file the app boots with and
     the playground's page, and none of what most visitors never use: the sample photos, Pillow (TIFF

@@ -18,6 +18,7 @@ import pytest
 from harness import app_results, assert_images_shown_and_released
 
 import serve
+from pyapp import assets
 
 READY = "body[data-ready='true'], body[data-failed='true']"
 
@@ -111,6 +112,9 @@ def test_headerless_host_gets_isolation_from_the_service_worker_with_one_reload(
     ):
         got = [r for r in REQUESTS if r.startswith(f"/{rel}")]
         assert got == [f"/{rel}{copy}"], (rel, got)
+    # A deflated wheel has no copies, and build.json says so: the wheel itself, no 404 for its .gz first.
+    wheel = f"/vendor/wheels/{assets.wheel_name()}"
+    assert [r for r in REQUESTS if r.startswith(wheel)] == [wheel], REQUESTS
     navigations.clear()
     page.goto(plain_host + "?backend=wasm")
     page.wait_for_selector(READY)

@@ -78,7 +78,7 @@ function buildInfo() {
     const compresses = response.headers.has("Content-Encoding");
     const info = await response.json();
     siteHeaders = { ...(info.headers ?? {}), ...ISOLATION };
-    return { info, files: { ...info.shell, ...info.files }, compresses };
+    return { info, files: { ...info.shell, ...info.files }, compresses, noCopies: new Set(info.no_copies ?? []) };
   })();
   infoPromise.catch(() => {
     infoPromise = null; // try again on the next request
@@ -215,8 +215,8 @@ async function brotliCopy(rel, size) {
  * decode to the right bytes (a stale or corrupt one) is ignored and the next one, or the file, fetched.
  */
 async function fetchChecked(rel, sha, size, brotli = true) {
-  const { compresses } = await buildInfo().catch(() => ({ compresses: true }));
-  if (!compresses) {
+  const { compresses, noCopies } = await buildInfo().catch(() => ({ compresses: true }));
+  if (!compresses && !noCopies.has(rel)) {
     for (const copyOf of brotli ? [brotliCopy, gzipCopy] : [gzipCopy]) {
       const copy = await copyOf(rel, size);
       if (!copy) continue;
