@@ -8,7 +8,6 @@ tests run Python inside it through :mod:`harness`. Browser tests are marked
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import CHROMIUM_FLAGS, Pyodide, chromium_path  # noqa: E402
+from harness import CHROMIUM_FLAGS, Pyodide, chromium_path, serving  # noqa: E402
 
 import serve  # noqa: E402
 
@@ -73,13 +72,8 @@ def server_url(built: None, scratch: Path) -> Iterator[str]:
         "/__probe__/": ROOT / "tests" / "browser" / "probe",
     }
     # The app's pages get every security header (its CSP included); the test pages use inline scripts.
-    server = serve.make_server("127.0.0.1", 0, mounts, quiet=True, csp_exempt=("/__tests__/",))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    yield f"http://{host}:{port}/"
-    server.shutdown()
-    server.server_close()
+    with serving(mounts, csp_exempt=("/__tests__/",)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

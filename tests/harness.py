@@ -15,7 +15,10 @@ import json
 import os
 import shutil
 import textwrap
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 CHROMIUM_FLAGS = [
@@ -124,6 +127,22 @@ class Pyodide:
             "    __value__ = await __value__\n"
         )
         return self.run(code, timeout=timeout)
+
+
+@contextmanager
+def serving(mounts: Mapping[str, Path], csp_exempt: tuple[str, ...] = ()) -> Iterator[str]:
+    """serve.py's server (the site's headers) on a free port, in a thread, while the block runs; its base URL."""
+    import serve
+
+    server = serve.make_server("127.0.0.1", 0, dict(mounts), quiet=True, csp_exempt=csp_exempt)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    try:
+        yield f"http://{host}:{port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def open_page(

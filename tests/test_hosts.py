@@ -12,14 +12,13 @@ import json
 import re
 import shutil
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import BrowserPythonError
+from harness import BrowserPythonError, serving
 
 from pyapp import assets
 
@@ -323,15 +322,8 @@ def readme_site(built: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     examples = readme_examples()
     for name, body in examples.items():
         (site / name).write_text(body, encoding="utf-8")
-    server = serve.make_server(
-        "127.0.0.1", 0, serve.default_mounts(site), quiet=True, csp_exempt=tuple(f"/{n}" for n in examples)
-    )
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    yield f"http://{host}:{port}/"
-    server.shutdown()
-    server.server_close()
+    with serving(serve.default_mounts(site), csp_exempt=tuple(f"/{n}" for n in examples)) as url:
+        yield url
 
 
 @pytest.mark.parametrize("name", README_PAGES)
