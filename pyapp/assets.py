@@ -1110,6 +1110,7 @@ def _write_build_info() -> None:
     """web/vendor/build.json: versions, file list and a build id for the page and service worker."""
     files: dict[str, str] = {}
     sizes: dict[str, int] = {}
+    no_copies: list[str] = []
     for step in steps():
         if not step.stamp_path.exists() or isinstance(step, _SiblingStep):
             continue
@@ -1117,7 +1118,9 @@ def _write_build_info() -> None:
         base = "models" if out_dir == MODELS else out_dir.relative_to(WEB).as_posix()
         for rel, digest in step.files().items():
             files[f"{base}/{rel}"] = digest
-            sizes[f"{base}/{rel}"] = (out_dir / rel).stat().st_size
+            sizes[f"{base}/{rel}"] = size = (out_dir / rel).stat().st_size
+            if _lacks_copies(out_dir / rel, size):
+                no_copies.append(f"{base}/{rel}")
     shell = _shell_files()
     for rel in shell:
         sizes[rel] = (WEB / rel).stat().st_size
@@ -1137,7 +1140,7 @@ def _write_build_info() -> None:
         "boot": boot,
         "offline": _offline_files(files, shell, boot),
         "offline_decoder": _pillow_file(),
-        "no_copies": _no_copies(files, sizes),
+        "no_copies": sorted(no_copies),
         "headers": dict(SERVICE_WORKER_HEADERS),
     }
     data = (json.dumps(info, indent=1, sort_keys=True) + "\n").encode()
@@ -1146,17 +1149,12 @@ def _write_build_info() -> None:
         _write_atomic(path, data)
 
 
-def _no_copies(files: dict[str, str], sizes: dict[str, int]) -> list[str]:
-    """Files whose type and size would have .br/.gz copies but that have none (a deflated wheel is compressed
-    already): the service worker, on a host that compresses nothing, asks for their copies otherwise, and
-    gets a 404 for each."""
-    out = []
-    for rel in files:
-        path = MODELS / rel.removeprefix("models/") if rel.startswith("models/") else WEB / rel
-        big_enough = compress.has_compressible_suffix(rel) and sizes[rel] >= compress.MIN_SIZE
-        if big_enough and not compress.is_compressible(path, sizes[rel]):
-            out.append(rel)
-    return sorted(out)
+def _lacks_copies(path: Path, size: int) -> bool:
+    """Whether ``path`` is of a type and size that gets .br/.gz copies but has none (a deflated wheel is
+    compressed already): build.json's ``no_copies``, which spares the service worker, on a host that
+    compresses nothing, a request answered 404 for each."""
+    big_enough = compress.has_compressible_suffix(path.name) and size >= compress.MIN_SIZE
+    return big_enough and not compress.is_compressible(path, size)
 
 
 #: Served by the browser itself, never from the service worker's cache.

@@ -462,7 +462,7 @@ def test_a_page_that_never_yields_fails_as_a_named_driver_hang(
     finally:
         page.close()
     time.sleep(1)  # the orphaned web process is reaped by init
-    alive = [pid for pid in session if os.path.exists(f"/proc/{pid}") and "Z" not in _proc_state(pid)]
+    alive = [pid for pid in session if (fields := engines.proc_stat(pid)) and fields[0] != "Z"]
     assert not alive, f"the hung session's driver, MiniBrowser or web process survived: {alive}"
     with engine.page() as fresh:  # and the engine still opens working pages
         fresh.goto("about:blank")
@@ -487,11 +487,3 @@ def test_a_browser_that_vanishes_fails_at_once_as_engine_gone(engine: engines.Br
         assert time.monotonic() - started < 15
     finally:
         page.close()
-
-
-def _proc_state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"

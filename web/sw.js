@@ -116,6 +116,8 @@ const GZIP_COPIES = {
   ".zip": "application/zip",
 };
 const MIN_GZIP_SIZE = 1024; // smaller files have no copy (compress.py MIN_SIZE)
+/** The Content-Type of `rel` where the build keeps compressed copies of its type, else undefined. */
+const copyType = (rel) => GZIP_COPIES[rel.slice(rel.lastIndexOf("."))];
 
 /**
  * On a host that compresses nothing (`python3 -m http.server`, a bucket without encoding metadata), the
@@ -123,13 +125,22 @@ const MIN_GZIP_SIZE = 1024; // smaller files have no copy (compress.py MIN_SIZE)
  * (a copy is only kept when it saves 5%) or the browser cannot decode gzip streams.
  */
 async function gzipCopy(rel, size) {
-  const suffix = rel.slice(rel.lastIndexOf("."));
-  if (!GZIP_COPIES[suffix] || !(size >= MIN_GZIP_SIZE) || typeof DecompressionStream !== "function") return null;
-  const response = await fetch(scopeUrl(`${rel}.gz`), { cache: "no-store" }).catch(() => null);
+  if (!(size >= MIN_GZIP_SIZE) || typeof DecompressionStream !== "function") return null;
+  return decodedCopy(rel, ".gz", () => new DecompressionStream("gzip"));
+}
+
+/**
+ * The response for `rel`'s copy `rel + ending`, piped through `makeDecoder()` (made only once the copy
+ * answers), with its original's type; null where the build has no such copy or the host encoded it itself.
+ */
+async function decodedCopy(rel, ending, makeDecoder) {
+  const type = copyType(rel);
+  if (!type) return null;
+  const response = await fetch(scopeUrl(`${rel}${ending}`), { cache: "no-store" }).catch(() => null);
   if (!response?.ok || response.headers.has("Content-Encoding")) return null;
   const headers = new Headers(response.headers);
-  headers.set("Content-Type", GZIP_COPIES[suffix]);
-  return new Response(response.body.pipeThrough(new DecompressionStream("gzip")), { status: 200, headers });
+  headers.set("Content-Type", type);
+  return new Response(response.body.pipeThrough(makeDecoder()), { status: 200, headers });
 }
 
 const BROTLI_WASM = "vendor/brotli/brotli_dec_wasm_bg.wasm";
@@ -198,15 +209,9 @@ function brotliStream(lib) {
 
 /** Like gzipCopy: the brotli copy of `rel` (big files only), decoded here; null where there is none. */
 async function brotliCopy(rel, size) {
-  const suffix = rel.slice(rel.lastIndexOf("."));
-  if (!GZIP_COPIES[suffix] || !(size >= MIN_BROTLI_SIZE)) return null;
+  if (!(size >= MIN_BROTLI_SIZE) || !copyType(rel)) return null; // no decoder download for nothing
   const lib = await brotliDecoder();
-  if (!lib) return null;
-  const response = await fetch(scopeUrl(`${rel}.br`), { cache: "no-store" }).catch(() => null);
-  if (!response?.ok || response.headers.has("Content-Encoding")) return null;
-  const headers = new Headers(response.headers);
-  headers.set("Content-Type", GZIP_COPIES[suffix]);
-  return new Response(response.body.pipeThrough(brotliStream(lib)), { status: 200, headers });
+  return lib && decodedCopy(rel, ".br", () => brotliStream(lib));
 }
 
 /**
