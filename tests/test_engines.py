@@ -308,8 +308,8 @@ def _run_app(engine: engines.Browser, server: Server) -> dict[str, Any]:
         _check_samples(engine.name, "wasm", results, app)
 
         # Chromium's switches to webgl and cpu in the app's worker are tested in test_app.py
-        # (test_webgl_runs_inside_the_worker, test_keyboard_and_backend_switch); here its wasm run is
-        # the reference the other engines are compared with.
+        # (test_keyboard_and_backend_switch) and test_faults.py (the app on webgl, in its worker); here its
+        # wasm run is the reference the other engines are compared with.
         for backend in ("webgl", "cpu") if engine.name != "chromium" else ():
             page.evaluate(SWITCH_BACKEND, backend)
             page.wait_for("() => !document.getElementById('backend-select').disabled", timeout=BOOT_S)

@@ -269,18 +269,20 @@ async def test_numpy_resize_matches_tfjs_resize(pyodide: Any, backend: str) -> N
 PARITY_PHOTOS = assets.SAMPLES  # every real photo the build ships
 
 
-@pytest.mark.parametrize("parity_backend", ["wasm", "webgl"])
-def test_parity_with_nsfwjs_classify(pyodide: Any, parity_backend: str) -> None:
-    """NSFWJS's own classify() on the same page and backend is the reference: same top-1, probs within 0.02."""
+def test_parity_with_nsfwjs_classify(pyodide: Any) -> None:
+    """NSFWJS's own classify() on the same page and backend is the reference: same top-1, probs within 0.02.
+
+    Every sample photo, on wasm; on webgl (~1 s a prediction on SwiftShader here) the same comparison runs on
+    one file per way the GPU path can differ: test_browser_decode.py::test_every_path_agrees_with_nsfwjs."""
     got = pyodide.run(
         f"""
         import js, testutil
         from pyodide.code import run_js
-        await testutil.use_backend({parity_backend!r})
+        await testutil.use_backend("wasm")
         nsfwjs = await run_js("import('/vendor/nsfwjs/core.js')")
         options = js.Object.fromEntries([["size", 224]])
         reference = await nsfwjs.load("/models/nsfw-mobilenet-v2/uint8/model.json", options)
-        clf = await testutil.classifier({parity_backend!r})
+        clf = await testutil.classifier("wasm")
         rows = []
         for name in {PARITY_PHOTOS!r}:
             img = js.document.createElement("img")

@@ -289,7 +289,8 @@ async def test_results_agree_across_backends(pyodide: Any) -> None:
 @pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)
 @run_in_pyodide
 async def test_graph_model_loads_and_predicts(pyodide: Any, backend: str) -> None:
-    """A TF.js graph model (NSFWJS MobileNetV2Mid) goes through the same checked loader; NSFWJS agrees."""
+    """A TF.js graph model (NSFWJS MobileNetV2Mid) goes through the same checked loader; NSFWJS agrees (on two
+    photos; one on webgl, ~1 s a prediction on SwiftShader here)."""
     import js
     import numpy as np
     import testutil
@@ -308,7 +309,7 @@ async def test_graph_model_loads_and_predicts(pyodide: Any, backend: str) -> Non
         nsfwjs = await run_js("import('/vendor/nsfwjs/core.js')")
         options = js.Object.fromEntries([["size", 224], ["type", "graph"]])
         reference = await nsfwjs.load("/models/nsfw-mobilenet-v2-mid/uint8/model.json", options)
-        for name in ("chelsea.png", "coffee.png"):
+        for name in ("chelsea.png", "coffee.png") if backend == "wasm" else ("coffee.png",):
             img = js.document.createElement("img")
             img.src = "/vendor/samples/" + name
             await img.decode()

@@ -148,7 +148,9 @@ def test_cli_and_clear_errors(tmp_path: Path, built: None) -> None:
 @pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)
 @run_in_pyodide
 async def test_every_variant_loads_and_agrees_with_float32(pyodide: Any, backend: str) -> None:
-    """uint8, float16 and float32 variants load in the browser and give float32's top-1 on real photos."""
+    """uint8, float16 and float32 variants load in the browser and give float32's top-1 on real photos (one on
+    webgl, where a prediction takes ~1 s on SwiftShader here: the variants' numbers are the backend's business
+    only in how it runs the same float32 graph)."""
     import numpy as np
     import testutil
 
@@ -156,7 +158,8 @@ async def test_every_variant_loads_and_agrees_with_float32(pyodide: Any, backend
     from pyapp.model import Model
 
     await testutil.use_backend(backend)
-    photos = [await testutil.fetch(f"/vendor/samples/{n}") for n in ("chelsea.png", "rocket.jpg", "coffee.png")]
+    names = ("chelsea.png", "rocket.jpg", "coffee.png") if backend == "wasm" else ("rocket.jpg",)
+    photos = [await testutil.fetch(f"/vendor/samples/{n}") for n in names]
     outputs = {}
     for variant in ("float32", "float16", "uint8"):
         async with await Model.load(testutil.MANIFEST, variants=[variant], warmup=False) as model:
