@@ -233,7 +233,8 @@ def _boot_error(page: Any) -> tuple[str, str]:
     ("remove", "replace", "stage", "cause"),
     [
         (("vendor/build.json",), {}, "Build information", "HTTP 404"),
-        (("vendor/pyodide/pyodide.asm.wasm",), {}, "Python runtime", "vendor/pyodide/pyodide.asm.wasm (HTTP 404)"),
+        # Named by the worker as it happens (Pyodide itself never settles), not by the page's stall bound.
+        (("vendor/pyodide/pyodide.asm.wasm",), {}, "Python runtime", "Pyodide's pyodide.asm.wasm answered HTTP 404"),
         ((), {"js/tfjs.js": "throw new Error('tfjs.js is broken on purpose');"}, "Python runtime", "on purpose"),
         ((), {"app.py": "raise RuntimeError('app.py is broken on purpose')"}, "Python runtime", "app.py stopped"),
     ],

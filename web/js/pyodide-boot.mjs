@@ -18,9 +18,36 @@ export async function loadPyodide(options) {
   tfjs.catch(() => {}); // its error surfaces where PyScript imports it, with the stage's name
   // PyScript derives indexURL from this module's folder; Pyodide's files are in vendor/pyodide/.
   const indexURL = new URL("../vendor/pyodide/", import.meta.url).href;
-  const [pyodide] = await Promise.all([
-    loadPyodideItself({ ...options, indexURL, packages }),
-    tfjs.catch(() => null),
-  ]);
-  return pyodide;
+  const watch = failedFetches(indexURL);
+  try {
+    const [pyodide] = await Promise.race([
+      Promise.all([loadPyodideItself({ ...options, indexURL, packages }), tfjs.catch(() => null)]),
+      watch.failed,
+    ]);
+    return pyodide;
+  } finally {
+    watch.stop();
+  }
+}
+
+/**
+ * Rejects when one of Pyodide's own files answers with an error status while it boots. Pyodide 0.27.7 never
+ * settles when its WASM binary cannot be fetched (Emscripten only warns "wasm instantiation failed!"), so
+ * without this the page learns of it only from its stall bound; with it, at once, naming the file.
+ */
+function failedFetches(indexURL) {
+  const original = globalThis.fetch;
+  let fail;
+  const failed = new Promise((_, reject) => {
+    fail = reject;
+  });
+  globalThis.fetch = async (input, init) => {
+    const response = await original(input, init);
+    const url = typeof input === "string" ? input : (input?.url ?? String(input));
+    if (!response.ok && url.startsWith(indexURL)) {
+      fail(new Error(`Pyodide's ${new URL(url).pathname.split("/").pop()} answered HTTP ${response.status}`));
+    }
+    return response;
+  };
+  return { failed, stop: () => void (globalThis.fetch = original) };
 }
