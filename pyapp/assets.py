@@ -294,10 +294,27 @@ def _npm_ok() -> tuple[bool, str]:
 
 
 def ensure_node_modules() -> bool:
-    """Run ``npm ci`` when node_modules does not match package-lock.json."""
+    """Run ``npm ci`` when node_modules does not match package-lock.json.
+
+    What ``npm ci`` installs for a lock is kept in the build cache (outside the clone, like the compressed
+    copies), and a clone with the same lock takes it from there: hard links to 9,000 files in ~0.5 s,
+    against ~15 s for ``npm ci`` here (extracting 389 MB of packages from npm's own cache), on every fresh
+    clone. npm checked each package's integrity when it installed them; the copy is checked against the lock
+    (every package at its version) as node_modules is.
+    """
     ok, why = _npm_ok()
     if ok:
         return False
+    saved = _node_modules_cache()
+    if saved.is_dir():
+        shutil.rmtree(NODE_MODULES, ignore_errors=True)
+        _link_tree(saved, NODE_MODULES)
+        if _npm_ok()[0]:
+            _log(f"node_modules: npm ci's install of this lock, from the cache ({why})")
+            return True
+        # Not what the lock asks for: install again.
+        shutil.rmtree(saved, ignore_errors=True)
+        shutil.rmtree(NODE_MODULES, ignore_errors=True)
     npm = shutil.which("npm")
     if npm is None:
         raise BuildError("npm is required to fetch the browser stack (install Node.js >= 18)")
@@ -306,7 +323,32 @@ def ensure_node_modules() -> bool:
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"npm ci failed:\n{proc.stdout}\n{proc.stderr}")
+    # Best effort: a cache that cannot be written costs the next clone an npm ci, nothing else.
+    partial = saved.with_name(saved.name + f".part-{os.getpid()}")
+    try:
+        _link_tree(NODE_MODULES, partial)
+        os.replace(partial, saved)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
     return True
+
+
+def _node_modules_cache() -> Path:
+    """Where npm ci's install of this package-lock.json is kept (one folder per lock)."""
+    return compress.cache_dir() / "node_modules" / hashlib.sha256(_lock_bytes()).hexdigest()[:32]
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """``dst`` with the files of ``src``: hard links where the file system allows, else copies."""
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, dst, symlinks=True, copy_function=link)
 
 
 def _node_module(rel: str) -> Path:

@@ -456,3 +456,48 @@ def test_static_export_serves_the_same_site(built: None, tmp_path: Path) -> None
     (foreign / "keep.txt").write_text("mine")
     assert serve.main(["build", "--out", str(foreign)]) == 1
     assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_a_fresh_clone_takes_node_modules_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, built: None
+) -> None:
+    """npm ci's install of a lock is kept in the build cache; a clone with the same lock and no node_modules
+    gets it from there as hard links, running no npm; a cached install the lock does not match is dropped
+    for a new npm ci, which is kept in its place."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    shutil.copy2(assets.ROOT / "package-lock.json", clone / "package-lock.json")
+    monkeypatch.setattr(assets, "ROOT", clone)
+    monkeypatch.setattr(assets, "NODE_MODULES", clone / "node_modules")
+    monkeypatch.setenv("PYAPP_CACHE_DIR", str(tmp_path / "cache"))
+    npm_runs: list[list[str]] = []
+    # The real install, seen through links only: the test never writes into a file of it.
+    real = tmp_path / "real_node_modules"
+    assets._link_tree(Path(__file__).resolve().parent.parent / "node_modules", real)
+
+    def npm_ci(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        """Stands in for npm ci: installs what the real one installed for this lock (links, never writes)."""
+        npm_runs.append(cmd)
+        assets._link_tree(real, clone / "node_modules")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(assets.subprocess, "run", npm_ci)
+
+    assert assets.ensure_node_modules() is True  # nothing cached yet: npm ci, then kept
+    assert len(npm_runs) == 1
+    saved = assets._node_modules_cache()
+    assert (saved / "pyodide" / "package.json").is_file()
+
+    shutil.rmtree(clone / "node_modules")  # a fresh clone of the same commit
+    assert assets.ensure_node_modules() is True
+    assert len(npm_runs) == 1, "taken from the cache, no npm ci"
+    mine, cached = (clone / "node_modules/pyodide/package.json").stat(), (saved / "pyodide/package.json").stat()
+    assert (mine.st_ino, mine.st_dev) == (cached.st_ino, cached.st_dev), "a hard link, not a copy"
+    assert assets.ensure_node_modules() is False  # up to date: nothing to do
+
+    shutil.rmtree(clone / "node_modules")
+    shutil.rmtree(saved / "pyodide")  # the cached install lost a package the lock pins
+    assert assets.ensure_node_modules() is True
+    assert len(npm_runs) == 2, "the broken cached install was not used"
+    assert (saved / "pyodide" / "package.json").is_file(), "the new install is kept in its place"
+    assert assets._npm_ok() == (True, "")
