@@ -147,6 +147,20 @@ def _csp_violations(page: Any) -> list[dict[str, Any]]:
     return violations
 
 
+def _open_under_csp(browser: Any, url: str, on_request: Any = None) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """A new context and page at ``url``: the response carries the app's CSP, and the page's reports of it
+    are collected (``on_request`` sees every request of the context, from the first)."""
+    context = browser.new_context()
+    if on_request is not None:
+        context.on("request", on_request)
+    page = context.new_page()
+    page.set_default_timeout(300_000)
+    violations = _csp_violations(page)
+    response = page.goto(url)
+    assert response.headers["content-security-policy"] == serve.CONTENT_SECURITY_POLICY
+    return context, page, violations
+
+
 def _assert_only_pyscripts_eval_was_refused(violations: list[dict[str, Any]]) -> None:
     """The only report is PyScript's own bootstrap asking the page for an eval it does not need (blocked, and
     handled by PyScript): that report is also the proof that the policy is enforced on the page."""
@@ -163,14 +177,10 @@ def test_app_on_webgl_in_its_worker_survives_a_context_loss_mid_batch(browser: A
     classified, and the page says what happened; no request leaves the build's own files.
 
     One boot for the four checks: the app on WebGL boots in ~25 s of CPU on SwiftShader here."""
-    context = browser.new_context()
     seen, only_build_files = _build_files_only(server_url)
-    context.on("request", lambda request: seen.append(request))
-    page = context.new_page()
-    page.set_default_timeout(300_000)
-    violations = _csp_violations(page)
-    response = page.goto(server_url + "?backend=webgl&nosw")
-    assert response.headers["content-security-policy"] == serve.CONTENT_SECURITY_POLICY
+    context, page, violations = _open_under_csp(
+        browser, server_url + "?backend=webgl&nosw", lambda request: seen.append(request)
+    )
     page.wait_for_selector("body[data-ready='true']")
     assert page.evaluate("document.body.dataset.backend") == "webgl"
     assert "software renderer" in page.inner_text("#backend-notes")
@@ -270,12 +280,7 @@ def test_csp_blocks_eval_and_inline_script_but_not_wasm(browser: Any, server_url
 def test_app_works_under_its_csp(browser: Any, server_url: str) -> None:
     """The app boots and classifies on wasm under the CSP the server sends (on webgl: the context-loss test
     above, under the same policy)."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(300_000)
-    violations = _csp_violations(page)
-    response = page.goto(server_url + "?backend=wasm&nosw")
-    assert response.headers["content-security-policy"] == serve.CONTENT_SECURITY_POLICY
+    context, page, violations = _open_under_csp(browser, server_url + "?backend=wasm&nosw")
     page.wait_for_selector("#app[data-model='ready']")
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
     assert app_results(page, 1)[0]["top1"] == "Neutral"
