@@ -117,8 +117,13 @@ class Playground:
             self.cell, self.stream = block, ""
             page.flush()  # the cell may hold the event loop for long: show that it runs now
             try:
-                await load_imported_packages(code)
-                result = await self.session.run(code)
+                try:
+                    await load_imported_packages(code)
+                except KeyboardInterrupt:  # Stop, before the cell's own code ran
+                    self.session.count += 1
+                    result = playground.CellResult(False, error="Interrupted (Stop)", seconds=0.0)
+                else:
+                    result = await self.session.run(code)
             finally:
                 self.cell = None
             page.text(f"{block} .meta", f"In [{self.session.count}] {result.seconds * 1e3:.0f} ms")

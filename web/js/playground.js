@@ -124,6 +124,7 @@ async function main() {
     ? "Stop interrupts a running cell."
     : "Compatibility mode (no SharedArrayBuffer): Stop restarts Python.";
   let running = false;
+  let rearm = null;
   const run = async () => {
     if (running) return;
     running = true;
@@ -132,6 +133,10 @@ async function main() {
     try {
       await py.run($("editor").value);
     } finally {
+      // The cell is over: a Stop still armed must not interrupt the next one.
+      clearInterval(rearm);
+      rearm = null;
+      if (interrupt) Atomics.store(interrupt, 0, 0);
       running = false;
       $("run").disabled = false;
       $("stop").disabled = true;
@@ -140,8 +145,16 @@ async function main() {
   wireEditor(run);
   $("run").addEventListener("click", run);
   $("stop").addEventListener("click", () => {
-    if (interrupt) Atomics.store(interrupt, 0, 2);
-    else location.reload();
+    if (!interrupt) {
+      location.reload();
+      return;
+    }
+    // Pyodide takes the flag at its next check, wherever Python is then: a Stop that lands between cells'
+    // steps (the cell's imports still loading, the event loop between tasks) can be spent where nothing
+    // stops the cell. So the flag is set again every half second until the cell is over (measured: a Stop
+    // clicked under load was once spent so, and the runaway loop ran on for minutes).
+    Atomics.store(interrupt, 0, 2);
+    rearm ??= setInterval(() => running && Atomics.store(interrupt, 0, 2), 500);
   });
   $("clear").addEventListener("click", () => py.clear_output());
   $("reset").addEventListener("click", () => py.reset());
