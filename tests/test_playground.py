@@ -170,7 +170,9 @@ def test_uploads_rich_values_keyboard_and_errors(playground: Any) -> None:
     assert cell["state"] == "ok"
     assert cell["html"].count("<meter") == 5
     assert '<li class="bar top"><span class="label">Neutral</span>' in cell["html"]
-    cell = _run_cell(playground, 'x = clf.prepare(uploads["chelsea.png"])\nx[0, :2, :2, 0]')
+    # prepare() is synchronous, so it decodes bytes with Pillow, which the playground loads for a cell that
+    # imports it (an earlier test may have loaded it already: this test does not count on one).
+    cell = _run_cell(playground, 'import PIL\nx = clf.prepare(uploads["chelsea.png"])\nx[0, :2, :2, 0]')
     assert "ndarray (2, 2) float32" in cell["text"]
     cell = _run_cell(playground, "from pyapp import memory\nclf.dispose()\nmemory.snapshot()")
     assert "Memory snapshot" in cell["text"]
