@@ -277,11 +277,11 @@ class Step:
 # --------------------------------------------------------------------------- npm
 
 
-def _npm_ok() -> tuple[bool, str]:
+def _npm_ok(lock: bytes) -> tuple[bool, str]:
     installed = NODE_MODULES / ".package-lock.json"
     if not installed.exists():
         return False, "node_modules missing"
-    want = json.loads(_lock_bytes())["packages"]
+    want = json.loads(lock)["packages"]
     have = json.loads(installed.read_text())["packages"]
     for name, meta in want.items():
         if not name:
@@ -302,14 +302,15 @@ def ensure_node_modules() -> bool:
     clone. npm checked each package's integrity when it installed them; the copy is checked against the lock
     (every package at its version) as node_modules is.
     """
-    ok, why = _npm_ok()
+    lock = _lock_bytes()
+    ok, why = _npm_ok(lock)
     if ok:
         return False
-    saved = _node_modules_cache()
+    saved = _node_modules_cache(lock)
     if saved.is_dir():
         shutil.rmtree(NODE_MODULES, ignore_errors=True)
         _link_tree(saved, NODE_MODULES)
-        if _npm_ok()[0]:
+        if _npm_ok(lock)[0]:
             _log(f"node_modules: npm ci's install of this lock, from the cache ({why})")
             return True
         # Not what the lock asks for: install again.
@@ -333,9 +334,9 @@ def ensure_node_modules() -> bool:
     return True
 
 
-def _node_modules_cache() -> Path:
+def _node_modules_cache(lock: bytes) -> Path:
     """Where npm ci's install of this package-lock.json is kept (one folder per lock)."""
-    return compress.cache_dir() / "node_modules" / hashlib.sha256(_lock_bytes()).hexdigest()[:32]
+    return compress.cache_dir() / "node_modules" / hashlib.sha256(lock).hexdigest()[:32]
 
 
 def _link_tree(src: Path, dst: Path) -> None:

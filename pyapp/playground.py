@@ -18,16 +18,18 @@ Example::
 from __future__ import annotations
 
 import ast
+import asyncio
 import base64
 import inspect
 import io
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from html import escape
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -66,11 +68,19 @@ class _Stream(io.TextIOBase):
 
 @dataclass
 class Session:
-    """One namespace, many cells. ``write`` receives output as it happens."""
+    """One namespace, many cells. ``write`` receives output as it happens.
+
+    :meth:`interrupt` is the body of a SIGINT handler: it stops the running cell
+    (the playground's Stop button), wherever Python happened to be.
+    """
 
     write: Writer
     namespace: dict[str, Any] = field(default_factory=dict)
     count: int = 0
+    _cell: asyncio.Task[CellResult] | None = field(default=None, init=False, repr=False)
+    _filename: str = field(default="", init=False, repr=False)
+    _stopping: bool = field(default=False, init=False, repr=False)
+    _stop_early: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.namespace.setdefault("__name__", "__main__")
@@ -81,17 +91,81 @@ class Session:
         for value in values:
             self.write("html", rich_html(value))
 
-    async def run(self, source: str) -> CellResult:
-        """Run one cell; never raises for the user's errors (they are in the result)."""
+    async def run(self, source: str, prepare: Prepare | None = None) -> CellResult:
+        """Run one cell; never raises for the user's errors (they are in the result).
+
+        ``prepare(source)`` runs first, as part of the cell (the playground loads the packages the
+        cell imports there): a Stop during it ends the cell before its code runs.
+        """
         self.count += 1
-        filename = f"<cell {self.count}>"
+        self._filename = filename = f"<cell {self.count}>"
+        self._stopping = False
         started = time.perf_counter()
+        if self._stop_early:  # Stop was clicked before this cell reached Python
+            self._stop_early = False
+            return _interrupted(started)
+        # Its own task, so that a Stop can cancel the cell without cancelling whoever awaits it.
+        self._cell = cell = asyncio.ensure_future(self._execute(source, filename, prepare, started))
+        try:
+            return await cell
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if caller is not None and caller.cancelling():  # the caller was cancelled (and the cell with it)
+                raise
+            return _interrupted(started)
+        finally:
+            self._cell = None
+
+    def interrupt(self, frame: FrameType | None) -> None:
+        """Stop the running cell: SIGINT's handler, called with the frame Python was in.
+
+        A cell's own code (a runaway loop) is stopped by KeyboardInterrupt, raised right there.
+        Anywhere else (the event loop between the cell's steps, its imports loading, the page's
+        own code) raising would stop the wrong thing and leave the cell running; the cell's task
+        is cancelled instead, and ends at its next ``await``. With no cell running yet (Stop
+        clicked as Run was), the next cell is stopped before its code runs; the page calls
+        :meth:`forget_stop` when its run is over, so that a Stop arriving after the cell ended
+        reaches nothing.
+
+        >>> import asyncio
+        >>> session = Session(write=print)
+        >>> session.interrupt(None)  # before the cell started
+        >>> asyncio.run(session.run("x = 1")).error, "x" in session.namespace
+        ('Interrupted (Stop)', False)
+        """
+        cell = self._cell
+        if cell is None or cell.done():
+            self._stop_early = True
+            return
+        self._stopping = True
+        while frame is not None:
+            if frame.f_code.co_filename == self._filename:
+                raise KeyboardInterrupt
+            frame = frame.f_back
+        cell.cancel()
+
+    def forget_stop(self) -> None:
+        """Drop a Stop that arrived when no cell was running (the run it was meant for is over).
+
+        >>> session = Session(write=print)
+        >>> session.interrupt(None)
+        >>> session.forget_stop()
+        """
+        self._stop_early = False
+
+    async def _execute(self, source: str, filename: str, prepare: Prepare | None, started: float) -> CellResult:
         out, err = _Stream("stdout", self.write), _Stream("stderr", self.write)
         try:
+            if prepare is not None:
+                await prepare(source)
             with redirect_stdout(out), redirect_stderr(err):
                 value = await run_cell(source, self.namespace, filename)
         except KeyboardInterrupt:
-            return CellResult(False, error="Interrupted (Stop)", seconds=time.perf_counter() - started)
+            return _interrupted(started)
+        except asyncio.CancelledError:
+            if not self._stopping:  # the caller was cancelled: so is the cell
+                raise
+            return _interrupted(started)
         except BaseException as exc:  # the user's error, shown like a traceback from their cell
             return CellResult(False, error=format_error(exc, filename), seconds=time.perf_counter() - started)
         seconds = time.perf_counter() - started
@@ -99,6 +173,14 @@ class Session:
             return CellResult(True, seconds=seconds)
         self.namespace["_"] = value
         return CellResult(True, value_html=rich_html(value), value_text=_short_repr(value), seconds=seconds)
+
+
+#: prepare(source), awaited before a cell's code runs.
+Prepare = Callable[[str], Awaitable[None]]
+
+
+def _interrupted(started: float) -> CellResult:
+    return CellResult(False, error="Interrupted (Stop)", seconds=time.perf_counter() - started)
 
 
 async def run_cell(source: str, namespace: dict[str, Any], filename: str = "<cell>") -> Any:

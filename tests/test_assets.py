@@ -485,7 +485,7 @@ def test_a_fresh_clone_takes_node_modules_from_the_cache(
 
     assert assets.ensure_node_modules() is True  # nothing cached yet: npm ci, then kept
     assert len(npm_runs) == 1
-    saved = assets._node_modules_cache()
+    saved = assets._node_modules_cache(assets._lock_bytes())
     assert (saved / "pyodide" / "package.json").is_file()
 
     shutil.rmtree(clone / "node_modules")  # a fresh clone of the same commit
@@ -500,4 +500,4 @@ def test_a_fresh_clone_takes_node_modules_from_the_cache(
     assert assets.ensure_node_modules() is True
     assert len(npm_runs) == 2, "the broken cached install was not used"
     assert (saved / "pyodide" / "package.json").is_file(), "the new install is kept in its place"
-    assert assets._npm_ok() == (True, "")
+    assert assets._npm_ok(assets._lock_bytes()) == (True, "")

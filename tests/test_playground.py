@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,81 @@ def test_stderr_and_display_stream_in_order() -> None:
     _run(session, "import sys, numpy as np\nprint('a')\nsys.stderr.write('b')\ndisplay(np.zeros(2))\nprint('c')")
     kinds = [s for s, t in out if t.strip()]
     assert kinds == ["stdout", "stderr", "html", "stdout"]
+
+
+def _run_interrupted_after(session: Session, code: str, seconds: float, prepare: Any = None) -> Any:
+    """Run a cell while the event loop (not the cell) takes a Stop after ``seconds``, as when the page's
+    interrupt lands while the cell awaits."""
+
+    async def main() -> Any:
+        asyncio.get_running_loop().call_later(seconds, lambda: session.interrupt(sys._getframe()))
+        return await session.run(code, prepare=prepare)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def test_stop_inside_the_cells_own_code_raises_there_and_keeps_the_namespace() -> None:
+    """A runaway loop takes the interrupt in its own frame: KeyboardInterrupt there, the namespace kept."""
+    session = Session(write=lambda *_: None)
+    session.namespace["poke"] = lambda: session.interrupt(sys._getframe())
+    result = _run(session, "kept = 41\nn = 0\nwhile True:\n    n += 1\n    if n == 1000:\n        poke()")
+    assert (result.ok, result.error) == (False, "Interrupted (Stop)")
+    assert session.namespace["n"] == 1000
+    assert _run(session, "kept + 1").value_text == "42", "the next cell runs as usual"
+
+
+def test_stop_between_a_cells_steps_cancels_the_cell() -> None:
+    """An interrupt that lands in the event loop while the cell awaits ends the cell, not the loop: before,
+    Pyodide's KeyboardInterrupt stopped whatever ran there, and the cell ran on."""
+    session = Session(write=lambda *_: None)
+    result = _run_interrupted_after(session, "import asyncio\nawait asyncio.sleep(3600)\nreached = True", 0.05)
+    assert (result.ok, result.error) == (False, "Interrupted (Stop)")
+    assert "reached" not in session.namespace
+    assert _run(session, "1 + 1").value_text == "2"
+
+
+def test_stop_while_the_cell_prepares_ends_it_before_its_code_runs() -> None:
+    """The playground loads a cell's imports first; a Stop then ends the cell and its code never runs."""
+    session = Session(write=lambda *_: None)
+    prepared: list[str] = []
+
+    async def prepare(source: str) -> None:
+        prepared.append(source)
+        await asyncio.sleep(3600)
+
+    result = _run_interrupted_after(session, "ran = True", 0.05, prepare=prepare)
+    assert (result.ok, result.error) == (False, "Interrupted (Stop)")
+    assert prepared == ["ran = True"]
+    assert "ran" not in session.namespace
+
+
+def test_a_stop_before_the_cell_stops_it_a_late_one_is_dropped_and_a_cancelled_caller_is_no_stop() -> None:
+    """A Stop that reaches Python before the cell does (clicked as Run was) stops that cell before its code
+    runs; one that arrives after the run is over (forget_stop) reaches nothing; cancelling the caller
+    cancels, and is not mistaken for a Stop."""
+    session = Session(write=lambda *_: None)
+    session.interrupt(sys._getframe())
+    early = _run(session, "x = 1")
+    assert (early.ok, early.error) == (False, "Interrupted (Stop)")
+    assert "x" not in session.namespace
+    assert _run(session, "x = 1").ok, "the early Stop was spent on one cell"
+    session.interrupt(sys._getframe())
+    session.forget_stop()
+    assert _run(session, "x + 1").value_text == "2"
+
+    async def cancel_the_caller() -> bool:
+        caller = asyncio.ensure_future(session.run("import asyncio\nawait asyncio.sleep(3600)"))
+        await asyncio.sleep(0.05)
+        caller.cancel()
+        try:
+            await caller
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, cancel_the_caller()).result()
 
 
 def test_rich_html_for_arrays_predictions_tables_and_images_escapes_everything() -> None:
@@ -190,18 +266,35 @@ def test_uploads_rich_values_keyboard_and_errors(playground: Any) -> None:
 
 def test_stop_interrupts_a_runaway_cell_and_keeps_the_namespace(playground: Any) -> None:
     _run_cell(playground, "kept = 41")
-    playground.fill("#editor", "n = 0\nwhile True:\n    n += 1")
+    playground.fill("#editor", "n = 0\nwhile True:\n    n += 1\n    if n % 200_000 == 0:\n        print('looping')")
     playground.click("#run")
     # The newest cell is the first; earlier tests' cells (errors among them) stay below it.
     newest = "(state) => document.querySelector('#output .cell')?.dataset.state === state"
-    playground.wait_for_function(newest, arg="running")
-    playground.wait_for_timeout(500)
+    # Its output shows that the loop itself runs: the interrupt lands in the cell's own code.
+    playground.wait_for_function("() => document.querySelector('#output .cell pre')?.textContent.includes('looping')")
     playground.click("#stop")
     playground.wait_for_function(newest, arg="error")
     assert "Interrupted" in playground.locator("#output .cell").first.inner_text()
     cell = _run_cell(playground, "kept + 1, n > 0")
     assert cell["state"] == "ok"
     assert "(42, True)" in cell["text"]
+    # A cell that awaits takes the interrupt in the event loop, not in its own code: Stop cancels it there.
+    playground.fill("#editor", "import asyncio\nawait asyncio.sleep(3600)\nslept = True")
+    playground.click("#run")
+    playground.wait_for_function(newest, arg="running")
+    playground.wait_for_timeout(500)
+    playground.click("#stop")
+    playground.wait_for_function(newest, arg="error")
+    assert "Interrupted" in playground.locator("#output .cell").first.inner_text()
+    # Stop clicked as Run is: wherever Python then is (the run not begun, the imports loading, the loop),
+    # the cell ends.
+    playground.fill("#editor", "early = True\nwhile True:\n    pass")
+    playground.click("#run")
+    playground.click("#stop")
+    playground.wait_for_function(newest, arg="error")
+    assert "Interrupted" in playground.locator("#output .cell").first.inner_text()
+    cell = _run_cell(playground, "'slept' in dir(), kept")
+    assert "(False, 41)" in cell["text"], "the namespace is intact"
 
 
 @pytest.fixture

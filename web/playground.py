@@ -10,6 +10,7 @@ the playground works with or without SharedArrayBuffer.
 """
 
 import asyncio
+import signal
 import time
 from html import escape
 
@@ -33,11 +34,25 @@ BASE_MODEL = "models/nsfw-mobilenet-v2/manifest.json"
 
 
 def on_message(event) -> None:
-    """With SharedArrayBuffer the page sends the Stop button's shared buffer: Pyodide raises
-    KeyboardInterrupt when it is set. (Without one, Stop restarts this worker instead.)"""
+    """With SharedArrayBuffer the page sends the Stop button's shared buffer: Pyodide signals SIGINT
+    when it is set, at its next check, wherever Python is then (a cell's loop, or the event loop
+    between a cell's steps). The handler leaves it to the session to stop the cell from there; the
+    default KeyboardInterrupt would stop whatever ran, often not the cell (measured under load: the
+    runaway loop then ran on). Without SharedArrayBuffer, Stop restarts this worker instead."""
+    global stop_flag
     data = event.data
-    if getattr(data, "type", None) == "interrupt-buffer":
-        pyodide_js.setInterruptBuffer(data.buffer)
+    kind = getattr(data, "type", None)
+    if kind == "interrupt-buffer":
+        signal.signal(signal.SIGINT, lambda signum, frame: app.session.interrupt(frame))
+        stop_flag = data.buffer
+        pyodide_js.setInterruptBuffer(stop_flag)
+    elif kind == "stop" and stop_flag is not None and js.Atomics.exchange(stop_flag, 0, 0) == signal.SIGINT:
+        # Sent with every Stop, to wake an idle Python (a cell awaiting). Still set, the flag has not been
+        # seen: take it here (a cell that awaits is cancelled). Already cleared, Pyodide has handled it.
+        app.session.interrupt(None)
+
+
+stop_flag = None  # the Stop button's shared flag, Pyodide's interrupt buffer
 
 
 xworker.onmessage = on_message
@@ -117,13 +132,7 @@ class Playground:
             self.cell, self.stream = block, ""
             page.flush()  # the cell may hold the event loop for long: show that it runs now
             try:
-                try:
-                    await load_imported_packages(code)
-                except KeyboardInterrupt:  # Stop, before the cell's own code ran
-                    self.session.count += 1
-                    result = playground.CellResult(False, error="Interrupted (Stop)", seconds=0.0)
-                else:
-                    result = await self.session.run(code)
+                result = await self.session.run(code, prepare=load_imported_packages)
             finally:
                 self.cell = None
             page.text(f"{block} .meta", f"In [{self.session.count}] {result.seconds * 1e3:.0f} ms")
@@ -135,6 +144,7 @@ class Playground:
             self.show_env()
             self.update_memory()
             page.flush()
+            self.session.forget_stop()  # this run is over: a Stop that came too late stops nothing
             return result.ok
 
     def new_session(self) -> playground.Session:

@@ -124,7 +124,6 @@ async function main() {
     ? "Stop interrupts a running cell."
     : "Compatibility mode (no SharedArrayBuffer): Stop restarts Python.";
   let running = false;
-  let rearm = null;
   const run = async () => {
     if (running) return;
     running = true;
@@ -133,9 +132,7 @@ async function main() {
     try {
       await py.run($("editor").value);
     } finally {
-      // The cell is over: a Stop still armed must not interrupt the next one.
-      clearInterval(rearm);
-      rearm = null;
+      // The cell is over: a Stop still pending must not interrupt the next one.
       if (interrupt) Atomics.store(interrupt, 0, 0);
       running = false;
       $("run").disabled = false;
@@ -149,12 +146,10 @@ async function main() {
       location.reload();
       return;
     }
-    // Pyodide takes the flag at its next check, wherever Python is then: a Stop that lands between cells'
-    // steps (the cell's imports still loading, the event loop between tasks) can be spent where nothing
-    // stops the cell. So the flag is set again every half second until the cell is over (measured: a Stop
-    // clicked under load was once spent so, and the runaway loop ran on for minutes).
+    // Python decides what the interrupt stops (web/playground.py). Pyodide sees the flag only while Python
+    // runs, and a cell that awaits (a sleep, a slow download) leaves it idle: the message wakes it.
     Atomics.store(interrupt, 0, 2);
-    rearm ??= setInterval(() => running && Atomics.store(interrupt, 0, 2), 500);
+    worker.postMessage({ type: "stop" });
   });
   $("clear").addEventListener("click", () => py.clear_output());
   $("reset").addEventListener("click", () => py.reset());
