@@ -201,6 +201,65 @@ def test_app_on_webgl_in_its_worker_survives_a_context_loss_mid_batch(browser: A
     context.close()
 
 
+def _end_python_worker(page: Any) -> float:
+    """End the app's Python worker from inside, as a crash or an out-of-memory kill ends it (the page is not
+    told); returns the page's clock at that moment."""
+    worker = _python_worker(page)
+    now = float(page.evaluate("performance.now()"))
+    worker.evaluate("setTimeout(() => self.close(), 0)")
+    return now
+
+
+def test_app_restarts_a_python_worker_that_ends_and_loses_no_image(browser: Any, server_url: str) -> None:
+    """The Python worker ends mid-batch: within 5 s the page says so, starts Python again and hands it every
+    image without a result; each image gets exactly one result. Then, with one restart allowed, the worker
+    ends twice: images that waited through both ends are marked failed (not retried: they may be what ends
+    it), and the page stops restarting and offers Reload."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(300_000)
+    page.goto(server_url + "?backend=wasm&nosw")
+    page.wait_for_selector("body[data-ready='true']")
+    names = ["chelsea.png", "coffee.png", "rocket.jpg"] * 3
+    _queue(page, names)
+    page.wait_for_function("() => document.querySelectorAll('#results .result.done').length >= 1")
+    ended_at = _end_python_worker(page)
+    page.wait_for_selector("body[data-worker-notice='restarted']")
+    assert float(page.evaluate("document.body.dataset.workerLostAt")) - ended_at < 5_000, "noticed within 5 s"
+    results = app_results(page, len(names))
+    assert len(results) == len(names), "one result per image: none lost, none twice"
+    assert sorted(r["name"] for r in results) == sorted(f"{i}-{n}" for i, n in enumerate(names))
+    expected = {"chelsea.png": "Neutral", "coffee.png": "Neutral", "rocket.jpg": "Drawing"}
+    assert all(r["state"] == "result done" and r["top1"] == expected[r["name"].split("-", 1)[1]] for r in results)
+    notice = page.inner_text("#worker-notice")
+    assert "Python stopped unexpectedly and was restarted" in notice, notice
+    assert page.is_hidden("#worker-reload")
+    context.close()
+
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(300_000)
+    page.goto(server_url + "?backend=wasm&nosw&max_restarts=1")
+    page.wait_for_selector("body[data-ready='true']")
+    names = ["chelsea.png", "coffee.png"] * 6
+    _queue(page, names)
+    page.wait_for_function("() => document.querySelectorAll('#results .result.done').length >= 1")
+    _end_python_worker(page)
+    page.wait_for_selector("body[data-worker-notice='restarted']")
+    _end_python_worker(page)  # at once: most of the images are still waiting
+    page.wait_for_selector("body[data-worker-notice='given-up']")
+    assert "Reload the page" in page.inner_text("#worker-notice")
+    assert page.is_visible("#worker-reload")
+    results = page.evaluate(
+        "() => [...document.querySelectorAll('#results .result')].map(li => [li.className, li.innerText])"
+    )
+    assert len(results) == len(names)
+    not_retried = [text for state, text in results if "Not tried again" in text]
+    assert not_retried, results
+    assert all(state in ("result done", "result failed") for state, _ in results), results
+    context.close()
+
+
 #: model files of the uint8 variant (the one the app loads first)
 UINT8_SHARD = "**/models/nsfw-mobilenet-v2/uint8/group1-shard1of1.bin"
 

@@ -158,11 +158,15 @@ class App:
 
     # ------------------------------------------------------------------ work
 
-    def add_files(self, files: object) -> int:
-        """Queue images from the page (a JS array of File/Blob); returns how many were queued."""
+    def add_files(self, files: object, ids: object = None) -> int:
+        """Queue images from the page (a JS array of File/Blob); returns how many were queued.
+
+        ``ids``: the page's number for each (it keeps every image until its result shows, and hands those
+        without one to a new Python if this worker ends); without them, numbered here."""
+        numbers = [int(i) for i in ids] if ids is not None else []  # type: ignore[attr-defined]
         count = 0
-        for file in files:  # type: ignore[attr-defined]
-            self.next_id += 1
+        for n, file in enumerate(files):  # type: ignore[arg-type]
+            self.next_id = numbers[n] if n < len(numbers) else self.next_id + 1
             item_id = self.next_id
             name = str(getattr(file, "name", "") or f"image {item_id}")
             thumb_url = js.URL.createObjectURL(file)

@@ -3,7 +3,7 @@
 // main thread: the service worker, download progress, starting the worker,
 // and turning drops, pastes, file pickers and the camera into File objects.
 
-import { sharedMemory, startPython } from "./python.js";
+import { opsApplied, sharedMemory, startPython } from "./python.js";
 
 const root = new URL("..", import.meta.url).href;
 const params = new URLSearchParams(location.search);
@@ -175,20 +175,21 @@ function wireImageInputs(add) {
   wireCamera(add);
 }
 
-/** What needs the running Python worker: retrying the model, switching the backend. */
+/** What needs the running Python worker (`py()`: the one running now): retrying the model, the backend. */
 function wireControls(py) {
   $("retry-model").addEventListener("click", async () => {
     $("retry-model").disabled = true;
-    await py.retry_model();
+    await py()?.retry_model(); // none while Python restarts
     $("retry-model").disabled = false;
   });
   const select = $("backend-select");
   select.disabled = false;
   select.addEventListener("change", async () => {
     select.disabled = true;
-    const chosen = await py.switch_backend(select.value);
+    const chosen = (await py()?.switch_backend(select.value)) ?? document.body.dataset.backend;
     select.value = chosen;
     select.disabled = false;
+    document.body.dataset.backend = chosen; // where a restarted Python starts
     const url = new URL(location.href);
     url.searchParams.set("backend", chosen);
     history.replaceState(null, "", url);
@@ -343,6 +344,127 @@ class Boot {
   }
 }
 
+// ---------------------------------------------------------------- the Python worker's life
+
+/** Whether image `id`'s result (or its error) is on the page. */
+function finished(id) {
+  const c = $(`item-${id}`)?.classList;
+  return Boolean(c && (c.contains("done") || c.contains("failed")));
+}
+
+/**
+ * Every image handed to Python, kept until its result is on the page: if the worker ends (closed,
+ * terminated, crashed: a Web Lock it holds tells at once, busy or not), the page says so, starts
+ * Python again and hands the new one the images without a result. An image that was waiting at two
+ * such ends is marked failed instead, since it may be what ends the worker; after `maxRestarts`
+ * restarts the page stops trying and says to reload.
+ */
+class Supervisor {
+  constructor(start, maxRestarts) {
+    this.start = start; // async () => a new {sync, script, ended}, the app started in it
+    this.maxRestarts = maxRestarts;
+    this.python = null;
+    this.files = new Map(); // image id -> File, until its result shows
+    this.lost = new Map(); // image id -> how many worker ends it waited through
+    this.nextId = 0;
+    this.waiting = []; // images chosen while no Python runs
+    this.restarts = 0;
+    $("worker-reload").addEventListener("click", () => location.reload());
+  }
+
+  /** Hand images to Python (or keep them until one runs); returns how many. */
+  add(files) {
+    for (const id of this.files.keys()) if (finished(id)) this.files.delete(id);
+    if (!this.python) {
+      this.waiting.push(...files);
+      return files.length;
+    }
+    const ids = files.map((file) => {
+      this.nextId += 1;
+      this.files.set(this.nextId, file);
+      return this.nextId;
+    });
+    this.python.sync.add_files(files, ids);
+    return files.length;
+  }
+
+  /** The worker is up and the app started in it: hand over what waited, and watch it. */
+  running(python) {
+    this.python = python;
+    document.body.dataset.worker = "running";
+    if (this.waiting.length) this.add(this.waiting.splice(0));
+    python.ended?.then(() => this.ended(python));
+  }
+
+  async ended(python) {
+    if (this.python !== python) return;
+    this.python = null;
+    const body = document.body.dataset;
+    body.worker = "lost";
+    body.workerLostAt = String(performance.now());
+    await opsApplied(); // results the worker sent before it ended count as results
+    const again = [];
+    const failed = [];
+    for (const [id, file] of this.files) {
+      if (finished(id)) continue;
+      const times = (this.lost.get(id) ?? 0) + 1;
+      this.lost.set(id, times);
+      (times >= 2 ? failed : again).push([id, file]);
+    }
+    for (const [id] of failed) this.fail(id, "Not tried again: Python stopped twice while this image waited.");
+    python.script.remove();
+    this.restarts += 1;
+    const unclassified = "Not classified: Python stopped. Reload the page and add it again.";
+    if (this.restarts > this.maxRestarts) {
+      for (const [id] of again) this.fail(id, unclassified);
+      this.notice(
+        `Python stopped ${this.restarts} times, so it is not started again. ` +
+          `Reload the page to start afresh (${again.length} images had no result yet).`,
+        "given-up",
+        true,
+      );
+      return;
+    }
+    this.notice(`Python stopped unexpectedly; restarting it. ${again.length} images will be classified again.`, "restarting");
+    const t0 = performance.now();
+    let next;
+    try {
+      next = await this.start();
+    } catch (err) {
+      console.error("pyapp: restarting Python failed", err);
+      for (const [id] of again) this.fail(id, unclassified);
+      this.notice(`Python stopped and could not be restarted: ${err.message ?? err}. Reload the page.`, "failed", true);
+      return;
+    }
+    for (const [id] of again) $(`item-${id}`)?.remove(); // the new worker shows them afresh
+    if (again.length) next.sync.add_files(again.map(([, f]) => f), again.map(([id]) => id));
+    this.running(next);
+    const s = ((performance.now() - t0) / 1000).toFixed(1);
+    this.notice(
+      `Python stopped unexpectedly and was restarted in ${s} s; ${again.length} images waiting for a result were ` +
+        `handed to it${failed.length ? `, ${failed.length} not tried again` : ""}.`,
+      "restarted",
+    );
+  }
+
+  /** Image `id` will get no result from Python: its card says why. */
+  fail(id, why) {
+    this.files.delete(id);
+    const item = $(`item-${id}`);
+    if (!item) return;
+    item.className = "result failed";
+    const status = item.querySelector(".status");
+    if (status) status.textContent = why;
+  }
+
+  notice(text, state, reload = false) {
+    $("worker-notice").hidden = false;
+    $("worker-notice-message").textContent = text;
+    $("worker-reload").hidden = !reload;
+    document.body.dataset.workerNotice = state;
+  }
+}
+
 /** What the service worker reports about the offline copy (a full storage quota, even during the boot). */
 function listenToServiceWorker() {
   // A page served by one build's worker that another build's worker takes over (this tab's update
@@ -375,18 +497,24 @@ async function main() {
   markFirstResult();
   const t0 = performance.now();
   const boot = new Boot(Number(params.get("stall_ms")) || 90_000);
+  let info = null;
+  // A restart: Python again, with the app started on the backend it ran on.
+  const restart = async () => {
+    const python = await startPython(info, root, "app.py", "pyapp");
+    await python.sync.start(document.body.dataset.backend, root);
+    return python;
+  };
   // Images chosen while Python starts are kept and handed over once it runs (they then wait for the model).
-  const pending = [];
-  let deliver = (files) => pending.push(...files);
+  const supervisor = new Supervisor(restart, Number(params.get("max_restarts") ?? 3));
   wireImageInputs((files) => {
     const images = [...files];
-    if (images.length) deliver(images);
+    if (images.length) supervisor.add(images);
   });
   try {
     boot.enter("Build information (vendor/build.json)");
     const response = await fetch(new URL("vendor/build.json", root));
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const info = await response.json();
+    info = await response.json();
     info.boot["TF.js"] = info.boot["TF.js"].map(wasmBinaryHere);
     boot.info = info;
     document.body.dataset.build = info.build_id;
@@ -400,20 +528,20 @@ async function main() {
       for (const f of [...info.boot["TF.js"], ...info.boot.Model]) fetch(new URL(f, root)).catch(() => {});
     }
     boot.enter("Python runtime (Pyodide, numpy, pyapp, TF.js)");
-    const { sync: py } = await startPython(info, root, "app.py", "pyapp");
-    deliver = (files) => py.add_files(files);
-    if (pending.length) py.add_files(pending.splice(0));
+    const python = await startPython(info, root, "app.py", "pyapp");
+    supervisor.running(python);
     boot.enter("Backend and model");
-    const backend = await py.start(params.get("backend") ?? "auto", root);
+    const backend = await python.sync.start(params.get("backend") ?? "auto", root);
     boot.done();
     progress.finish();
     performance.mark("pyapp:ready");
     document.body.dataset.backend = backend;
     document.body.dataset.bootMs = String(Math.round(performance.now() - t0));
-    wireControls(py);
-    globalThis.pyapp = py; // for tests and the console
+    wireControls(() => supervisor.python?.sync);
+    // For tests and the console: images go through the supervisor (kept until their result shows).
+    globalThis.pyapp = { add_files: (files) => supervisor.add([...files]), python: () => supervisor.python?.sync };
     document.body.dataset.ready = "true";
-    afterBoot(isolation.reg, info, py);
+    afterBoot(isolation.reg, info, python.sync);
   } catch (err) {
     console.error("pyapp: boot failed", err);
     boot.fail(err, boot.info);

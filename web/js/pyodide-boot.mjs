@@ -11,7 +11,14 @@ import { loadPyodide as loadPyodideItself, version } from "../vendor/pyodide/pyo
 
 export { version };
 
-const packages = new URL(import.meta.url).searchParams.getAll("package");
+const params = new URL(import.meta.url).searchParams;
+const packages = params.getAll("package");
+
+// A Web Lock held for this worker's whole life (js/python.js names it): the browser releases it when the
+// worker ends for any reason (closed, terminated, crashed), which is how the page learns of it at once,
+// busy Python or not.
+const lifeLock = params.get("lock");
+if (lifeLock && globalThis.navigator?.locks) navigator.locks.request(lifeLock, () => new Promise(() => {}));
 
 export async function loadPyodide(options) {
   const tfjs = import("./tfjs.js");

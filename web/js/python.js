@@ -79,17 +79,35 @@ function nextFrame(fn) {
   setTimeout(once, 50);
 }
 
+/** Resolves once every page operation received so far has been applied. */
+export async function opsApplied() {
+  while (draining || pendingOps.length) await new Promise((r) => setTimeout(r, 20));
+}
+
 /** web/page.py's batch of operations (JSON), queued behind any not yet applied. */
 export function applyPageOps(json) {
   pendingOps.push(...JSON.parse(json));
   if (!draining) drain();
 }
 
-/** js/pyodide-boot.mjs, told which packages to load while Pyodide starts. */
-function bootModule(root, packages) {
+/** js/pyodide-boot.mjs, told which packages to load while Pyodide starts and which lock to hold. */
+function bootModule(root, packages, lock) {
   const url = new URL("js/pyodide-boot.mjs", root);
   for (const p of packages) url.searchParams.append("package", p);
+  url.searchParams.set("lock", lock);
   return url.href;
+}
+
+/**
+ * `ended`: a promise that resolves when the worker holding `lock` has ended (closed, terminated, crashed):
+ * the browser then releases its Web Lock and grants ours. Null where that cannot be known (no Web Locks
+ * here, or the worker does not hold its lock), so that a missing feature is never taken for a death.
+ */
+async function watchEnd(lock) {
+  if (!navigator.locks) return { ended: null };
+  const { held } = await navigator.locks.query();
+  if (!held.some((l) => l.name === lock)) return { ended: null };
+  return { ended: navigator.locks.request(lock, () => {}) };
 }
 
 /**
@@ -98,9 +116,12 @@ function bootModule(root, packages) {
  * @param {string} src the Python file, relative to root
  * @param {string} name the worker's name
  * @param {object} exports page functions the worker may call (besides pyapp_page)
+ * @returns {{sync, worker, script, ended}} `ended`: a promise that resolves if the worker ends (null where
+ *   the browser cannot tell); `script`: the element that started it
  */
 export async function startPython(info, root, src, name, exports = {}, packages = ["numpy"]) {
   const abs = (p) => new URL(p, root).href;
+  const lock = `pyapp-worker-${name}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   const script = document.createElement("script");
   script.type = "py";
   script.setAttribute("worker", "");
@@ -112,7 +133,7 @@ export async function startPython(info, root, src, name, exports = {}, packages 
       interpreter: bootModule(root, [
         ...info.pyodide_packages.filter((p) => packages.includes(p)),
         abs(info.pyapp_wheel),
-      ]),
+      ], lock),
       files: { [abs("page.py")]: "./page.py" },
       js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
     }),
@@ -145,5 +166,5 @@ export async function startPython(info, root, src, name, exports = {}, packages 
   } catch {
     throw new Error(`${src} stopped before it finished starting (its traceback is in the browser console)`);
   }
-  return { sync: xworker.sync, worker: xworker };
+  return { sync: xworker.sync, worker: xworker, script, ...(await watchEnd(lock)) };
 }
