@@ -29,7 +29,9 @@ from harness import CHROMIUM_FLAGS, Pyodide, chromium_path  # noqa: E402
 
 import serve  # noqa: E402
 
-SUITES = ("steady", "stages", "preprocess", "cold", "batch", "variants", "soak")
+SUITES = ("steady", "backends", "stages", "preprocess", "cold", "batch", "variants", "soak")
+#: The backends suite's rows, each side by side with plain-JS TF.js on the same backend.
+BACKEND_ROWS = ("wasm", "webgl", "webgpu", "cpu")
 #: The preprocess suite's decode rows: encoded bytes through each decoder and path.
 DECODE_PATHS = ("browser_numpy_ms", "browser_backend_ms", "pillow_numpy_ms")
 
@@ -238,7 +240,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     suites = args.suite.split(",")
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "suites": {}}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(shell=False), args=CHROMIUM_FLAGS)
+        # WebGPU for the backends suite's row (a real adapter here only with this flag: SwiftShader's Vulkan);
+        # every other suite names its backend, so the flag changes nothing for them.
+        flags = [*CHROMIUM_FLAGS, "--enable-unsafe-webgpu"]
+        browser = pw.chromium.launch(executable_path=chromium_path(shell=False), args=flags)
         results["browser"] = browser.version
         bench = Bench(browser, url, args.backend)
         results["environment"] = bench.call("environment", args.backend)
@@ -256,6 +261,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "ratio_median": py["median"] / jsb["median"],
                         "same_output": raw["same_output"],
                     }
+                elif suite == "backends":
+                    s[suite] = {}
+                    for name in BACKEND_ROWS:
+                        # Seconds a prediction on SwiftShader's WebGPU and on plain-JS cpu here: fewer of them.
+                        n, warmup = (args.n, args.warmup) if name in ("wasm", "webgl") else (min(args.n, 10), 2)
+                        raw = bench.call("steady", name, n, warmup)
+                        py, jsb = summary(raw["py_ms"]), summary(raw["js_ms"])
+                        s[suite][name] = {
+                            "python": py,
+                            "plain_js": jsb,
+                            "ratio_median": py["median"] / jsb["median"],
+                            "same_output": raw["same_output"],
+                        }
                 elif suite == "stages":
                     raw = bench.call("stages", args.backend, args.n, args.warmup)
                     s[suite] = {k: summary(v) for k, v in raw.items()}
@@ -323,6 +341,19 @@ def markdown(results: dict[str, Any]) -> str:
             f"Ratio Python/JS (median): **{r['ratio_median']:.3f}**; same output: {r['same_output']}",
             "",
         ]
+    if "backends" in s:
+        lines += [
+            "## Prediction on every backend (pyapp beside plain-JS TF.js on the same backend, one page)",
+            "",
+            "| backend | n | pyapp median ms | plain-JS median ms | ratio | same output |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, r in s["backends"].items():
+            lines.append(
+                f"| {name} | {r['python']['n']} | {ms(r['python']['median'])} | {ms(r['plain_js']['median'])} "
+                f"| {r['ratio_median']:.3f} | {r['same_output']} |"
+            )
+        lines.append("")
     if "stages" in s:
         lines += [
             "## Python path, per stage (encoded 300x451 PNG -> top-5)",

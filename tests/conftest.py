@@ -27,6 +27,12 @@ BACKENDS = ("wasm", "webgl", "cpu")
 #: prediction here, and is TF.js's reference kernels; its agreement with wasm and webgl is tested on its own
 #: (test_model.py::test_results_agree_across_backends), and so are tensors, memory and errors on it.
 MODEL_BACKENDS = ("wasm", "webgl")
+#: WebGPU, first in the app's default chain, has a real adapter here only in a Chromium started with
+#: --enable-unsafe-webgpu (SwiftShader's Vulkan; ~2-4 s a MobileNetV2 prediction). It runs in a browser and
+#: page of its own (``pyodide_webgpu``), so that the shared page goes on testing the chain where WebGPU is
+#: missing. A test takes part by naming it among its backends: the core, model, parity and leak tests do.
+WEBGPU = "webgpu"
+WEBGPU_FLAGS = [*CHROMIUM_FLAGS, "--enable-unsafe-webgpu"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -112,17 +118,38 @@ for backend in ("webgl", "cpu", "wasm"):
     context.close()
 
 
+@pytest.fixture(scope="session")
+def pyodide_webgpu(playwright: Any, server_url: str) -> Iterator[Pyodide]:
+    """The harness page in a Chromium with WebGPU, its shared webgpu classifier loaded and run once."""
+    instance = playwright.chromium.launch(executable_path=chromium_path(), args=WEBGPU_FLAGS)
+    handle = Pyodide.boot(instance.new_context().new_page(), server_url)
+    handle.run(
+        """
+import testutil
+photo = await testutil.fetch("/vendor/samples/coffee.png")
+for backend in ("webgpu", "wasm"):
+    await (await testutil.classifier(backend)).classify(photo)
+""",
+        timeout=600,
+    )
+    yield handle
+    instance.close()
+
+
 @pytest.fixture
-def pyodide(pyodide_session: Pyodide) -> Pyodide:
-    """The booted page; every test gets the same Python interpreter."""
-    return pyodide_session
+def pyodide(request: pytest.FixtureRequest) -> Pyodide:
+    """The booted page; every test gets the same Python interpreter (the WebGPU page's, on webgpu)."""
+    callspec = getattr(request.node, "callspec", None)
+    on_webgpu = callspec is not None and callspec.params.get("backend") == WEBGPU
+    handle: Pyodide = request.getfixturevalue("pyodide_webgpu" if on_webgpu else "pyodide_session")
+    return handle
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, pyodide_session: Pyodide) -> str:
+def backend(request: pytest.FixtureRequest, pyodide: Pyodide) -> str:
     """Each browser test that asks for it runs once per backend, that backend active."""
     name: str = request.param
-    got = pyodide_session.run(f"import pyapp\nrt = await pyapp.init(backends=({name!r},))\n__value__ = rt.backend")
+    got = pyodide.run(f"import pyapp\nrt = await pyapp.init(backends=({name!r},))\n__value__ = rt.backend")
     assert got == name
     return name
 

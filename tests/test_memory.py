@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import MODEL_BACKENDS
+from conftest import MODEL_BACKENDS, WEBGPU
 from harness import run_in_pyodide
 
 from pyapp.memory import from_tf_memory, leak_report
@@ -99,7 +99,7 @@ def test_assert_no_leaks_catches_tensors_and_proxies(pyodide: Any, backend: str)
         to_tensor(np.zeros(1, np.float32)).dispose()
 
 
-@pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)
+@pytest.mark.parametrize("backend", [*MODEL_BACKENDS, WEBGPU], indirect=True)
 @run_in_pyodide
 async def test_cleanup_policy_every_n_and_gpu_threshold(pyodide: Any, backend: str) -> None:
     import js
@@ -110,14 +110,15 @@ async def test_cleanup_policy_every_n_and_gpu_threshold(pyodide: Any, backend: s
 
     clf = await testutil.classifier(backend)
     saved = clf.model.memory
-    clf.model.memory = MemoryGuard(CleanupPolicy(every=4, gpu_bytes=64 * 1024 * 1024))
+    every = 2 if backend == "webgpu" else 4  # seconds a prediction on webgpu here: fewer of them
+    clf.model.memory = MemoryGuard(CleanupPolicy(every=every, gpu_bytes=64 * 1024 * 1024))
     clf.model.memory.start()
     try:
         x = np.zeros((1, 224, 224, 3), np.float32)
-        for _ in range(9):
+        for _ in range(2 * every + 1):
             await clf.model.predict(x)
         guard = clf.model.memory
-        assert guard.predictions == 9
+        assert guard.predictions == 2 * every + 1
         assert guard.cleanups == 2
         assert len(guard.samples) == 2
         assert guard.samples[-1].num_tensors == guard.baseline.num_tensors

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MODEL_BACKENDS
+from conftest import MODEL_BACKENDS, WEBGPU
 from harness import run_in_pyodide
 
 from pyapp import assets
@@ -53,7 +53,7 @@ def _broken_copy(scratch: Path, case: str, damage: dict[str, str]) -> str:
     return f"/__scratch__/{case}/manifest.json"
 
 
-@pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)
+@pytest.mark.parametrize("backend", [*MODEL_BACKENDS, WEBGPU], indirect=True)
 @run_in_pyodide
 async def test_load_verifies_warms_up_and_predicts(pyodide: Any, backend: str) -> None:
     import numpy as np
@@ -284,6 +284,37 @@ async def test_results_agree_across_backends(pyodide: Any) -> None:
     for backend in ("webgl", "cpu"):
         diff = float(np.abs(results[backend] - results["wasm"]).max())
         assert diff <= 1e-3, (backend, diff, results)
+
+
+@pytest.mark.parametrize("backend", [WEBGPU], indirect=True)
+@run_in_pyodide(timeout=600)
+async def test_every_variant_on_webgpu_agrees_with_wasm(pyodide: Any, backend: str) -> None:
+    """WebGPU, first in the default chain: each variant of the model (uint8, float16, float32) loads there,
+    verified, and gives wasm's probabilities for two real photos within 1e-3, in one batch (a prediction
+    takes seconds on SwiftShader's Vulkan here, so one batch per variant)."""
+    import numpy as np
+    import testutil
+
+    from pyapp.classifier import ImageClassifier
+
+    photos = [await testutil.fetch(f"/vendor/samples/{name}") for name in ("chelsea.png", "rocket.jpg")]
+    wasm = await testutil.classifier("wasm")
+    x = np.concatenate([wasm.prepare(photo) for photo in photos])
+    expected = await wasm.model.predict(x)
+    await testutil.use_backend("webgpu")
+    for variant in ("uint8", "float16", "float32"):
+        async with await ImageClassifier.load(testutil.MANIFEST, variants=(variant,)) as clf:
+            assert clf.model.load_info.variant == variant
+            got = await clf.model.predict(x)
+        reference = expected if variant == "uint8" else got  # other variants: checked against their own wasm run
+        if variant != "uint8":
+            await testutil.use_backend("wasm")
+            async with await ImageClassifier.load(testutil.MANIFEST, variants=(variant,)) as on_wasm:
+                reference = await on_wasm.model.predict(x)
+            await testutil.use_backend("webgpu")
+        diff = float(np.abs(got - reference).max())
+        assert diff <= 1e-3, (variant, diff, got, reference)
+        assert [int(i) for i in got.argmax(axis=1)] == [int(i) for i in reference.argmax(axis=1)]
 
 
 @pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)

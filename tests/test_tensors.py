@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import BACKENDS, WEBGPU
 from harness import run_in_pyodide
 
 from pyapp.errors import InvalidInput
@@ -36,6 +37,7 @@ def test_prepare_checks_what_tfjs_would_silently_get_wrong() -> None:
     assert flat.tolist() == np.arange(12).reshape(3, 4).T.reshape(-1).tolist()
 
 
+@pytest.mark.parametrize("backend", [*BACKENDS, WEBGPU], indirect=True)
 @run_in_pyodide
 async def test_roundtrip_every_dtype(pyodide: Any, backend: str) -> None:
     """Values, shapes and dtypes survive numpy -> TF.js -> numpy on each backend."""
@@ -66,6 +68,7 @@ async def test_roundtrip_every_dtype(pyodide: Any, backend: str) -> None:
             np.testing.assert_array_equal(again, back)
 
 
+@pytest.mark.parametrize("backend", [*BACKENDS, WEBGPU], indirect=True)
 @run_in_pyodide
 def test_tidy_disposes_all_but_kept(pyodide: Any, backend: str) -> None:
     import js
