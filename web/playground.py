@@ -34,22 +34,25 @@ BASE_MODEL = "models/nsfw-mobilenet-v2/manifest.json"
 
 
 def on_message(event) -> None:
-    """With SharedArrayBuffer the page sends the Stop button's shared buffer: Pyodide signals SIGINT
-    when it is set, at its next check, wherever Python is then (a cell's loop, or the event loop
-    between a cell's steps). The handler leaves it to the session to stop the cell from there; the
-    default KeyboardInterrupt would stop whatever ran, often not the cell (measured under load: the
-    runaway loop then ran on). Without SharedArrayBuffer, Stop restarts this worker instead."""
+    """The Stop button, with SharedArrayBuffer (without one, Stop restarts this worker instead).
+
+    The page first sends its shared flag: Pyodide signals SIGINT when the flag is set, at its next
+    check, wherever Python is then (a cell's loop, the event loop between a cell's steps, the page's
+    own code), and :meth:`Playground.on_interrupt` leaves it to the session to stop the cell from
+    there; Pyodide's default KeyboardInterrupt would stop whatever ran, often not the cell (measured
+    under load: the runaway loop then ran on). Each Stop then also sends a message naming its run:
+    it wakes an idle Python (a cell awaiting a sleep never sees the flag), and a Stop that reaches
+    Python before its run does stops that run as it begins."""
     global stop_flag
     data = event.data
     kind = getattr(data, "type", None)
     if kind == "interrupt-buffer":
-        signal.signal(signal.SIGINT, lambda signum, frame: app.session.interrupt(frame))
+        signal.signal(signal.SIGINT, lambda signum, frame: app.on_interrupt(frame))
         stop_flag = data.buffer
         pyodide_js.setInterruptBuffer(stop_flag)
-    elif kind == "stop" and stop_flag is not None and js.Atomics.exchange(stop_flag, 0, 0) == signal.SIGINT:
-        # Sent with every Stop, to wake an idle Python (a cell awaiting). Still set, the flag has not been
-        # seen: take it here (a cell that awaits is cancelled). Already cleared, Pyodide has handled it.
-        app.session.interrupt(None)
+    elif kind == "stop" and stop_flag is not None:
+        js.Atomics.store(stop_flag, 0, 0)  # this message does what the flag would have
+        app.on_stop(int(data.run))
 
 
 stop_flag = None  # the Stop button's shared flag, Pyodide's interrupt buffer
@@ -81,6 +84,8 @@ class Playground:
         self.stream = ""  # the stream of its last <pre>
         self.pres = 0
         self.lock = asyncio.Lock()
+        self.run_number: int | None = None  # the page's number for the run in progress
+        self.stopped = 0  # the newest run the page asked to stop
 
     async def start(self, root: str) -> str:
         js.globalThis.PYAPP_ROOT = root  # relative URLs in cells resolve against the site, not the worker
@@ -118,8 +123,32 @@ class Playground:
             page.insert(self.cell, "beforeend", f'<pre class="{escape(stream)}" id="pre-{self.pres}"></pre>')
         page.append_text(f"#pre-{self.pres}", text)
 
-    async def run(self, code: str) -> bool:
-        """Run one cell; its output appears in a new block at the top. True when it ran without error."""
+    def on_interrupt(self, frame: object) -> None:
+        """SIGINT, from the Stop button's flag: it stops the run in progress, if any (a late one, nothing)."""
+        if self.run_number is not None:
+            self.session.interrupt(frame)  # type: ignore[arg-type]
+
+    def on_stop(self, run: int) -> None:
+        """The Stop button's message for the page's run ``run``: stops it, now or as it begins."""
+        self.stopped = max(self.stopped, run)
+        if self.run_number == run:
+            self.session.interrupt(None)
+
+    async def run(self, code: str, number: int = 0) -> bool:
+        """Run one cell; its output appears in a new block at the top. True when it ran without error.
+
+        ``number``: the page's number for this run, which its Stop messages name."""
+        self.run_number = number
+        try:
+            if number and self.stopped >= number:  # Stop reached Python before this run did
+                self.session.interrupt(None)
+            return await self._run(code)
+        finally:
+            # The run is over: a Stop that comes now stops nothing, here or in the next run.
+            self.session.forget_stop()
+            self.run_number = None
+
+    async def _run(self, code: str) -> bool:
         async with self.lock:
             self.pres += 1
             block = f"#cell-{self.pres}"
@@ -144,7 +173,6 @@ class Playground:
             self.show_env()
             self.update_memory()
             page.flush()
-            self.session.forget_stop()  # this run is over: a Stop that came too late stops nothing
             return result.ok
 
     def new_session(self) -> playground.Session:

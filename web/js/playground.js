@@ -124,13 +124,15 @@ async function main() {
     ? "Stop interrupts a running cell."
     : "Compatibility mode (no SharedArrayBuffer): Stop restarts Python.";
   let running = false;
+  let runs = 0; // each run's number, which its Stop names
   const run = async () => {
     if (running) return;
     running = true;
+    runs += 1;
     $("run").disabled = true;
     $("stop").disabled = false;
     try {
-      await py.run($("editor").value);
+      await py.run($("editor").value, runs);
     } finally {
       // The cell is over: a Stop still pending must not interrupt the next one.
       if (interrupt) Atomics.store(interrupt, 0, 0);
@@ -149,7 +151,7 @@ async function main() {
     // Python decides what the interrupt stops (web/playground.py). Pyodide sees the flag only while Python
     // runs, and a cell that awaits (a sleep, a slow download) leaves it idle: the message wakes it.
     Atomics.store(interrupt, 0, 2);
-    worker.postMessage({ type: "stop" });
+    worker.postMessage({ type: "stop", run: runs });
   });
   $("clear").addEventListener("click", () => py.clear_output());
   $("reset").addEventListener("click", () => py.reset());
