@@ -197,6 +197,51 @@ def test_soak_a_thousand_classifications_stay_flat(pyodide: Any) -> None:
 
 
 @run_in_pyodide(timeout=900)
+async def test_two_thousand_browser_images_of_varied_sizes_through_the_backend_path(pyodide: Any) -> None:
+    """2,000 classify() calls on wasm, each given an ImageBitmap (a browser image) of one of 40 sizes from
+    64x48 to 1600x1200, preprocessed on the backend (tf.browser.fromPixels, resize there): the tensor count
+    and bytes come back to the baseline, no proxy is left, the WASM heaps grow by at most 50 MB, and every
+    answer is the one that size gave at first. (The soak above keeps sizes near 224, on the numpy path.)"""
+    import gc
+
+    import js
+    import testutil
+
+    from pyapp import memory
+
+    clf = await testutil.classifier("wasm")
+    source = await (await js.fetch("/vendor/samples/chelsea.png")).blob()
+    sizes = [(64 + 39 * i, 48 + 29 * i) for i in range(40)]  # 64x48 ... 1585x1179, aspect kept
+    bitmaps = []
+    for width, height in sizes:
+        options = js.Object.fromEntries([["resizeWidth", width], ["resizeHeight", height], ["resizeQuality", "high"]])
+        bitmaps.append(await js.createImageBitmap(source, options))
+    try:
+        expected = [(await clf.classify(b, path="backend"))[0][0] for b in bitmaps]
+        gc.collect()
+        before = memory.snapshot()
+        wrong = []
+        for i in range(2_000):
+            top = await clf.classify(bitmaps[i % len(bitmaps)], path="backend")
+            if top[0][0] != expected[i % len(bitmaps)]:
+                wrong.append((i, top))
+        gc.collect()
+        after = memory.snapshot()
+    finally:
+        for b in bitmaps:
+            b.close()
+    assert wrong == [], wrong[:5]
+    assert (after.num_tensors, after.num_bytes, after.live_proxies) == (
+        before.num_tensors,
+        before.num_bytes,
+        before.live_proxies,
+    ), (before, after)
+    mb50 = 50 * 1024 * 1024
+    assert (after.tf_wasm_heap_bytes or 0) - (before.tf_wasm_heap_bytes or 0) <= mb50, (before, after)
+    assert (after.python_heap_bytes or 0) - (before.python_heap_bytes or 0) <= mb50, (before, after)
+
+
+@run_in_pyodide(timeout=900)
 async def test_repeated_classifications_flat_on_gpu_and_cpu(pyodide: Any) -> None:
     """The same check, shorter, where one prediction is slow (SwiftShader WebGL, plain-JS cpu)."""
     import gc

@@ -223,3 +223,55 @@ async def test_webgl_context_lost_mid_run_is_recovered_without_dropping_requests
     assert (await shared.classify(photos[0], path="numpy"))[0] == expected[0][0]
     clf.dispose()
     await pyapp.init(backends=("wasm",))
+
+
+@run_in_pyodide(timeout=600)
+async def test_five_webgl_context_losses_in_one_batch_drop_nothing_and_leak_nothing(pyodide: Any) -> None:
+    """Five WEBGL_lose_context in one batch of 12 requests, each once the previous loss is over: every loss is
+    noticed and recovered, every request gets the answer it had before, and afterwards the tensor count is
+    at its baseline and the heaps (Pyodide's, the page's JS heap, the GPU's) grew by at most 50 MB."""
+    import asyncio
+    import gc
+
+    import js
+    import testutil
+
+    import pyapp
+    from pyapp import memory, runtime
+    from pyapp.classifier import ImageClassifier
+
+    mb50 = 50 * 1024 * 1024
+    await testutil.use_backend("webgl")
+    rt = runtime.current()
+    assert rt is not None
+    clf = await ImageClassifier.load(testutil.MANIFEST)
+    photos = [await testutil.fetch(f"/vendor/samples/{n}") for n in ("chelsea.png", "coffee.png", "rocket.jpg")]
+    expected = [await clf.classify(p, path="numpy") for p in photos]
+    gc.collect()
+    before, js_before = memory.snapshot(), int(js.performance.memory.usedJSHeapSize)
+    recoveries = len(rt.recoveries)
+    results: list[object] = []
+
+    async def lose_five() -> None:
+        for k in range(5):
+            while len(results) < 2 * k + 1:  # the previous loss recovered and answered on the new context
+                await asyncio.sleep(0.02)
+            js.tf.backend().gpgpu.gl.getExtension("WEBGL_lose_context").loseContext()
+
+    loser = asyncio.ensure_future(lose_five())
+    for photo in photos * 4:
+        results.append(await asyncio.wait_for(clf.classify(photo, path="numpy"), 120))
+    await asyncio.wait_for(loser, 10)
+    assert results == expected * 4, "every request answered, as before the losses"
+    assert len(rt.recoveries) == recoveries + 5
+    assert all("webglcontextlost" in why for why in rt.recoveries[-5:])
+    assert not js.tf.backend().gpgpu.gl.isContextLost()
+    gc.collect()
+    after, js_after = memory.snapshot(), int(js.performance.memory.usedJSHeapSize)
+    assert after.num_tensors == before.num_tensors, (before, after)
+    assert after.num_bytes == before.num_bytes, (before, after)
+    assert (after.python_heap_bytes or 0) - (before.python_heap_bytes or 0) <= mb50, (before, after)
+    assert (after.gpu_bytes or 0) - (before.gpu_bytes or 0) <= mb50, (before, after)
+    assert js_after - js_before <= mb50, (js_before, js_after)
+    clf.dispose()
+    await pyapp.init(backends=("wasm",))
