@@ -513,12 +513,12 @@ async def _wasm_paths(tf: Any) -> None:
         return
     source = _tfjs
     ours = source is not None and source.kind != "page" and BACKEND_BUNDLES["wasm"] in _bundles_loaded
+    threads = False
     if ours or getattr(js.globalThis, "PYAPP_ROOT", None):
-        await _threads_only_where_they_help(tf)
+        threads = await _threads_only_where_they_help(tf)
     if source is not None and ours:
         if source.integrity:
             simd = bool(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"))
-            threads = bool(await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"))
             name = WASM_BINARIES[2] if simd and threads else WASM_BINARIES[1] if simd else WASM_BINARIES[0]
             resp = await _fetch_checked(source.urls[name], source.integrity[name])
             blob = js.Blob.new(to_js([await resp.arrayBuffer()]), js_object_type("application/wasm"))
@@ -544,8 +544,9 @@ def wasm_threads_for(cores: int) -> int:
     return min(4, max(1, cores // 2))
 
 
-async def _threads_only_where_they_help(tf: Any) -> None:
-    """Use the single-threaded SIMD binary where the threaded one would run on one thread anyway.
+async def _threads_only_where_they_help(tf: Any) -> bool:
+    """Use the single-threaded SIMD binary where the threaded one would run on one thread anyway; returns
+    whether TF.js will now use threads (its ``WASM_HAS_MULTITHREAD_SUPPORT``, as left here).
 
     The threaded build starts a pool of 8 pthread workers when the backend starts (each loads the
     backend's script and instantiates its module: about 0.1 s of CPU apiece, measured here), whatever
@@ -553,9 +554,13 @@ async def _threads_only_where_they_help(tf: Any) -> None:
     """
     from pyapp._js import js
 
+    if not await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"):
+        return False
     cores = int(getattr(js.navigator, "hardwareConcurrency", 0) or 1)
-    if wasm_threads_for(cores) == 1 and await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"):
+    if wasm_threads_for(cores) == 1:
         tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", False)
+        return False
+    return True
 
 
 async def _precheck(backend: str) -> str | None:
