@@ -265,35 +265,45 @@ def test_uploads_rich_values_keyboard_and_errors(playground: Any) -> None:
 
 
 def test_stop_interrupts_a_runaway_cell_and_keeps_the_namespace(playground: Any) -> None:
+    def run(code: str) -> int:
+        """Click Run on ``code``; how many cells there were before (the new one is the first)."""
+        before: int = playground.locator("#output .cell").count()
+        playground.fill("#editor", code)
+        playground.click("#run")
+        return before
+
+    def newest_becomes(state: str, before: int) -> str:
+        """Wait for the cell that Run added (not an earlier one) to reach ``state``; its text."""
+        playground.wait_for_function(
+            """([state, before]) => document.querySelectorAll('#output .cell').length > before
+                && document.querySelector('#output .cell').dataset.state === state""",
+            arg=[state, before],
+        )
+        text: str = playground.locator("#output .cell").first.inner_text()
+        return text
+
     _run_cell(playground, "kept = 41")
-    playground.fill("#editor", "n = 0\nwhile True:\n    n += 1\n    if n % 200_000 == 0:\n        print('looping')")
-    playground.click("#run")
-    # The newest cell is the first; earlier tests' cells (errors among them) stay below it.
-    newest = "(state) => document.querySelector('#output .cell')?.dataset.state === state"
+    before = run("n = 0\nwhile True:\n    n += 1\n    if n % 200_000 == 0:\n        print('looping')")
     # Its output shows that the loop itself runs: the interrupt lands in the cell's own code.
     playground.wait_for_function("() => document.querySelector('#output .cell pre')?.textContent.includes('looping')")
     playground.click("#stop")
-    playground.wait_for_function(newest, arg="error")
-    assert "Interrupted" in playground.locator("#output .cell").first.inner_text()
+    assert "Interrupted" in newest_becomes("error", before)
     cell = _run_cell(playground, "kept + 1, n > 0")
     assert cell["state"] == "ok"
     assert "(42, True)" in cell["text"]
     # A cell that awaits takes the interrupt in the event loop, not in its own code: Stop cancels it there.
-    playground.fill("#editor", "import asyncio\nawait asyncio.sleep(3600)\nslept = True")
-    playground.click("#run")
-    playground.wait_for_function(newest, arg="running")
+    before = run("import asyncio\nawait asyncio.sleep(3600)\nslept = True")
+    newest_becomes("running", before)
     playground.wait_for_timeout(500)
     playground.click("#stop")
-    playground.wait_for_function(newest, arg="error")
-    assert "Interrupted" in playground.locator("#output .cell").first.inner_text()
+    assert "Interrupted" in newest_becomes("error", before)
     # Stop clicked as Run is: wherever Python then is (the run not begun, the imports loading, the loop),
     # the cell ends.
-    playground.fill("#editor", "early = True\nwhile True:\n    pass")
-    playground.click("#run")
+    before = run("early = True\nwhile True:\n    pass")
     playground.click("#stop")
-    playground.wait_for_function(newest, arg="error")
-    assert "Interrupted" in playground.locator("#output .cell").first.inner_text()
+    assert "Interrupted" in newest_becomes("error", before)
     cell = _run_cell(playground, "'slept' in dir(), kept")
+    assert cell["state"] == "ok", "a Stop reaches only its own run"
     assert "(False, 41)" in cell["text"], "the namespace is intact"
 
 
