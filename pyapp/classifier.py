@@ -31,8 +31,10 @@ from pyapp.errors import BackendLost, InvalidInput
 from pyapp.images import preprocess
 from pyapp.manifest import ModelManifest
 from pyapp.model import Model
+from pyapp.predictions import Predictions
 
-Prediction = list[tuple[str, float]]
+#: What classify() returns (a :class:`~pyapp.predictions.Predictions`: a list of (label, probability)).
+Prediction = Predictions
 #: ``numpy``: resize in Python; ``backend``: tf.browser.fromPixels + resize on the TF.js
 #: backend; ``auto``: the backend path for the caller's browser image objects where it is not
 #: the slower one (every backend but WebGL on a software renderer; see
@@ -59,16 +61,18 @@ class Classification:
 
 
 def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> Prediction:
-    """The ``k`` most likely (label, probability) pairs of one probability vector.
+    """The ``k`` most likely (label, probability) pairs of one probability vector, as
+    :class:`~pyapp.predictions.Predictions` (a list; notebooks show it as a table).
 
-    >>> top_k(np.array([0.1, 0.7, 0.2]), ["a", "b", "c"], 2)
-    [('b', 0.7), ('c', 0.2)]
+    >>> top = top_k(np.array([0.1, 0.7, 0.2]), ["a", "b", "c"], 2)
+    >>> top, top.label
+    ([('b', 0.7), ('c', 0.2)], 'b')
     """
     if probs.ndim != 1 or probs.shape[0] != len(labels):
         raise InvalidInput(f"expected {len(labels)} probabilities, got shape {probs.shape}")
     k = max(1, min(k, len(labels)))
     order = np.argsort(-probs, kind="stable")[:k]
-    return [(labels[i], round(float(probs[i]), 6)) for i in order]
+    return Predictions((labels[i], round(float(probs[i]), 6)) for i in order)
 
 
 def _backend_path_pays() -> bool:
@@ -133,8 +137,10 @@ class ImageClassifier:
                     align_corners=pre.align_corners,
                     normalize_mode=pre.normalize,
                 )
-                return x, Classification([], opened.decoder, "backend", opened.format, notes)
-            return self.prepare(opened.pixels()), Classification([], opened.decoder, "numpy", opened.format, notes)
+                return x, Classification(Predictions(), opened.decoder, "backend", opened.format, notes)
+            return self.prepare(opened.pixels()), Classification(
+                Predictions(), opened.decoder, "numpy", opened.format, notes
+            )
 
     async def classify(self, image: Any, top: int | None = None, path: PreprocessPath | None = None) -> Prediction:
         """Top-k (label, probability) for one image."""

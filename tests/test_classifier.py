@@ -11,6 +11,7 @@ from harness import run_in_pyodide
 
 from pyapp.classifier import top_k
 from pyapp.errors import InvalidInput
+from pyapp.predictions import Predictions
 
 
 def test_top_k_orders_and_clamps() -> None:
@@ -21,6 +22,16 @@ def test_top_k_orders_and_clamps() -> None:
     assert len(top_k(probs, labels, 0)) == 1
     with pytest.raises(InvalidInput, match="expected 5 probabilities"):
         top_k(probs[:4], labels, 2)
+
+
+def test_results_are_predictions_that_notebooks_show_as_a_table() -> None:
+    """What classify() returns is still a list of (label, probability) pairs, with the top label at hand
+    and a table for notebooks and the playground (before, a bare list showed as its repr)."""
+    top = top_k(np.array([0.1, 0.7, 0.2], np.float32), ["cat", "dog", "fox"], 2)
+    assert isinstance(top, Predictions)
+    assert top == [("dog", 0.7), ("fox", 0.2)]
+    assert (top.label, top.probability) == ("dog", 0.7)
+    assert top._repr_html_().count("<meter") == 2
 
 
 @pytest.mark.parametrize("backend", MODEL_BACKENDS, indirect=True)
