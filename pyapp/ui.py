@@ -13,9 +13,11 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from html import escape
 
 from pyapp.memory import MemorySnapshot
+from pyapp.progress import LoadProgress
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -138,3 +140,48 @@ def live_panel(snapshot: MemorySnapshot, latencies: Sequence[float], tensors: Se
         f"{sparkline(latencies, label='latency over time')}</figure>"
         f"<figure><figcaption>Live tensors</figcaption>{sparkline(tensors, label='tensors over time')}</figure>"
     )
+
+
+@dataclass
+class DownloadBar:
+    """A model's download as one progress bar, folded from :class:`~pyapp.progress.LoadProgress` events:
+    the bytes loaded and expected over the files of the variant being loaded (a skipped variant's files
+    drop out; a file whose size is not known yet counts what has arrived).
+
+    >>> bar = DownloadBar()
+    >>> bar.add(LoadProgress("download", "m/uint8/model.json", 0, 2048, "uint8"))
+    >>> bar.add(LoadProgress("download", "m/uint8/model.json", 1024, 2048, "uint8"))
+    >>> bar.value, bar.max, bar.text()
+    (1024, 2048, '1.0 KB / 2.0 KB')
+    >>> bar.add(LoadProgress("skipped", variant="uint8", detail="HTTP 404"))
+    >>> bar.add(LoadProgress("ready", loaded=4096, total=4096, variant="float16"))
+    >>> bar.value, bar.max, bar.text()
+    (4096, 4096, '4.0 KB / 4.0 KB (float16 weights)')
+    """
+
+    files: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    variant: str = ""
+
+    def add(self, event: LoadProgress) -> None:
+        """Fold in one event."""
+        if event.stage == "skipped":
+            self.files.clear()
+        elif event.stage == "download":
+            self.files[event.file] = (event.loaded, event.total)
+            self.variant = event.variant
+        elif event.stage == "ready":
+            self.files = {"": (event.loaded, event.total)}
+            self.variant = event.variant
+
+    @property
+    def value(self) -> int:
+        return sum(loaded for loaded, _ in self.files.values())
+
+    @property
+    def max(self) -> int:
+        return sum(loaded if total is None else total for loaded, total in self.files.values())
+
+    def text(self) -> str:
+        """``loaded / expected``, and the variant once it is loaded."""
+        done = "" in self.files
+        return f"{fmt_bytes(self.value)} / {fmt_bytes(self.max)}" + (f" ({self.variant} weights)" if done else "")

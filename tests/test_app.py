@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import CHROMIUM_FLAGS, app_results, chromium_path, open_page
+from harness import CHROMIUM_FLAGS, app_results, chromium_path, model_variant_bytes, open_page
 
 import serve
 from pyapp import assets
@@ -92,10 +92,13 @@ def test_upload_photos_and_a_corrupt_file(browser: Any, server_url: str, bad_fil
     # The live panel shows tensors and a latency chart.
     assert page.locator("#live table").inner_text().count("Tensors") == 1
     assert page.locator("#live svg polyline").count() == 2
-    # Boot bars reached their totals.
+    # Boot bars reached their totals; the model's is drawn from Model.load's progress events: the bytes of the
+    # variant it loaded (model.json and shard, as the files on disk), and which one.
     for group in ("Pyodide", "Python packages", "TF.js", "Model"):
         bar = page.locator(f"[data-group='{group}'] progress")
         assert bar.evaluate("b => b.value > 0 && b.value === b.max"), group
+    assert page.locator("[data-group='Model'] progress").evaluate("b => b.max") == model_variant_bytes("uint8")
+    assert page.inner_text("[data-group='Model'] .detail").endswith("(uint8 weights)")
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "app.png"), full_page=True)
     assert page.errors == []

@@ -7,7 +7,14 @@ import json
 from typing import Any
 
 import pytest
-from harness import CHROMIUM_FLAGS, CSP_PROBE_EXPECTED, Pyodide, app_results, chromium_path
+from harness import (
+    CHROMIUM_FLAGS,
+    CSP_PROBE_EXPECTED,
+    Pyodide,
+    app_results,
+    chromium_path,
+    model_variant_bytes,
+)
 
 import serve
 from pyapp import assets
@@ -291,6 +298,10 @@ def test_app_falls_back_to_the_next_model_variant(browser: Any, server_url: str,
     status = page.inner_text("#model-status")
     assert status.startswith("Model: float16 weights"), status
     assert "uint8 skipped:" in status
+    # The model's download bar counts the variant that loaded, not the one skipped.
+    float16 = model_variant_bytes("float16")
+    assert page.locator("[data-group='Model'] progress").evaluate("b => [b.value, b.max]") == [float16, float16]
+    assert page.inner_text("[data-group='Model'] .detail").endswith("(float16 weights)")
     assert reason in status
     page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
     assert app_results(page, 1)[0]["top1"] == "Neutral"

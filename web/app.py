@@ -26,6 +26,7 @@ import pyapp
 from pyapp import browser, memory, ui
 from pyapp.classifier import ImageClassifier
 from pyapp.errors import InvalidImage, ModelLoadError, PyAppError
+from pyapp.progress import LoadProgress
 
 log = logging.getLogger("pyapp.app")
 sync = xworker.sync
@@ -110,10 +111,33 @@ class App:
         """Load the model once; on failure say why and offer to try again (queued images wait)."""
         self.model_ready.clear()
         page.prop("#model-error", "hidden", True)
-        self.stage("warmup", "active", "compiling kernels…")
+        self.stage("warmup", "waiting", "")
         started = time.perf_counter()
+        bar = ui.DownloadBar()
+        shown = [-1.0]  # the fraction last drawn: a redraw per 2% (chunks come every few KB)
+
+        def progress(event: LoadProgress) -> None:
+            """The model's bar and the warm-up stage, from Model.load's own events (what it fetches,
+            verifies and builds, a skipped variant included)."""
+            bar.add(event)
+            fraction = bar.value / bar.max if bar.max else 0.0
+            if event.stage in ("download", "skipped", "ready") and (
+                event.stage != "download" or event.done or fraction - shown[0] >= 0.02
+            ):
+                shown[0] = fraction
+                group = "[data-group='Model']"
+                page.prop(f"{group} progress", "max", max(bar.max, 1)).prop(f"{group} progress", "value", bar.value)
+                page.text(f"{group} .detail", bar.text())
+                page.data(group, "state", "done" if event.stage == "ready" else "active")
+            if event.stage == "skipped":
+                self.stage("warmup", "waiting", f"{event.variant} skipped: {event.detail}")
+            elif event.stage == "build":
+                self.stage("warmup", "active", f"building the {event.variant} model…")
+            elif event.stage == "warmup":
+                self.stage("warmup", "active", "compiling kernels…")
+
         try:
-            self.classifier = await ImageClassifier.load(self.root + MANIFEST)
+            self.classifier = await ImageClassifier.load(self.root + MANIFEST, progress=progress)
         except ModelLoadError as exc:
             self.classifier = None
             self.stage("warmup", "error", "no model")

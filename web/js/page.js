@@ -90,6 +90,7 @@ function wasmBinaryHere(file) {
 function trackProgress(info, onProgress = () => {}) {
   const groups = new Map(); // group -> {files: Map(file -> loaded), total, el}
   for (const [name, files] of Object.entries(info.boot)) {
+    if (name === "Model") continue; // drawn by Python, from Model.load's progress events (web/app.py)
     const el = document.querySelector(`[data-group="${name}"]`);
     const total = files.reduce((n, f) => n + (info.sizes[f] ?? 0), 0);
     groups.set(name, { files: new Map(files.map((f) => [f, 0])), total, el });
@@ -106,11 +107,11 @@ function trackProgress(info, onProgress = () => {}) {
   };
   const channel = new BroadcastChannel("pyapp-progress");
   channel.onmessage = ({ data }) => {
+    onProgress(); // bytes arrived (the model's too): the boot is not stalled
     const g = groups.get(owner.get(data.file));
     if (!g) return;
     g.files.set(data.file, data.type === "cached" ? info.sizes[data.file] : data.loaded);
     draw(g);
-    onProgress();
   };
   return {
     finish() {
