@@ -78,7 +78,8 @@ async function checkForUpdate(reg, info) {
 
 /**
  * build.json lists the single-threaded SIMD binary among the boot's files; the threaded one is what TF.js
- * loads where pyapp.runtime lets it run threads (isolated, and TF.js's min(4, max(1, cores / 2)) > 1).
+ * loads where pyapp.runtime lets it run threads (isolated, and TF.js's min(4, max(1, cores / 2)) > 1: the
+ * formula of pyapp.runtime.wasm_threads_for, repeated here because the page draws its bars before Python runs).
  */
 function wasmBinaryHere(file) {
   const threads = Math.min(4, Math.max(1, Math.floor((navigator.hardwareConcurrency || 1) / 2)));
