@@ -227,7 +227,7 @@ async def test_webgl_context_lost_mid_run_is_recovered_without_dropping_requests
 
 @run_in_pyodide(timeout=600)
 async def test_five_webgl_context_losses_in_one_batch_drop_nothing_and_leak_nothing(pyodide: Any) -> None:
-    """Five WEBGL_lose_context in one batch of 12 requests, each once the previous loss is over: every loss is
+    """Five WEBGL_lose_context in one batch of requests, each once the previous loss is over: every loss is
     noticed and recovered, every request gets the answer it had before, and afterwards the tensor count is
     at its baseline and the heaps (Pyodide's, the page's JS heap, the GPU's) grew by at most 50 MB."""
     import asyncio
@@ -254,15 +254,23 @@ async def test_five_webgl_context_losses_in_one_batch_drop_nothing_and_leak_noth
 
     async def lose_five() -> None:
         for k in range(5):
-            while len(results) < 2 * k + 1:  # the previous loss recovered and answered on the new context
+            # Each loss on a context in use: the previous loss noticed and recovered (the loss event comes
+            # later than loseContext(), and a request can still finish on the lost context meanwhile), then
+            # a request answered on the new context.
+            while len(rt.recoveries) < recoveries + k:
+                await asyncio.sleep(0.02)
+            answered = len(results)
+            while len(results) == answered:
                 await asyncio.sleep(0.02)
             js.tf.backend().gpgpu.gl.getExtension("WEBGL_lose_context").loseContext()
 
     loser = asyncio.ensure_future(lose_five())
-    for photo in photos * 4:
+    while not loser.done() or len(rt.recoveries) < recoveries + 5 or len(results) % 3:
+        assert len(results) < 60, "the five losses did not happen within 60 requests"
+        photo = photos[len(results) % 3]
         results.append(await asyncio.wait_for(clf.classify(photo, path="numpy"), 120))
-    await asyncio.wait_for(loser, 10)
-    assert results == expected * 4, "every request answered, as before the losses"
+    await loser
+    assert results == expected * (len(results) // 3), "every request answered, as before the losses"
     assert len(rt.recoveries) == recoveries + 5
     assert all("webglcontextlost" in why for why in rt.recoveries[-5:])
     assert not js.tf.backend().gpgpu.gl.isContextLost()
