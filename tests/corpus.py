@@ -10,6 +10,7 @@ alpha dropped after premultiplied storage (fully transparent pixels are black).
 
 from __future__ import annotations
 
+import bz2
 import io
 import json
 import struct
@@ -214,18 +215,53 @@ def _png16(rgb16: np.ndarray) -> bytes:
 
 
 def build_parity(dest: Path) -> list[str]:
-    """Photos as people send them, for parity with NSFWJS on an ``<img>``: the shipped samples (from
-    scikit-image), the two photos scikit-learn ships (JPEGs from another source and encoder, taken from
-    its Pyodide wheel, sha256-checked against the official lock), and one photo re-encoded every common
-    way (baseline and progressive JPEG, 4:4:4 and 4:2:0, CMYK, grey, EXIF orientations 2-8, transparent
-    and semi-transparent PNG and WebP, palette PNG with tRNS, 16-bit PNG, an animated GIF, Display P3,
-    4x upscaled)."""
+    """Photos as people send them, for parity with NSFWJS on an ``<img>``.
+
+    Four sources, each from a wheel sha256-checked against its lock: scikit-image's samples (the shipped
+    ones), scikit-learn's two photos and matplotlib's three sample images (JPEGs and PNGs from other
+    cameras and encoders, two of them with transparency), and scipy's raccoon face (raw pixels). Then two
+    photos re-encoded every common way (baseline and progressive JPEG, 4:4:4 and 4:2:0, CMYK, grey, EXIF
+    orientations 2-8, transparent and semi-transparent PNG and WebP, palette PNG with tRNS, 16-bit PNG,
+    an animated GIF, Display P3, 4x upscaled), and the same kinds again from the other sources' photos."""
     dest.mkdir(parents=True, exist_ok=True)
     samples = assets.VENDOR / "samples"
     files: dict[str, bytes] = {name: (samples / name).read_bytes() for name in assets.SAMPLES}
     with zipfile.ZipFile(io.BytesIO(assets.pyodide_wheel("scikit-learn")[1])) as sklearn:
         for name in ("china.jpg", "flower.jpg"):
             files[f"sklearn-{name}"] = sklearn.read(f"sklearn/datasets/images/{name}")
+    with zipfile.ZipFile(io.BytesIO(assets.pyodide_wheel("matplotlib")[1])) as mpl:
+        for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "logo2.png"):
+            files[f"mpl-{name}"] = mpl.read(f"matplotlib/mpl-data/sample_data/{name}")
+    with zipfile.ZipFile(io.BytesIO(assets.pyodide_wheel("scipy")[1])) as scipy:
+        # scipy.datasets.face(): 1024x768 RGB pixels, bzip2-compressed, as raw bytes (no pickle)
+        raw = bz2.decompress(scipy.read("scipy/misc/face.dat"))
+    face = Image.fromarray(np.frombuffer(raw, np.uint8).reshape(768, 1024, 3))
+    hopper = Image.open(io.BytesIO(files["mpl-grace_hopper.jpg"])).convert("RGB")
+    china = Image.open(io.BytesIO(files["sklearn-china.jpg"])).convert("RGB")
+    # The same encodings again, from photos of other sources, cameras and sizes.
+    files["face.png"] = _png(face)
+    files["face-progressive-444.jpg"] = _save(face, "JPEG", quality=88, progressive=True, subsampling=0)
+    files["face-cmyk.jpg"] = _save(face.convert("CMYK"), "JPEG", quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    files["face-exif-6.jpg"] = _save(face, "JPEG", quality=90, exif=exif.tobytes())
+    veiled_face = face.copy()
+    veiled_face.putalpha(160)
+    files["face-alpha-160.webp"] = _save(veiled_face, "WEBP", quality=85)
+    files["face-rgb16.png"] = _png16(np.asarray(face).astype(np.uint16) * 257)
+    files["face-display-p3.jpg"] = _save(face, "JPEG", quality=90, icc_profile=iccprofiles.display_p3())
+    files["hopper-baseline-420-q75.jpg"] = _save(hopper, "JPEG", quality=75, subsampling=2)
+    files["hopper-grey-progressive.jpg"] = _save(hopper.convert("L"), "JPEG", quality=90, progressive=True)
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    files["hopper-exif-3.jpg"] = _save(hopper, "JPEG", quality=90, exif=exif.tobytes())
+    files["hopper-upscaled-4x.png"] = _png(hopper.resize((hopper.width * 4, hopper.height * 4)))
+    china_pal = china.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    files["china-palette-trns.png"] = _png(china_pal, transparency=int(np.asarray(china_pal)[0, 0]))
+    files["china-lossless.webp"] = _save(china, "WEBP", lossless=True)
+    gif = io.BytesIO()
+    china.save(gif, format="GIF", save_all=True, append_images=[face.resize(china.size)], duration=80, loop=0)
+    files["china-animated.gif"] = gif.getvalue()
     photo = Image.open(samples / "chelsea.png").convert("RGB")
     coffee = Image.open(samples / "coffee.png").convert("RGB")
     files["baseline-420.jpg"] = _save(photo, "JPEG", quality=90, subsampling=2)

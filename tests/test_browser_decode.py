@@ -32,6 +32,8 @@ WEBGL_FILES = (
     "cut-out.png",
     "display-p3.jpg",
     "upscaled-4x.jpg",
+    "face-progressive-444.jpg",
+    "mpl-Minduka_Present_Blue_Pack.png",
 )
 
 
