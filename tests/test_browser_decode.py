@@ -191,9 +191,11 @@ def test_every_path_agrees_with_nsfwjs(pyodide: Any, parity_files: list[str], pa
     assert {row[2] for row in table} == {"browser"}
 
 
-def test_pyodide_pillow_never_decodes_with_its_vulnerable_libwebp(pyodide: Any) -> None:
+@pytest.mark.parametrize("cve_backend", ["wasm", "webgl"])
+def test_pyodide_pillow_never_decodes_with_its_vulnerable_libwebp(pyodide: Any, cve_backend: str) -> None:
     """Pyodide's Pillow links libwebp 1.2.2: its WebP path refuses, naming CVE-2023-4863; the browser decodes
-    WebP instead, and rejects the crafted CVE-2023-4863 file without disturbing later classifications."""
+    WebP instead, and rejects the crafted CVE-2023-4863 file without disturbing later classifications on
+    either backend."""
     webp = io.BytesIO()
     Image.open(assets.VENDOR / "samples" / "coffee.png").convert("RGB").save(webp, "WEBP", quality=90)
     payloads = {"photo": webp.getvalue(), "cve": cve_2023_4863.crafted(), "twin": cve_2023_4863.crafted(valid=True)}
@@ -208,7 +210,7 @@ def test_pyodide_pillow_never_decodes_with_its_vulnerable_libwebp(pyodide: Any) 
         out = {{"versions": decoders.library_versions(), "refusals": {{}}}}
         for fmt in ("WEBP", "PNG", "JPEG", "GIF", "TIFF"):
             out["refusals"][fmt] = decoders.refusal(fmt)
-        clf = await testutil.classifier("wasm")
+        clf = await testutil.classifier({cve_backend!r})
         photo = await testutil.fetch("/vendor/samples/chelsea.png")
         with assert_no_leaks():
             before = await clf.classify(photo)
@@ -239,39 +241,42 @@ def test_pyodide_pillow_never_decodes_with_its_vulnerable_libwebp(pyodide: Any) 
     assert got["unaffected"] is True
 
 
-def test_a_12mp_display_p3_photo_is_classified_in_bounded_memory(browser: Any, server_url: str, scratch: Path) -> None:
+@pytest.mark.parametrize("p3_backend", ["wasm", "webgl"])
+def test_a_12mp_display_p3_photo_is_classified_in_bounded_memory(
+    browser: Any, server_url: str, scratch: Path, p3_backend: str
+) -> None:
     """Decode (the browser's, with its P3 -> sRGB conversion) and preprocess of a 12 MP phone photo, in a
-    fresh page (a WASM heap never shrinks, so the shared page's may already be large): Python's heap grows
-    by at most 200 MB, and Python allocates at most 16 bytes a decoded pixel."""
+    fresh page (a WASM heap never shrinks, so the shared page's may already be large), on each backend:
+    Python's heap grows by at most 200 MB, and Python allocates at most 16 bytes a decoded pixel."""
     from harness import Pyodide
 
     photo = Image.open(assets.VENDOR / "samples" / "chelsea.png").convert("RGB").resize((4000, 3000))
     buf = io.BytesIO()
     photo.save(buf, "JPEG", quality=85, icc_profile=iccprofiles.display_p3())
-    (scratch / "p3-12mp.jpg").write_bytes(buf.getvalue())
+    (scratch / f"p3-12mp-{p3_backend}.jpg").write_bytes(buf.getvalue())
     context = browser.new_context()
     try:
         page = Pyodide.boot(context.new_page(), server_url)
         got = page.run(
-            """
+            f"""
             import gc, time, tracemalloc, testutil
             from pyapp import memory
-            clf = await testutil.classifier("wasm")
+            clf = await testutil.classifier({p3_backend!r})
             await clf.classify(await testutil.fetch("/vendor/samples/coffee.png"))  # warm: kernels, weights
-            data = await testutil.fetch("/__scratch__/p3-12mp.jpg")
-            out = {}
+            data = await testutil.fetch("/__scratch__/p3-12mp-{p3_backend}.jpg")
+            out = {{}}
             for path in ("numpy", "backend"):
                 gc.collect()
                 before = memory.snapshot()
                 tracemalloc.start()
                 started = time.perf_counter()
                 result = await clf.classify_detailed(data, path=path)
-                out[path] = {
+                out[path] = {{
                     "ms": (time.perf_counter() - started) * 1e3,
                     "python_peak": tracemalloc.get_traced_memory()[1],
                     "decoder": result.decoder,
                     "top": result.top[0],
-                }
+                }}
                 tracemalloc.stop()
                 after = memory.snapshot()
                 out[path]["python_heap_grew"] = after.python_heap_bytes - before.python_heap_bytes

@@ -90,11 +90,13 @@ def corpus_url(scratch: Path) -> str:
     return "/__scratch__/corpus/"
 
 
+@pytest.mark.parametrize("corpus_backend", ["wasm", "webgl"])
 def test_corpus_each_case_decodes_right_or_fails_right_without_leaks(
-    pyodide: Any, corpus_url: str, scratch: Path
+    pyodide: Any, corpus_url: str, scratch: Path, corpus_backend: str
 ) -> None:
-    """Every malformed/unusual/hostile image on the browser path: the right pixels, or InvalidImage naming
-    the cause; nothing leaked; later classifications unaffected."""
+    """Every malformed/unusual/hostile image (hostile ICC profiles, the CVE-2023-4863 WebP) on the browser
+    path, classified on each backend: the right pixels, or InvalidImage naming the cause; nothing leaked;
+    later classifications unaffected."""
     report = pyodide.run(
         f"""
         import io, json
@@ -105,7 +107,7 @@ def test_corpus_each_case_decodes_right_or_fails_right_without_leaks(
 
         base = {corpus_url!r}
         cases = json.loads((await testutil.fetch(base + "cases.json")).decode())
-        clf = await testutil.classifier("wasm")
+        clf = await testutil.classifier({corpus_backend!r})
         photo = await testutil.fetch("/vendor/samples/coffee.png")
         before = await clf.classify(photo)
         problems = []
