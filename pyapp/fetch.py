@@ -15,7 +15,9 @@ Example (in the browser)::
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import Any
 
 from pyapp.errors import FetchError
 
@@ -48,18 +50,87 @@ def resolve_url(url: str) -> str:
     return str(js.URL.new(url, site_root()).href)
 
 
+#: The global a page's boot script leaves its early fetches in (web/js/pyodide-boot.mjs): a JS ``Map`` from
+#: absolute URL to the promise of its ``Response``, started before Python ran so that the downloads overlap
+#: Pyodide's boot. Each is used once, by the first fetch of its URL; what is used goes through the same checks.
+PRELOADED = "pyappPreloaded"
+
+
+def take_preloaded(url: str) -> Any | None:
+    """The promise of a ``Response`` that the page started for absolute ``url`` before Python ran, or None.
+
+    One use each: a second fetch of the URL goes to the network (or the service worker) again.
+    """
+    from pyapp._js import js
+
+    preloaded = getattr(js.globalThis, PRELOADED, None)
+    if preloaded is None or not preloaded.has(url):
+        return None
+    promise = preloaded.get(url)
+    preloaded.delete(url)
+    return promise
+
+
+def drop_preloaded() -> int:
+    """Cancel the page's early fetches that nothing used (a model variant never loaded); returns how many.
+
+    Called once the model is loaded, so that unused bodies are not held for the page's life.
+    """
+    from pyapp._js import js
+
+    preloaded = getattr(js.globalThis, PRELOADED, None)
+    if preloaded is None:
+        return 0
+    promises = list(preloaded.values())
+    preloaded.clear()
+    for promise in promises:
+        _background.add(task := asyncio.ensure_future(_cancel_body(promise)))
+        task.add_done_callback(_background.discard)
+    return len(promises)
+
+
+_background: set[asyncio.Future[None]] = set()  # the event loop keeps only weak references to tasks
+
+
+async def _cancel_body(promise: Any) -> None:
+    """Release an unused early fetch: its body is cancelled once it answers; a failed one is ignored."""
+    try:
+        response = await promise
+        if response.body is not None:
+            await response.body.cancel()
+    except Exception:  # nothing was waiting for it
+        pass
+
+
+async def fetch_response(url: str) -> Any:
+    """GET ``url`` (resolved by :func:`resolve_url`): the JS ``Response``, from the page's early fetch when it
+    made one (:func:`take_preloaded`). :class:`FetchError` on a network error; the status is the caller's to
+    check. A preloaded fetch that failed on the network is asked again, once."""
+    from pyapp._js import js
+
+    absolute = resolve_url(url)
+    early = take_preloaded(absolute)
+    if early is not None:
+        try:
+            return await early
+        except Exception:  # the network may be back; the fresh fetch below reports its own error
+            pass
+    try:
+        return await js.fetch(absolute)
+    except Exception as exc:  # a network failure surfaces as a JsException (TypeError: Failed to fetch)
+        raise FetchError(f"cannot fetch {url}: {exc}") from None
+
+
 async def fetch_bytes(url: str) -> bytes:
     """GET ``url`` (resolved by :func:`resolve_url`); :class:`FetchError` on network errors and non-2xx answers.
 
     The message names the URL as given, which is what the caller recognises.
     """
-    from pyodide.http import pyfetch
-
-    try:
-        resp = await pyfetch(resolve_url(url))
-    except Exception as exc:  # a network failure surfaces as OSError or JsException
-        raise FetchError(f"cannot fetch {url}: {exc}") from None
+    resp = await fetch_response(url)
     if not resp.ok:
         raise FetchError(f"cannot fetch {url}: HTTP {resp.status}")
-    data: bytes = await resp.bytes()
+    try:
+        data: bytes = (await resp.arrayBuffer()).to_bytes()
+    except Exception as exc:  # the body broke off
+        raise FetchError(f"cannot fetch {url}: the download broke off ({exc})") from None
     return data

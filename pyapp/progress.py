@@ -86,13 +86,9 @@ async def fetch_with_progress(
     With ``max_bytes``, a body declared (Content-Length) or found larger is refused with
     :class:`FetchError` and the download cancelled: at most one chunk past the cap is held.
     """
-    from pyapp._js import js
-    from pyapp.fetch import resolve_url
+    from pyapp.fetch import fetch_response
 
-    try:
-        resp = await js.fetch(resolve_url(url))
-    except Exception as exc:  # a network failure
-        raise FetchError(f"cannot fetch {url}: {exc}") from None
+    resp = await fetch_response(url)
     if not resp.ok:
         raise FetchError(f"cannot fetch {url}: HTTP {resp.status}")
     headers = resp.headers

@@ -366,6 +366,36 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: Site, t
     context.close()
 
 
+def test_the_model_downloads_while_python_boots_and_only_once(browser: Any, site: Site) -> None:
+    """The app's worker starts the model's downloads as it starts, before Python runs: each of the boot's
+    model files is fetched before TF.js's WASM binary, which only Python's ``pyapp.init`` asks for. Python
+    takes those answers (the worker's preload map ends empty) instead of asking again: the server sees each
+    model file once, the offline copy included, and the app classifies."""
+    info = json.loads((site.out / "vendor" / "build.json").read_text())
+    model_files = info["boot"]["Model"]
+    context, page = _open_app(browser, site.url + "?backend=wasm")
+    page.wait_for_selector("body[data-offline='ready']")
+    page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
+    assert app_results(page, 1)[0]["top1"] == "Neutral"
+    for worker in page.workers:
+        if worker.evaluate("typeof tf !== 'undefined' && typeof tf.getBackend === 'function'"):
+            started = worker.evaluate(
+                "Object.fromEntries(performance.getEntriesByType('resource').map(e => [e.name, e.startTime]))"
+            )
+            left = worker.evaluate("globalThis.pyappPreloaded.size")
+            break
+    else:
+        raise AssertionError("no worker with TF.js")
+    context.close()
+    wasm = [t for u, t in started.items() if u.endswith(".wasm") and "/vendor/tfjs/" in u]
+    assert len(wasm) == 1, started
+    for f in model_files:
+        assert started[site.url + f] < wasm[0], (f, started)
+    assert left == 0
+    requests = site.take()
+    assert {f: requests[f] for f in model_files} == dict.fromkeys(model_files, 1)
+
+
 def test_storage_full_costs_the_offline_copy_never_an_answer(browser: Any, site: Site) -> None:
     """With the origin's storage quota cut to 3 MB (DevTools protocol ``Storage.overrideQuotaForOrigin``),
     the service worker cannot keep Pyodide or the model: it answers from the network all the same, the app

@@ -23,7 +23,7 @@ import page as page_channel
 from polyscript import xworker  # type: ignore[import-not-found]
 
 import pyapp
-from pyapp import browser, memory, ui
+from pyapp import browser, fetch, memory, ui
 from pyapp.classifier import ImageClassifier
 from pyapp.errors import InvalidImage, ModelLoadError, PyAppError
 from pyapp.progress import LoadProgress
@@ -139,11 +139,13 @@ class App:
         try:
             self.classifier = await ImageClassifier.load(self.root + MANIFEST, progress=progress)
         except ModelLoadError as exc:
+            fetch.drop_preloaded()
             self.classifier = None
             self.stage("warmup", "error", "no model")
             page.text("#model-error .message", f"The model could not be loaded: {exc}")
             page.prop("#model-error", "hidden", False).data("#app", "model", "failed")
             return False
+        fetch.drop_preloaded()  # a variant's files that were fetched early but not needed
         info = self.classifier.model.load_info
         skipped = "; ".join(f"{name} skipped: {why}" for name, why in info.attempts.items())
         detail = f"{info.variant} weights, warm-up {info.warmup_ms:.0f} ms" + (f" ({skipped})" if skipped else "")

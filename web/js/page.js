@@ -502,7 +502,7 @@ async function main() {
   let info = null;
   // A restart: Python again, with the app started on the backend it ran on.
   const restart = async () => {
-    const python = await startPython(info, root, "app.py", "pyapp");
+    const python = await startPython(info, root, "app.py", "pyapp", {}, undefined, info.boot.Model);
     await python.sync.start(document.body.dataset.backend, root);
     return python;
   };
@@ -526,11 +526,12 @@ async function main() {
     if (!isolation.reg && isolation.why) offlineStatus(`Offline support unavailable: ${isolation.why}`, "unavailable");
     const progress = trackProgress(info, () => boot.progress());
     if (navigator.serviceWorker?.controller) {
-      // Overlap: TF.js and the model download (into the cache) while Pyodide boots.
-      for (const f of [...info.boot["TF.js"], ...info.boot.Model]) fetch(new URL(f, root)).catch(() => {});
+      // Overlap: TF.js's files (into the cache) while Pyodide boots. The model's the worker fetches itself.
+      for (const f of info.boot["TF.js"]) fetch(new URL(f, root)).catch(() => {});
     }
     boot.enter("Python runtime (Pyodide, numpy, pyapp, TF.js)");
-    const python = await startPython(info, root, "app.py", "pyapp");
+    // The model's files download while Pyodide boots (the worker starts them; Python takes them once).
+    const python = await startPython(info, root, "app.py", "pyapp", {}, undefined, info.boot.Model);
     supervisor.running(python);
     boot.enter("Backend and model");
     const backend = await python.sync.start(params.get("backend") ?? "auto", root);

@@ -1,5 +1,5 @@
 // The interpreter module the app's Python workers load (PyScript's `interpreter` setting): Pyodide,
-// with TF.js and the Python packages loading at the same time.
+// with TF.js, the Python packages and the first files Python reads loading at the same time.
 // - TF.js: PyScript imports a worker's js_modules (js/tfjs.js) only once the interpreter and its
 //   packages are ready; starting the import here overlaps TF.js's download, parse and backend
 //   registration with Pyodide's boot, and the later import finds it done.
@@ -13,6 +13,16 @@ export { version };
 
 const params = new URL(import.meta.url).searchParams;
 const packages = params.getAll("package");
+
+// Files Python will fetch first (the model's), named as `?preload=<absolute URL>`: fetched now, so that they
+// download while Pyodide boots. pyapp.fetch takes each Response once from this map and checks it as any other.
+globalThis.pyappPreloaded = new Map(
+  params.getAll("preload").map((url) => {
+    const response = fetch(url);
+    response.catch(() => {}); // a failure is Python's to report, when it asks for the file
+    return [url, response];
+  }),
+);
 
 // A Web Lock held for this worker's whole life (js/python.js names it): the browser releases it when the
 // worker ends for any reason (closed, terminated, crashed), which is how the page learns of it at once,

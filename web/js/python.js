@@ -90,10 +90,14 @@ export function applyPageOps(json) {
   if (!draining) drain();
 }
 
-/** js/pyodide-boot.mjs, told which packages to load while Pyodide starts and which lock to hold. */
-function bootModule(root, packages, lock) {
+/**
+ * js/pyodide-boot.mjs, told which packages to load and which files to fetch while Pyodide starts, and which
+ * lock to hold.
+ */
+function bootModule(root, packages, preload, lock) {
   const url = new URL("js/pyodide-boot.mjs", root);
   for (const p of packages) url.searchParams.append("package", p);
+  for (const f of preload) url.searchParams.append("preload", f);
   url.searchParams.set("lock", lock);
   return url.href;
 }
@@ -116,10 +120,12 @@ async function watchEnd(lock) {
  * @param {string} src the Python file, relative to root
  * @param {string} name the worker's name
  * @param {object} exports page functions the worker may call (besides pyapp_page)
+ * @param {string[]} packages the build's Pyodide packages to load besides pyapp
+ * @param {string[]} preload files (relative to root) the script reads first, fetched while Pyodide boots
  * @returns {{sync, worker, script, ended}} `ended`: a promise that resolves if the worker ends (null where
  *   the browser cannot tell); `script`: the element that started it
  */
-export async function startPython(info, root, src, name, exports = {}, packages = ["numpy"]) {
+export async function startPython(info, root, src, name, exports = {}, packages = ["numpy"], preload = []) {
   const abs = (p) => new URL(p, root).href;
   const lock = `pyapp-worker-${name}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   const script = document.createElement("script");
@@ -130,10 +136,12 @@ export async function startPython(info, root, src, name, exports = {}, packages 
   script.setAttribute(
     "config",
     JSON.stringify({
-      interpreter: bootModule(root, [
-        ...info.pyodide_packages.filter((p) => packages.includes(p)),
-        abs(info.pyapp_wheel),
-      ], lock),
+      interpreter: bootModule(
+        root,
+        [...info.pyodide_packages.filter((p) => packages.includes(p)), abs(info.pyapp_wheel)],
+        preload.map(abs),
+        lock,
+      ),
       files: { [abs("page.py")]: "./page.py" },
       js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
     }),
