@@ -588,15 +588,15 @@ def _quiet_disconnects(handle_error: Any) -> Any:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from pyapp import assets
+    import pyapp_build
 
     try:
-        report = assets.build(force=args.force)
+        report = pyapp_build.build(force=args.force)
         if args.out:
-            out = assets.export_static(Path(args.out), static_host_headers())
+            out = pyapp_build.export_static(Path(args.out), static_host_headers())
             _compress_site(out)
             print(f"static site written to {out}")
-    except (assets.BuildError, compress.CompressError) as exc:
+    except (pyapp_build.BuildError, compress.CompressError) as exc:
         print(f"build failed: {exc}", file=sys.stderr)
         return 1
     done = ", ".join(report.rebuilt) or "nothing (up to date)"
@@ -626,9 +626,9 @@ def _compress_site(out: Path) -> None:
 
 
 def _cmd_status(_: argparse.Namespace) -> int:
-    from pyapp import assets
+    import pyapp_build
 
-    state = assets.status()
+    state = pyapp_build.status()
     for name, why in state.items():
         print(f"{name:10} {why}")
     return 0 if all(v == "ok" for v in state.values()) else 1
@@ -636,11 +636,11 @@ def _cmd_status(_: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     if not args.no_build and args.site is None:
-        from pyapp import assets
+        import pyapp_build
 
         try:
-            report = assets.build()
-        except assets.BuildError as exc:
+            report = pyapp_build.build()
+        except pyapp_build.BuildError as exc:
             print(f"build failed: {exc}", file=sys.stderr)
             return 1
         if report.rebuilt:

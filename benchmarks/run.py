@@ -245,9 +245,9 @@ def cold_start(browser: Any, url: str, backend: str, repeats: int, counter: Byte
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    from pyapp import assets
+    import pyapp_build
 
-    assets.build()
+    pyapp_build.build()
     mounts = {**serve.default_mounts(), "/__bench__/": ROOT / "benchmarks"}
     counter = ByteCounter()
     server = serve.make_server("127.0.0.1", 0, mounts, quiet=True, csp_exempt=("/__bench__/",))

@@ -145,9 +145,9 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from pyapp import assets
+    import pyapp_build
 
-    assets.build()
+    pyapp_build.build()
     mounts = {**serve.default_mounts(), "/__tests__/": ROOT / "tests" / "browser"}
     server = serve.make_server("127.0.0.1", 0, mounts, quiet=True, csp_exempt=("/__tests__/",))
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()

@@ -1,6 +1,6 @@
-"""TF.js files on the public CDN, with Subresource Integrity: written by pyapp/assets.py, do not edit.
+"""TF.js files on the public CDN, with Subresource Integrity: written by pyapp_build/jslibs.py, do not edit.
 
-The same bytes as the copy the asset build vendors into web/vendor/tfjs/ (tests/test_assets.py checks it).
+The same bytes as the copy the asset build vendors into web/vendor/tfjs/ (tests/test_build.py checks it).
 """
 
 TFJS_VERSION = "4.22.0"

@@ -1,7 +1,7 @@
 """Small real datasets for training from Python, shipped with the site.
 
 Both come from registry packages, unchanged (``python serve.py build`` fetches
-and checks them; see :mod:`pyapp.assets`):
+and checks them; see :mod:`pyapp_build.samples`):
 
 - :func:`digits`: scikit-learn's 1,797 handwritten digits, 8x8 grey, 10 classes
   (from scikit-learn's Pyodide wheel).

@@ -57,9 +57,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def built() -> None:
     """web/vendor and models/ are up to date (the real asset build)."""
-    from pyapp import assets
+    import pyapp_build
 
-    assets.build()
+    pyapp_build.build()
 
 
 @pytest.fixture(scope="session")

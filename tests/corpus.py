@@ -24,7 +24,7 @@ import iccprofiles
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from pyapp import assets
+import pyapp_build
 from pyapp.images import flatten_alpha
 
 
@@ -65,7 +65,7 @@ def _png_with_size(width: int, height: int) -> bytes:
 
 def build(dest: Path) -> list[Case]:
     dest.mkdir(parents=True, exist_ok=True)
-    samples = assets.VENDOR / "samples"
+    samples = pyapp_build.VENDOR / "samples"
     photo = Image.open(samples / "chelsea.png").convert("RGB")  # 451x300 cat
     coffee = Image.open(samples / "coffee.png").convert("RGB")
     rgb = np.asarray(photo)
@@ -224,15 +224,15 @@ def build_parity(dest: Path) -> list[str]:
     orientations 2-8, transparent and semi-transparent PNG and WebP, palette PNG with tRNS, 16-bit PNG,
     an animated GIF, Display P3, 4x upscaled), and the same kinds again from the other sources' photos."""
     dest.mkdir(parents=True, exist_ok=True)
-    samples = assets.VENDOR / "samples"
-    files: dict[str, bytes] = {name: (samples / name).read_bytes() for name in assets.SAMPLES}
-    with zipfile.ZipFile(io.BytesIO(assets.pyodide_wheel("scikit-learn")[1])) as sklearn:
+    samples = pyapp_build.VENDOR / "samples"
+    files: dict[str, bytes] = {name: (samples / name).read_bytes() for name in pyapp_build.SAMPLES}
+    with zipfile.ZipFile(io.BytesIO(pyapp_build.pyodide.pyodide_wheel("scikit-learn")[1])) as sklearn:
         for name in ("china.jpg", "flower.jpg"):
             files[f"sklearn-{name}"] = sklearn.read(f"sklearn/datasets/images/{name}")
-    with zipfile.ZipFile(io.BytesIO(assets.pyodide_wheel("matplotlib")[1])) as mpl:
+    with zipfile.ZipFile(io.BytesIO(pyapp_build.pyodide.pyodide_wheel("matplotlib")[1])) as mpl:
         for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png", "logo2.png"):
             files[f"mpl-{name}"] = mpl.read(f"matplotlib/mpl-data/sample_data/{name}")
-    with zipfile.ZipFile(io.BytesIO(assets.pyodide_wheel("scipy")[1])) as scipy:
+    with zipfile.ZipFile(io.BytesIO(pyapp_build.pyodide.pyodide_wheel("scipy")[1])) as scipy:
         # scipy.datasets.face(): 1024x768 RGB pixels, bzip2-compressed, as raw bytes (no pickle)
         raw = bz2.decompress(scipy.read("scipy/misc/face.dat"))
     face = Image.fromarray(np.frombuffer(raw, np.uint8).reshape(768, 1024, 3))

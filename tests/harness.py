@@ -244,9 +244,9 @@ CSP_PROBE_EXPECTED = {
 
 def model_variant_bytes(name: str) -> int:
     """The bytes of one variant's files of the app's model, as its manifest lists them."""
-    from pyapp import assets
+    import pyapp_build
 
-    folder = assets.MODELS / "nsfw-mobilenet-v2"
+    folder = pyapp_build.MODELS / "nsfw-mobilenet-v2"
     manifest = json.loads((folder / "manifest.json").read_text())
     (variant,) = [v for v in manifest["variants"] if v["name"] == name]
     return sum((folder / rel).stat().st_size for rel in variant["files"])

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from harness import CHROMIUM_FLAGS, app_results, chromium_path, model_variant_bytes, open_page
 
+import pyapp_build
 import serve
-from pyapp import assets
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = assets.VENDOR / "samples"
+SAMPLES = pyapp_build.VENDOR / "samples"
 SHOTS = ROOT / "test-results"
 
 
@@ -258,7 +258,7 @@ class Site:
 
 @pytest.fixture
 def site(built: None, tmp_path: Path) -> Iterator[Site]:
-    served = Site(assets.export_static(tmp_path / "site", serve.static_host_headers()))
+    served = Site(pyapp_build.export_static(tmp_path / "site", serve.static_host_headers()))
     yield served
     served.server.shutdown()
     served.server.server_close()

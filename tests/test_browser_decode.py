@@ -19,7 +19,7 @@ import iccprofiles
 import pytest
 from PIL import Image
 
-from pyapp import assets
+import pyapp_build
 
 #: On webgl, one file per way the GPU's own work can differ: a JPEG (drawn by the GPU from the <img>), partial
 #: transparency (premultiplied on upload), a colour profile, and a large image resized on the GPU, with a
@@ -197,7 +197,7 @@ def test_pyodide_pillow_never_decodes_with_its_vulnerable_libwebp(pyodide: Any, 
     WebP instead, and rejects the crafted CVE-2023-4863 file without disturbing later classifications on
     either backend."""
     webp = io.BytesIO()
-    Image.open(assets.VENDOR / "samples" / "coffee.png").convert("RGB").save(webp, "WEBP", quality=90)
+    Image.open(pyapp_build.VENDOR / "samples" / "coffee.png").convert("RGB").save(webp, "WEBP", quality=90)
     payloads = {"photo": webp.getvalue(), "cve": cve_2023_4863.crafted(), "twin": cve_2023_4863.crafted(valid=True)}
     got = pyodide.run(
         f"""
@@ -250,7 +250,7 @@ def test_a_12mp_display_p3_photo_is_classified_in_bounded_memory(
     Python's heap grows by at most 200 MB, and Python allocates at most 16 bytes a decoded pixel."""
     from harness import Pyodide
 
-    photo = Image.open(assets.VENDOR / "samples" / "chelsea.png").convert("RGB").resize((4000, 3000))
+    photo = Image.open(pyapp_build.VENDOR / "samples" / "chelsea.png").convert("RGB").resize((4000, 3000))
     buf = io.BytesIO()
     photo.save(buf, "JPEG", quality=85, icc_profile=iccprofiles.display_p3())
     (scratch / f"p3-12mp-{p3_backend}.jpg").write_bytes(buf.getvalue())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pyapp import assets
+import pyapp_build
 from pyapp_build import classic
 
 #: Runs the classic script as a script (no module syntax allowed), then decodes argv[3] in 7,919-byte
@@ -51,11 +51,11 @@ def node() -> str:
 
 def test_the_built_decoder_decodes_a_brotli_copy_in_a_script_context(built: None, node: str, tmp_path: Path) -> None:
     """The vendored script and binary (what the service worker loads) restore python_stdlib.zip exactly."""
-    original = assets.VENDOR / "pyodide" / "python_stdlib.zip"
+    original = pyapp_build.VENDOR / "pyodide" / "python_stdlib.zip"
     copy = tmp_path / "stdlib.br"
     shutil.copyfile(original.with_name(original.name + ".br"), copy)
-    script = assets.VENDOR / "brotli" / "brotli-dec.js"
-    wasm = assets.VENDOR / "brotli" / "brotli_dec_wasm_bg.wasm"
+    script = pyapp_build.VENDOR / "brotli" / "brotli-dec.js"
+    wasm = pyapp_build.VENDOR / "brotli" / "brotli_dec_wasm_bg.wasm"
     proc = subprocess.run([node, "-e", _DECODE, str(script), str(wasm), str(copy)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -66,8 +66,8 @@ def test_the_built_decoder_decodes_a_brotli_copy_in_a_script_context(built: None
 
 def test_the_build_output_is_the_npm_module_converted(built: None) -> None:
     """What the build wrote is exactly classic_script() of the pinned module: nothing hand-edited."""
-    module = (assets.NODE_MODULES / assets.BROTLI_MODULE).read_text(encoding="utf-8")
-    built_script = (assets.VENDOR / "brotli" / "brotli-dec.js").read_text(encoding="utf-8")
+    module = (pyapp_build.NODE_MODULES / pyapp_build.BROTLI_MODULE).read_text(encoding="utf-8")
+    built_script = (pyapp_build.VENDOR / "brotli" / "brotli-dec.js").read_text(encoding="utf-8")
     assert built_script == classic.classic_script(module, "brotliDecWasm")
     assert "export" not in built_script.replace("exports", "")
     assert "import.meta" not in built_script

@@ -667,7 +667,7 @@ def test_playground_converts_a_dropped_keras_file_saves_it_and_classifies(
     """A visitor picks MobileNetV2's .keras in the Keras panel and drops the small CNN's .h5 on Files: each is
     converted in the page (pyfive loaded only then), predicts what Keras predicted, classifies a photo, is saved
     in IndexedDB and loads back after a reload. A broken file says why."""
-    from pyapp import assets
+    import pyapp_build
 
     page = playground
     x_file = tmp_path / "x.npy"
@@ -713,7 +713,7 @@ def test_playground_converts_a_dropped_keras_file_saves_it_and_classifies(
         print(f"{name}: max abs diff against Keras predict {diff:.2e}")
         assert diff <= 1e-4, name
 
-    page.set_input_files("#keras-try", [assets.VENDOR / "samples" / "chelsea.png"])
+    page.set_input_files("#keras-try", [pyapp_build.VENDOR / "samples" / "chelsea.png"])
     page.wait_for_function("() => document.getElementById('keras-result').dataset.top1 !== undefined")
     assert page.get_attribute("#keras-result", "data-top1") in [f"class {i}" for i in range(4)]
     assert page.locator("#keras-result meter").count() == 4
@@ -723,7 +723,9 @@ def test_playground_converts_a_dropped_keras_file_saves_it_and_classifies(
 
     (block,) = [b for b in readme_examples() if "convert.load_in_browser" in b]
     page.evaluate("delete document.getElementById('keras').dataset.state")
-    page.set_input_files("#upload-input", [saved["small_cnn"][".keras"], assets.VENDOR / "samples" / "chelsea.png"])
+    page.set_input_files(
+        "#upload-input", [saved["small_cnn"][".keras"], pyapp_build.VENDOR / "samples" / "chelsea.png"]
+    )
     page.wait_for_selector("#uploads li:has-text('chelsea.png')")
     page.wait_for_selector("#keras[data-state='ready']")  # the .keras added under Files was converted too
     page.click("#reset")

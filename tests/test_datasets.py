@@ -8,11 +8,11 @@ import re
 import numpy as np
 import pytest
 
-from pyapp import assets
+import pyapp_build
 from pyapp.datasets import parse_digits, parse_faces
 from pyapp.errors import InvalidInput
 
-DATA = assets.VENDOR / "data"
+DATA = pyapp_build.VENDOR / "data"
 
 
 def test_digits_are_scikit_learns_1797_images(built: None) -> None:

@@ -16,16 +16,16 @@ from harness import (
     model_variant_bytes,
 )
 
+import pyapp_build
 import serve
-from pyapp import assets
 
-SAMPLES = assets.VENDOR / "samples"
+SAMPLES = pyapp_build.VENDOR / "samples"
 
 
 def _build_files_only(server_url: str) -> tuple[list[Any], Any]:
     """A request log for a context, and the check on it: from page load to results, every request is a
     same-origin GET of a file of the build; none has a body, none carries the photo."""
-    info = json.loads((assets.VENDOR / "build.json").read_text())
+    info = json.loads((pyapp_build.VENDOR / "build.json").read_text())
     known = {server_url + f for f in [*info["files"], *info["shell"], "vendor/build.json", "sw.js"]}
     seen: list[Any] = []
     photo = (SAMPLES / "chelsea.png").read_bytes()
@@ -286,7 +286,7 @@ def test_app_falls_back_to_the_next_model_variant(browser: Any, server_url: str,
 
     Damaged files fail their manifest sha256 before anything parses them; what the content checks
     catch when the hash was updated with the damage is tested in test_model.py."""
-    model_dir = assets.MODELS / "nsfw-mobilenet-v2" / "uint8"
+    model_dir = pyapp_build.MODELS / "nsfw-mobilenet-v2" / "uint8"
     shard = (model_dir / "group1-shard1of1.bin").read_bytes()
     context = browser.new_context()
     body = {"404": None, "wrong-bytes": shard[::-1]}[fault]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from harness import BrowserPythonError, serving
 
-from pyapp import assets
+import pyapp_build
 
 pytestmark = pytest.mark.browser
 
@@ -79,7 +79,7 @@ def run(page: Any, code: str) -> tuple[Any, float]:
 
 
 def _wheel_url(server_url: str) -> str:
-    return f"{server_url}vendor/wheels/{assets.wheel_name()}"
+    return f"{server_url}vendor/wheels/{pyapp_build.wheel_name()}"
 
 
 def _classify_code(server_url: str) -> str:
@@ -95,7 +95,7 @@ def _classify_code(server_url: str) -> str:
 @pytest.mark.parametrize("host", list(HOSTS))
 def test_wheel_installs_and_classifies_in_each_host(fresh: Any, server_url: str, host: str) -> None:
     """micropip.install(wheel URL), pyapp.init() (loading TF.js itself), a classification: in four hosts."""
-    url = server_url + HOSTS[host].format(wheel=f"/vendor/wheels/{assets.wheel_name()}")
+    url = server_url + HOSTS[host].format(wheel=f"/vendor/wheels/{pyapp_build.wheel_name()}")
     if host.startswith("pyscript"):
         page = fresh(url, ready="")
         result = page.evaluate(_within("hostResult"))
@@ -214,7 +214,7 @@ def test_cdn_fallback_pins_every_file_with_subresource_integrity(fresh: Any, ser
     assert "tf-backend-webgpu.min.js" not in scripts, "only the bundles of the backends asked for"
     # The pins are the hashes of the files the site serves (the build computed them from the same bytes).
     for name, integrity in pinned.items():
-        assert integrity == assets.sri((assets.VENDOR / "tfjs" / name).read_bytes()), name
+        assert integrity == pyapp_build.jslibs.sri((pyapp_build.VENDOR / "tfjs" / name).read_bytes()), name
 
 
 def test_module_worker_imports_tfjs_and_checks_its_integrity(fresh: Any, server_url: str) -> None:
@@ -261,7 +261,7 @@ def test_the_pages_own_tf_and_wasm_paths_are_respected(fresh: Any, server_url: s
     elsewhere = scratch / "wasm-of-the-host"
     elsewhere.mkdir(exist_ok=True)
     for name in ("tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm", "tfjs-backend-wasm-threaded-simd.wasm"):
-        shutil.copyfile(assets.VENDOR / "tfjs" / name, elsewhere / name)
+        shutil.copyfile(pyapp_build.VENDOR / "tfjs" / name, elsewhere / name)
     page = fresh(server_url + "__tests__/hosts/pyodide.html?preload=tfjs&wasm=/__scratch__/wasm-of-the-host/")
     result, _ = run(
         page,
@@ -294,7 +294,7 @@ _EXAMPLE = re.compile(r"^<!-- example file: (\S+) -->\n```\w*\n(.*?)^```$", re.S
 
 def readme_examples() -> dict[str, str]:
     """The example files of the README, by name, exactly as printed there."""
-    text = (assets.ROOT / "README.md").read_text(encoding="utf-8")
+    text = (pyapp_build.ROOT / "README.md").read_text(encoding="utf-8")
     return {name: body for name, body in _EXAMPLE.findall(text)}
 
 
@@ -308,7 +308,7 @@ def test_the_readme_shows_four_hosts_with_this_builds_wheel() -> None:
     assert "classify-worker.js" in examples
     for name, body in examples.items():
         if "pyscript" in name or name.endswith(".js"):
-            assert f"vendor/wheels/{assets.wheel_name()}" in body, name
+            assert f"vendor/wheels/{pyapp_build.wheel_name()}" in body, name
 
 
 @pytest.fixture(scope="module")

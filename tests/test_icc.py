@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from pyapp import assets, icc
+import pyapp_build
+from pyapp import icc
 from pyapp.icc import to_srgb
 
 
@@ -23,7 +24,7 @@ def _littlecms(im: Image.Image) -> np.ndarray:
 
 def test_adobe_rgb_photo_matches_littlecms(built: None) -> None:
     """rocket.jpg carries Adobe RGB (1998): our conversion is within 1 code value of littlecms."""
-    im = Image.open(assets.VENDOR / "samples" / "rocket.jpg")
+    im = Image.open(pyapp_build.VENDOR / "samples" / "rocket.jpg")
     ours = to_srgb(np.asarray(im.convert("RGB")), im.info["icc_profile"])
     assert ours is not None
     diff = np.abs(ours.astype(int) - _littlecms(im).astype(int))
@@ -33,7 +34,7 @@ def test_adobe_rgb_photo_matches_littlecms(built: None) -> None:
 
 
 def test_srgb_profile_is_a_no_op(built: None) -> None:
-    im = Image.open(assets.VENDOR / "samples" / "hubble_deep_field.jpg")
+    im = Image.open(pyapp_build.VENDOR / "samples" / "hubble_deep_field.jpg")
     rgb = np.asarray(im.convert("RGB"))
     assert to_srgb(rgb, im.info["icc_profile"]) is rgb
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import MODEL_BACKENDS
 from harness import run_in_pyodide
 
-from pyapp import assets
+import pyapp_build
 from pyapp.errors import InvalidImage, InvalidInput
 from pyapp.images import center_crop, normalize, preprocess, resize_bilinear, resize_nearest
 
@@ -268,7 +268,7 @@ async def test_numpy_resize_matches_tfjs_resize(pyodide: Any, backend: str) -> N
         t.dispose()
 
 
-PARITY_PHOTOS = assets.SAMPLES  # every real photo the build ships
+PARITY_PHOTOS = pyapp_build.SAMPLES  # every real photo the build ships
 
 
 def test_parity_with_nsfwjs_classify(pyodide: Any) -> None:
@@ -314,7 +314,7 @@ def _fuzz_seeds() -> list[bytes]:
 
     from PIL import Image
 
-    photo = Image.open(assets.VENDOR / "samples" / "chelsea.png").convert("RGB").resize((96, 64))
+    photo = Image.open(pyapp_build.VENDOR / "samples" / "chelsea.png").convert("RGB").resize((96, 64))
     seeds = []
     for fmt, extra in [
         ("PNG", {}),

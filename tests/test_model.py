@@ -12,9 +12,9 @@ import pytest
 from conftest import MODEL_BACKENDS, WEBGPU
 from harness import run_in_pyodide
 
-from pyapp import assets
+import pyapp_build
 
-MODEL = assets.MODELS / "nsfw-mobilenet-v2"
+MODEL = pyapp_build.MODELS / "nsfw-mobilenet-v2"
 
 
 def _broken_copy(scratch: Path, case: str, damage: dict[str, str]) -> str:

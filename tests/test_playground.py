@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from harness import assert_images_shown_and_released
 
-from pyapp import assets
+import pyapp_build
 from pyapp.playground import Session, all_examples, browser_examples, rich_html
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,7 +235,7 @@ def test_docstring_examples_run_as_written(playground: Any) -> None:
 
 def test_uploads_rich_values_keyboard_and_errors(playground: Any) -> None:
     """A developer adds a photo, classifies it, looks at a tensor as numpy and at memory, and makes a mistake."""
-    playground.set_input_files("#upload-input", [assets.VENDOR / "samples" / "chelsea.png"])
+    playground.set_input_files("#upload-input", [pyapp_build.VENDOR / "samples" / "chelsea.png"])
     playground.wait_for_selector("#uploads li:has-text('chelsea.png')")
     cell = _run_cell(
         playground,
@@ -314,7 +314,7 @@ def face_files(tmp_path: Path, built: None) -> dict[str, list[Path]]:
 
     from pyapp.datasets import parse_faces
 
-    images, labels = parse_faces((assets.VENDOR / "data" / "lfw_subset.npy").read_bytes())
+    images, labels = parse_faces((pyapp_build.VENDOR / "data" / "lfw_subset.npy").read_bytes())
     files: dict[str, list[Path]] = {"face": [], "not a face": []}
     for label, name in ((1, "face"), (0, "not a face")):
         for n, index in enumerate(np.flatnonzero(labels == label)[:9]):

@@ -14,7 +14,8 @@ import pytest
 from conftest import MODEL_BACKENDS
 from harness import run_in_pyodide
 
-from pyapp import assets, quantize
+import pyapp_build
+from pyapp import quantize
 from pyapp.quantize import QuantizeError, dequantize_array, error_bound, quantize_array
 
 
@@ -59,9 +60,9 @@ def test_affine_range_is_the_tfjs_converters() -> None:
 def test_uint8_variant_is_byte_identical_to_the_tfjs_converters(built: None) -> None:
     """The shipped uint8 variant is pyapp.quantize's output from float32, and it is exactly what the TF.js
     converter wrote into nsfwjs: the same codes, and min/scale equal to float32 precision."""
-    model, shards = assets._unpack_nsfwjs(assets.MODEL_SOURCE)
+    model, shards = pyapp_build.model.unpack_nsfwjs(pyapp_build.MODEL_SOURCE)
     theirs = b"".join(shards[p] for g in model["weightsManifest"] for p in g["paths"])
-    ours_dir = assets.MODELS / "nsfw-mobilenet-v2" / "uint8"
+    ours_dir = pyapp_build.MODELS / "nsfw-mobilenet-v2" / "uint8"
     ours_model = json.loads((ours_dir / "model.json").read_text())
     assert ours_model["convertedBy"] == "pyapp.quantize (uint8)"
     ours = b"".join((ours_dir / p).read_bytes() for g in ours_model["weightsManifest"] for p in g["paths"])
@@ -78,7 +79,7 @@ def test_uint8_variant_is_byte_identical_to_the_tfjs_converters(built: None) -> 
 
 def test_model_round_trip_and_reshard(tmp_path: Path, built: None) -> None:
     """float32 -> uint8/uint16/float16 -> float32 stays within each weight's bound; shards split at the limit."""
-    f32 = assets.MODELS / "nsfw-mobilenet-v2" / "float32"
+    f32 = pyapp_build.MODELS / "nsfw-mobilenet-v2" / "float32"
     _, original = quantize.read_model(f32)
     for dtype in ("uint8", "uint16", "float16"):
         out = tmp_path / dtype
@@ -99,7 +100,7 @@ def test_model_round_trip_and_reshard(tmp_path: Path, built: None) -> None:
 
 def test_graph_model_round_trip(tmp_path: Path, built: None) -> None:
     """Graph models (NSFWJS MobileNetV2Mid) quantize and dequantize the same way; the format is kept."""
-    src = assets.MODELS / "nsfw-mobilenet-v2-mid" / "uint8"
+    src = pyapp_build.MODELS / "nsfw-mobilenet-v2-mid" / "uint8"
     manifest = quantize.convert(src, tmp_path / "f32", "float32")
     assert manifest["variants"][0]["format"] == "graph-model"
     quantize.convert(tmp_path / "f32", tmp_path / "u16", "uint16")
@@ -114,12 +115,12 @@ def test_graph_model_round_trip(tmp_path: Path, built: None) -> None:
 
 def test_cli_and_clear_errors(tmp_path: Path, built: None) -> None:
     src = tmp_path / "src"
-    shutil.copytree(assets.MODELS / "nsfw-mobilenet-v2" / "uint8", src)
+    shutil.copytree(pyapp_build.MODELS / "nsfw-mobilenet-v2" / "uint8", src)
     ok = subprocess.run(
         [sys.executable, "-m", "pyapp.quantize", str(src), "--dtype", "float16", "--out", str(tmp_path / "o")],
         capture_output=True,
         text=True,
-        cwd=assets.ROOT,
+        cwd=pyapp_build.ROOT,
     )
     assert ok.returncode == 0, ok.stderr
     assert "float16" in ok.stdout
@@ -139,7 +140,7 @@ def test_cli_and_clear_errors(tmp_path: Path, built: None) -> None:
         [sys.executable, "-m", "pyapp.quantize", str(src), "--dtype", "uint8", "--out", str(tmp_path / "x")],
         capture_output=True,
         text=True,
-        cwd=assets.ROOT,
+        cwd=pyapp_build.ROOT,
     )
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: ")

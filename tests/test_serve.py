@@ -506,13 +506,16 @@ def test_export_writes_siblings_and_headers_rules(built: None, tmp_path: Path) -
         compress.decode_sibling(out / "vendor/pyodide/pyodide.asm.wasm.br")
         == (out / "vendor/pyodide/pyodide.asm.wasm").read_bytes()
     )
-    from pyapp import assets
+    import pyapp_build
 
     # The bytecode archives are stored, for the wire to compress; a deflated wheel saves too little.
-    for rel in ("vendor/pyodide/python_stdlib.zip", f"vendor/pyodide/{assets._lock_entries()['numpy']['file_name']}"):
+    for rel in (
+        "vendor/pyodide/python_stdlib.zip",
+        f"vendor/pyodide/{pyapp_build.pyodide.lock_entries()['numpy']['file_name']}",
+    ):
         assert compress.decode_sibling(out / f"{rel}.br") == (out / rel).read_bytes()
         assert (out / f"{rel}.br").stat().st_size < (out / rel).stat().st_size * 0.4
-    assert not list(out.rglob(f"{assets.PYPI_WHEELS['pyfive'][0]}.*"))
+    assert not list(out.rglob(f"{pyapp_build.PYPI_WHEELS['pyfive'][0]}.*"))
     assert not list(out.rglob("*.png.*"))
     info = json.loads((out / "vendor" / "build.json").read_text())
     assert not [f for f in info["files"] if f.endswith((".br", ".gz")) and not f.endswith("digits.csv.gz")]

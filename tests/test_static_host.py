@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from harness import app_results, assert_images_shown_and_released
 
+import pyapp_build
 import serve
-from pyapp import assets
 
 READY = "body[data-ready='true'], body[data-failed='true']"
 
@@ -113,7 +113,7 @@ def test_headerless_host_gets_isolation_from_the_service_worker_with_one_reload(
         got = [r for r in REQUESTS if r.startswith(f"/{rel}")]
         assert got == [f"/{rel}{copy}"], (rel, got)
     # A deflated wheel has no copies, and build.json says so: the wheel itself, no 404 for its .gz first.
-    wheel = f"/vendor/wheels/{assets.wheel_name()}"
+    wheel = f"/vendor/wheels/{pyapp_build.wheel_name()}"
     assert [r for r in REQUESTS if r.startswith(wheel)] == [wheel], REQUESTS
     navigations.clear()
     page.goto(plain_host + "?backend=wasm")
