@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyapp.errors import InvalidInput, LeakError, StateError
+from pyapp.notebook import fmt_bytes, table_html
 
 log = logging.getLogger("pyapp.memory")
 
@@ -50,14 +51,10 @@ class MemorySnapshot:
         return asdict(self)
 
     def __repr__(self) -> str:
-        from pyapp.notebook import snapshot_text
-
         return snapshot_text(self)
 
     def _repr_html_(self) -> str:
         """A table of the readings, bytes for people (Jupyter, the playground)."""
-        from pyapp.notebook import snapshot_html
-
         return snapshot_html(self)
 
 
@@ -251,3 +248,41 @@ class MemoryGuard:
                 now.num_bytes - self.baseline.num_bytes,
             )
         return now
+
+
+# --------------------------------------------------------------------------- display
+
+
+def snapshot_rows(snap: MemorySnapshot) -> list[tuple[str, Any]]:
+    """(name, value) rows of a memory snapshot, bytes for people, unset readings left out."""
+    rows: list[tuple[str, Any]] = [
+        ("backend", snap.backend),
+        ("tensors", snap.num_tensors),
+        ("tensor bytes", fmt_bytes(snap.num_bytes)),
+        ("data buffers", snap.num_data_buffers),
+    ]
+    optional = {
+        "GPU bytes": fmt_bytes(snap.gpu_bytes) if snap.gpu_bytes is not None else None,
+        "GPU bytes free": fmt_bytes(snap.gpu_bytes_free) if snap.gpu_bytes_free is not None else None,
+        "TF.js WASM heap": fmt_bytes(snap.tf_wasm_heap_bytes) if snap.tf_wasm_heap_bytes is not None else None,
+        "Python heap": fmt_bytes(snap.python_heap_bytes) if snap.python_heap_bytes is not None else None,
+        "live PyProxies": snap.live_proxies,
+    }
+    rows += [(k, v) for k, v in optional.items() if v is not None]
+    if snap.unreliable:
+        rows.append(("note", "TF.js says these numbers are unreliable (some data is not on the backend)"))
+    return rows
+
+
+def snapshot_text(snap: MemorySnapshot) -> str:
+    """One line.
+
+    >>> from pyapp.memory import from_tf_memory
+    >>> snapshot_text(from_tf_memory({"numTensors": 3, "numBytes": 4096}, "wasm", live_proxies=2))
+    'MemorySnapshot(backend=wasm, tensors=3, tensor bytes=4.0 KiB, data buffers=0, live PyProxies=2)'
+    """
+    return "MemorySnapshot(" + ", ".join(f"{k}={v}" for k, v in snapshot_rows(snap) if k != "note") + ")"
+
+
+def snapshot_html(snap: MemorySnapshot) -> str:
+    return table_html(snapshot_rows(snap), "Memory snapshot", "pyapp-memory")

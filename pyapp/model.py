@@ -53,6 +53,7 @@ from pyapp.modelcheck import (
     check_total,
     parse_json,
 )
+from pyapp.notebook import fmt_bytes, table_html
 from pyapp.progress import LoadProgress, ProgressCallback, Stage, emit
 from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
 
@@ -458,8 +459,6 @@ class Model:
 
     def _repr_html_(self) -> str:
         """A summary table: variant, shapes, labels, bytes and load timings (Jupyter, the playground)."""
-        from pyapp.notebook import model_html
-
         return model_html(self)
 
     # ------------------------------------------------------------------ inference
@@ -601,3 +600,42 @@ def format_shape(shape: tuple[int | None, ...]) -> str:
     '(N, 224, 224, 3)'
     """
     return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+
+
+# --------------------------------------------------------------------------- display
+
+
+def _shape(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+
+
+def model_rows(model: Model) -> list[tuple[str, Any]]:
+    """(name, value) rows summarising a loaded :class:`~pyapp.model.Model`."""
+    info = model.load_info
+    manifest = model.manifest
+    rows: list[tuple[str, Any]] = [
+        ("model", manifest.name),
+        ("state", model.state.value),
+        ("variant", info.variant),
+        ("input", _shape(model.input_shape)),
+        ("output", _shape(model.output_shape)),
+    ]
+    if manifest.labels:
+        shown = ", ".join(manifest.labels[:8]) + (", ..." if len(manifest.labels) > 8 else "")
+        rows.append(("labels", f"{len(manifest.labels)}: {shown}"))
+    rows += [
+        ("weights fetched", fmt_bytes(info.bytes)),
+        ("fetch", f"{info.fetch_ms:.0f} ms"),
+        ("build", f"{info.build_ms:.0f} ms"),
+        ("warm-up", None if info.warmup_ms is None else f"{info.warmup_ms:.0f} ms"),
+    ]
+    rows += [(f"skipped {name}", why) for name, why in info.attempts.items()]
+    if model.recoveries:
+        rows.append(("reloaded after", "; ".join(model.recoveries)))
+    if model.source:
+        rows.append(("source", model.source))
+    return rows
+
+
+def model_html(model: Model) -> str:
+    return table_html(model_rows(model), f"Model {model.manifest.name}", "pyapp-model")

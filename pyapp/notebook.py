@@ -1,4 +1,8 @@
-"""Notebook-friendly values: HTML (``_repr_html_``) and readable text for pyapp's results.
+"""The pieces pyapp's notebook displays are made of: tables, byte counts and SVG line charts.
+
+Each value renders itself (``_repr_html_`` on :class:`~pyapp.predictions.Predictions`,
+:class:`~pyapp.memory.MemorySnapshot`, :class:`~pyapp.model.Model`, :class:`~pyapp.training.History`)
+with these; this module imports none of them.
 
 Jupyter and JupyterLite, PyScript's ``display`` and other rich displays call ``_repr_html_``.
 The HTML here is self-contained and passive: tables, ``<meter>`` bars and SVG charts drawn with
@@ -18,14 +22,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyapp.predictions import Predictions as Predictions  # where it was first (re-exported)
-
-if TYPE_CHECKING:
-    from pyapp.memory import MemorySnapshot
-    from pyapp.model import Model
-    from pyapp.training import History
 
 #: Line colours of the charts (colour-blind safe: Okabe-Ito).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
@@ -65,7 +64,12 @@ def table_html(rows: Iterable[tuple[str, Any]], caption: str, css_class: str = "
 # --------------------------------------------------------------------------- charts
 
 
-def _num(v: float) -> str:
+def fmt_number(v: float) -> str:
+    """A metric's value, short.
+
+    >>> fmt_number(0.123456), fmt_number(2.0)
+    ('0.1235', '2')
+    """
     return f"{v:.4g}"
 
 
@@ -104,8 +108,8 @@ def line_chart_svg(
     parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" {axis}/>')
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" {axis}/>')
     label = 'font-size="10" font-family="sans-serif" fill="#444"'
-    parts.append(f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {label}>{_num(hi)}</text>')
-    parts.append(f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {label}>{_num(lo)}</text>')
+    parts.append(f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" {label}>{fmt_number(hi)}</text>')
+    parts.append(f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" {label}>{fmt_number(lo)}</text>')
     parts.append(f'<text x="{left}" y="{top + plot_h + 12}" text-anchor="middle" {label}>1</text>')
     parts.append(f'<text x="{left + plot_w}" y="{top + plot_h + 12}" text-anchor="middle" {label}>{n}</text>')
     parts.append(
@@ -133,121 +137,3 @@ def line_chart_svg(
 
 
 # --------------------------------------------------------------------------- training history
-
-
-def _charts(history: Mapping[str, Sequence[float]]) -> dict[str, dict[str, Sequence[float]]]:
-    """Metrics grouped into one chart each, a validation metric with its training one.
-
-    >>> list(_charts({"loss": [1], "accuracy": [0.5], "val_loss": [1.2], "val_accuracy": [0.4]}).items())
-    [('loss', {'loss': [1], 'val_loss': [1.2]}), ('accuracy', {'accuracy': [0.5], 'val_accuracy': [0.4]})]
-    """
-    charts: dict[str, dict[str, Sequence[float]]] = {}
-    for name, values in history.items():
-        base = name.removeprefix("val_")
-        charts.setdefault(base, {})[name] = values
-    return charts
-
-
-def history_text(history: History) -> str:
-    """One line: epochs, and each metric from its first to its last value.
-
-    >>> from pyapp.training import EpochEnd, History
-    >>> logs = [{"loss": 2.3, "accuracy": 0.1}, {"loss": 0.5, "accuracy": 0.9}]
-    >>> h = History([EpochEnd(i, 2, log, 0.1) for i, log in enumerate(logs)])
-    >>> h.backend = "wasm"
-    >>> history_text(h)
-    'History(2 epochs on wasm: loss 2.3 -> 0.5, accuracy 0.1 -> 0.9)'
-    """
-    metrics = ", ".join(f"{name} {_num(v[0])} -> {_num(v[-1])}" for name, v in history.history.items() if v)
-    where = f" on {history.backend}" if history.backend else ""
-    early = ", stopped early" if history.stopped_early else ""
-    n = len(history.epochs)
-    return f"History({n} epoch{'s' * (n != 1)}{where}{early}{': ' + metrics if metrics else ''})"
-
-
-def history_html(history: History) -> str:
-    """Loss and accuracy (and their validation twins) as small SVG charts, and the last epoch's values."""
-    metrics = history.history
-    charts = "".join(line_chart_svg(title, series) for title, series in _charts(metrics).items())
-    last = [(name, _num(values[-1])) for name, values in metrics.items() if values]
-    caption = f"{history_text(history)}"
-    if history.note:
-        last.append(("note", history.note))
-    return f'<div class="pyapp-history">{charts}{table_html(last, caption, "pyapp-history-table")}</div>'
-
-
-# --------------------------------------------------------------------------- memory
-
-
-def snapshot_rows(snap: MemorySnapshot) -> list[tuple[str, Any]]:
-    """(name, value) rows of a memory snapshot, bytes for people, unset readings left out."""
-    rows: list[tuple[str, Any]] = [
-        ("backend", snap.backend),
-        ("tensors", snap.num_tensors),
-        ("tensor bytes", fmt_bytes(snap.num_bytes)),
-        ("data buffers", snap.num_data_buffers),
-    ]
-    optional = {
-        "GPU bytes": fmt_bytes(snap.gpu_bytes) if snap.gpu_bytes is not None else None,
-        "GPU bytes free": fmt_bytes(snap.gpu_bytes_free) if snap.gpu_bytes_free is not None else None,
-        "TF.js WASM heap": fmt_bytes(snap.tf_wasm_heap_bytes) if snap.tf_wasm_heap_bytes is not None else None,
-        "Python heap": fmt_bytes(snap.python_heap_bytes) if snap.python_heap_bytes is not None else None,
-        "live PyProxies": snap.live_proxies,
-    }
-    rows += [(k, v) for k, v in optional.items() if v is not None]
-    if snap.unreliable:
-        rows.append(("note", "TF.js says these numbers are unreliable (some data is not on the backend)"))
-    return rows
-
-
-def snapshot_text(snap: MemorySnapshot) -> str:
-    """One line.
-
-    >>> from pyapp.memory import from_tf_memory
-    >>> snapshot_text(from_tf_memory({"numTensors": 3, "numBytes": 4096}, "wasm", live_proxies=2))
-    'MemorySnapshot(backend=wasm, tensors=3, tensor bytes=4.0 KiB, data buffers=0, live PyProxies=2)'
-    """
-    return "MemorySnapshot(" + ", ".join(f"{k}={v}" for k, v in snapshot_rows(snap) if k != "note") + ")"
-
-
-def snapshot_html(snap: MemorySnapshot) -> str:
-    return table_html(snapshot_rows(snap), "Memory snapshot", "pyapp-memory")
-
-
-# --------------------------------------------------------------------------- models
-
-
-def _shape(shape: Sequence[int | None]) -> str:
-    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
-
-
-def model_rows(model: Model) -> list[tuple[str, Any]]:
-    """(name, value) rows summarising a loaded :class:`~pyapp.model.Model`."""
-    info = model.load_info
-    manifest = model.manifest
-    rows: list[tuple[str, Any]] = [
-        ("model", manifest.name),
-        ("state", model.state.value),
-        ("variant", info.variant),
-        ("input", _shape(model.input_shape)),
-        ("output", _shape(model.output_shape)),
-    ]
-    if manifest.labels:
-        shown = ", ".join(manifest.labels[:8]) + (", ..." if len(manifest.labels) > 8 else "")
-        rows.append(("labels", f"{len(manifest.labels)}: {shown}"))
-    rows += [
-        ("weights fetched", fmt_bytes(info.bytes)),
-        ("fetch", f"{info.fetch_ms:.0f} ms"),
-        ("build", f"{info.build_ms:.0f} ms"),
-        ("warm-up", None if info.warmup_ms is None else f"{info.warmup_ms:.0f} ms"),
-    ]
-    rows += [(f"skipped {name}", why) for name, why in info.attempts.items()]
-    if model.recoveries:
-        rows.append(("reloaded after", "; ".join(model.recoveries)))
-    if model.source:
-        rows.append(("source", model.source))
-    return rows
-
-
-def model_html(model: Model) -> str:
-    return table_html(model_rows(model), f"Model {model.manifest.name}", "pyapp-model")

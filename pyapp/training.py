@@ -45,7 +45,7 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ import numpy as np
 from pyapp.errors import DisposedError, InvalidInput, JSError, StateError
 from pyapp.layers import Layer
 from pyapp.model import dims, format_shape
+from pyapp.notebook import fmt_number, line_chart_svg, table_html
 from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
 
 log = logging.getLogger("pyapp.training")
@@ -144,14 +145,10 @@ class History:
         return {k: [e.logs.get(k, float("nan")) for e in self.epochs] for k in keys}
 
     def __repr__(self) -> str:
-        from pyapp.notebook import history_text
-
         return history_text(self)
 
     def _repr_html_(self) -> str:
         """Loss and accuracy per epoch as small inline SVG charts (Jupyter, the playground)."""
-        from pyapp.notebook import history_html
-
         return history_html(self)
 
 
@@ -731,3 +728,47 @@ def Sequential(  # noqa: N802 - as in Keras
             model.dispose()  # the layers added so far hold weights
         raise
     return TrainableModel(model, name=name)
+
+
+# --------------------------------------------------------------------------- display
+
+
+def _charts(history: Mapping[str, Sequence[float]]) -> dict[str, dict[str, Sequence[float]]]:
+    """Metrics grouped into one chart each, a validation metric with its training one.
+
+    >>> list(_charts({"loss": [1], "accuracy": [0.5], "val_loss": [1.2], "val_accuracy": [0.4]}).items())
+    [('loss', {'loss': [1], 'val_loss': [1.2]}), ('accuracy', {'accuracy': [0.5], 'val_accuracy': [0.4]})]
+    """
+    charts: dict[str, dict[str, Sequence[float]]] = {}
+    for name, values in history.items():
+        base = name.removeprefix("val_")
+        charts.setdefault(base, {})[name] = values
+    return charts
+
+
+def history_text(history: History) -> str:
+    """One line: epochs, and each metric from its first to its last value.
+
+    >>> from pyapp.training import EpochEnd, History
+    >>> logs = [{"loss": 2.3, "accuracy": 0.1}, {"loss": 0.5, "accuracy": 0.9}]
+    >>> h = History([EpochEnd(i, 2, log, 0.1) for i, log in enumerate(logs)])
+    >>> h.backend = "wasm"
+    >>> history_text(h)
+    'History(2 epochs on wasm: loss 2.3 -> 0.5, accuracy 0.1 -> 0.9)'
+    """
+    metrics = ", ".join(f"{name} {fmt_number(v[0])} -> {fmt_number(v[-1])}" for name, v in history.history.items() if v)
+    where = f" on {history.backend}" if history.backend else ""
+    early = ", stopped early" if history.stopped_early else ""
+    n = len(history.epochs)
+    return f"History({n} epoch{'s' * (n != 1)}{where}{early}{': ' + metrics if metrics else ''})"
+
+
+def history_html(history: History) -> str:
+    """Loss and accuracy (and their validation twins) as small SVG charts, and the last epoch's values."""
+    metrics = history.history
+    charts = "".join(line_chart_svg(title, series) for title, series in _charts(metrics).items())
+    last = [(name, fmt_number(values[-1])) for name, values in metrics.items() if values]
+    caption = f"{history_text(history)}"
+    if history.note:
+        last.append(("note", history.note))
+    return f'<div class="pyapp-history">{charts}{table_html(last, caption, "pyapp-history-table")}</div>'

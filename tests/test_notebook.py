@@ -10,8 +10,8 @@ from types import SimpleNamespace
 from pyapp.manifest import ModelManifest
 from pyapp.memory import from_tf_memory
 from pyapp.model import LoadInfo, Model
-from pyapp.notebook import Predictions, history_html, line_chart_svg
-from pyapp.training import EpochEnd, History
+from pyapp.notebook import Predictions, line_chart_svg
+from pyapp.training import EpochEnd, History, history_html
 
 
 class _Collect(HTMLParser):
