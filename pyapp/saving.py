@@ -1,20 +1,20 @@
 """Saving TF.js layers models from Python: to IndexedDB (offline, survives reloads) or as files.
 
 Files are the standard TF.js pair, ``NAME.json`` + ``NAME.weights.bin`` (the
-names TF.js's own downloads use), which ``tf.loadLayersModel`` (and :func:`load`)
+names TF.js's own downloads use), which ``tf.loadLayersModel`` (and :func:`pyapp.training.load`)
 read back on any page or host.
 
 Example (in the browser)::
 
     from pyapp import saving
     from pyapp.layers import Dense
-    from pyapp.training import Sequential
+    from pyapp.training import Sequential, load
 
     model = Sequential([Dense(2, input_shape=(3,))])
     await model.save("indexeddb://tiny")                 # survives a reload, works offline
     print(await saving.list_saved())                     # {'indexeddb://tiny': {...}}
     files = await model.to_files("tiny")                 # {'tiny.json': b'...', 'tiny.weights.bin': b'...'}
-    again = await saving.load(files)
+    again = await load(files)
     await saving.remove_saved("indexeddb://tiny")
     model.dispose()
     again.dispose()
@@ -197,15 +197,12 @@ async def to_files(js_model: Any, name: str = "model") -> dict[str, bytes]:
     return {f"{name}.json": model_json(captured["json"], shard), shard: captured["weights"]}
 
 
-async def load(source: str | Mapping[str, bytes]) -> Any:
-    """Load a layers model: ``indexeddb://NAME``, a URL of a ``model.json``, or files from :func:`to_files`.
-
-    Returns a :class:`~pyapp.training.TrainableModel` (compiled again when the
-    model was saved compiled). Raises :class:`ModelLoadError` saying why not.
+async def load_layers(source: str | Mapping[str, bytes]) -> tuple[Any, str]:
+    """A TF.js layers model and a name for it, from ``indexeddb://NAME``, a URL of a ``model.json``, or files from
+    :func:`to_files`: what :func:`pyapp.training.load` wraps. Raises :class:`ModelLoadError` saying why not.
     """
     from pyapp._js import JsException, error_message, tf
     from pyapp.model import memory_handler
-    from pyapp.training import TrainableModel
 
     tfm = tf()
     try:
@@ -230,7 +227,24 @@ async def load(source: str | Mapping[str, bytes]) -> Any:
         raise ModelLoadError(
             f"could not load {source if isinstance(source, str) else 'the files'}: {error_message(exc)}"
         ) from None
-    return TrainableModel(js_model, name=name)
+    return js_model, name
+
+
+def __getattr__(name: str) -> Any:
+    """``pyapp.saving.load``, deprecated: :func:`pyapp.training.load` (the model it returns is training's, so
+    loading lives there and this module, below training, imports nothing of it)."""
+    if name == "load":
+        import importlib
+        import warnings
+
+        warnings.warn(
+            "pyapp.saving.load is deprecated; use pyapp.training.load (the same arguments and result)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        load: Any = importlib.import_module("pyapp.training").load
+        return load
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 async def list_saved() -> dict[str, dict[str, Any]]:

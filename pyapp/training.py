@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from pyapp import saving
 from pyapp.errors import DisposedError, InvalidInput, JSError, StateError
 from pyapp.layers import Layer
 from pyapp.model import dims, format_shape
@@ -257,7 +258,7 @@ def one_hot(labels: Any, classes: int) -> np.ndarray:
 class TrainableModel:
     """A TF.js layers model that Python builds, trains, evaluates, saves and predicts with.
 
-    Create one with :func:`Sequential` or :func:`pyapp.saving.load`.
+    Create one with :func:`Sequential` or :func:`load`.
 
     Example (in the browser)::
 
@@ -665,22 +666,37 @@ class TrainableModel:
     async def save(self, destination: str) -> dict[str, Any]:
         """Save to ``indexeddb://NAME`` (offline, survives reloads); see :func:`pyapp.saving.save`."""
         self._require("save", TrainingState.BUILT, TrainingState.COMPILED)
-        from pyapp import saving
-
         self._stamp_compile()
         return await saving.save(self._js, destination)
 
     async def to_files(self, name: str = "model") -> dict[str, bytes]:
-        """``NAME.json`` + ``NAME.weights.bin`` bytes, for a download; :func:`pyapp.saving.load` reads them."""
+        """``NAME.json`` + ``NAME.weights.bin`` bytes, for a download; :func:`load` reads them."""
         self._require("to_files", TrainingState.BUILT, TrainingState.COMPILED)
-        from pyapp import saving
-
         self._stamp_compile()
         return await saving.to_files(self._js, name)
 
     def _stamp_compile(self) -> None:
         if self._compile_args is not None:
             self.set_metadata(COMPILE_KEY, self._compile_args)
+
+
+async def load(source: str | Mapping[str, bytes]) -> TrainableModel:
+    """Load a saved layers model: ``indexeddb://NAME``, a URL of a ``model.json``, or the files
+    :meth:`TrainableModel.to_files` made. It comes back compiled when it was saved compiled.
+    Raises :class:`~pyapp.errors.ModelLoadError` saying why not.
+
+    Example (in the browser)::
+
+        from pyapp.layers import Dense
+        from pyapp.training import Sequential, load
+        model = Sequential([Dense(2, input_shape=(3,))], seed=0)
+        again = await load(await model.to_files("tiny"))
+        print(again.name, again.state.value)             # files built
+        model.dispose()
+        again.dispose()
+    """
+    js_model, name = await saving.load_layers(source)
+    return TrainableModel(js_model, name=name)
 
 
 def Sequential(  # noqa: N802 - as in Keras

@@ -31,7 +31,7 @@ from pyapp.classifier import ImageClassifier, Prediction, top_k
 from pyapp.errors import InvalidInput, ModelLoadError, StateError
 from pyapp.layers import Dense, Dropout
 from pyapp.progress import ProgressCallback
-from pyapp.training import EpochEnd, History, Sequential, TrainableModel, check_seed
+from pyapp.training import EpochEnd, History, Sequential, TrainableModel, check_seed, load
 
 #: Key of the head's TF.js userDefinedMetadata that says how to rebuild the classifier.
 METADATA_KEY = "pyapp_transfer"
@@ -303,9 +303,7 @@ class TransferClassifier:
 
         ``progress`` reports loading the base model (see :meth:`pyapp.model.Model.load`).
         """
-        from pyapp import saving
-
-        head = await saving.load(source)
+        head = await load(source)
         try:
             meta = head.metadata().get(METADATA_KEY)
             if not meta:

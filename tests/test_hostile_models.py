@@ -502,7 +502,7 @@ def test_hostile_model_json_when_loading(case: Case) -> None:
 
 @pytest.mark.parametrize("case", MODEL_CASES, ids=lambda c: f"{c.category}|{c.name}")
 def test_hostile_model_json_in_memory(case: Case) -> None:
-    """build_artifacts (the bytes in hand) and saving.artifacts_from_files (files given to saving.load)."""
+    """build_artifacts (the bytes in hand) and saving.artifacts_from_files (files given to training.load)."""
     files = _model_files(case)
     variant = _variant_for(files, files["model.json"])
     for parse in (
@@ -603,7 +603,7 @@ def _write_model(folder: Path, model: dict[str, Any], shard: bytes, listed: dict
 def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
     pyodide: Any, scratch: Path, server_url: str
 ) -> None:
-    """The real Model.load and saving.load in Chromium, every request recorded (page.on("request")):
+    """The real Model.load and training.load in Chromium, every request recorded (page.on("request")):
     each hostile model is refused with its reason, and no request leaves the model's own folder."""
     root = scratch / "hostile"
     root.mkdir(parents=True, exist_ok=True)
@@ -642,7 +642,7 @@ def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
     pyodide.page.on("response", encoding)
     try:
         got = pyodide.run("""
-            from pyapp import saving
+            from pyapp import training
             from pyapp.errors import ModelLoadError
             from pyapp.model import Model
             out = {}
@@ -653,12 +653,12 @@ def test_hostile_models_in_chromium_request_nothing_outside_their_folder(
                 except ModelLoadError as exc:
                     out[case] = str(exc)
             try:
-                await saving.load("/__scratch__/hostile/saving/model.json")
+                await training.load("/__scratch__/hostile/saving/model.json")
                 out["saving"] = "loaded"
             except ModelLoadError as exc:
                 out["saving"] = str(exc)
-            # A sound model through the same path (saving.load now fetches model.json and shards itself).
-            good = await saving.load("/models/nsfw-mobilenet-v2/float32/model.json")
+            # A sound model through the same path (saving.load_layers fetches model.json and shards itself).
+            good = await training.load("/models/nsfw-mobilenet-v2/float32/model.json")
             out["good"] = good.js_model.inputs[0].shape.to_py()
             good.dispose()
             __value__ = out

@@ -374,7 +374,7 @@ def test_teach_panel_trains_tries_saves_downloads_and_reloads(
     cell = _run_cell(
         page,
         "import json, numpy as np\n"
-        "head = await pyapp.saving.load('indexeddb://pytest-teach')\n"
+        "head = await pyapp.training.load('indexeddb://pytest-teach')\n"
         "x = np.random.default_rng(0).normal(0, 1, (8, 1280)).astype(np.float32)\n"
         "print('JSON' + json.dumps((await head.predict(x)).tolist()))\n"
         "head.dispose()",

@@ -63,12 +63,15 @@ __value__ = {"probs": probs.tolist(), "files": {k: list(v) for k, v in files.ite
 """
 
 RELOAD = """
-import numpy as np, testutil
-from pyapp import datasets, saving
+import numpy as np, testutil, warnings
+from pyapp import datasets, saving, training
 await testutil.use_backend("wasm")
 x, _ = await datasets.digits()
-from_db = await saving.load("indexeddb://pytest-digits")
-from_files = await saving.load({k: bytes(v) for k, v in FILES.items()})
+from_db = await training.load("indexeddb://pytest-digits")
+with warnings.catch_warnings(record=True) as caught:  # the old name still works, and says what to use
+    warnings.simplefilter("always")
+    from_files = await saving.load({k: bytes(v) for k, v in FILES.items()})
+deprecation = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
 out = [(await m.predict(x[1700:1710])).tolist() for m in (from_db, from_files)]
 again = await from_db.evaluate(x[1700:], _[1700:])  # still compiled: the training config came along
 from_db.dispose()
@@ -76,10 +79,12 @@ from_files.dispose()
 await saving.remove_saved("indexeddb://pytest-digits")
 missing = None
 try:
-    await saving.load("indexeddb://pytest-digits")
+    await training.load("indexeddb://pytest-digits")
 except saving.ModelLoadError as exc:
     missing = str(exc)
-__value__ = {"out": out, "scores": again, "missing": missing, "left": list(await saving.list_saved())}
+__value__ = {
+    "out": out, "scores": again, "missing": missing, "left": list(await saving.list_saved()), "deprecation": deprecation
+}
 """
 
 
@@ -103,5 +108,8 @@ def test_trained_model_reloads_from_indexeddb_and_files_in_a_fresh_page(browser:
         assert set(got["scores"]) == {"loss", "accuracy"}
         assert "could not load indexeddb://pytest-digits" in got["missing"]
         assert "indexeddb://pytest-digits" not in got["left"]
+        assert got["deprecation"] == [
+            "pyapp.saving.load is deprecated; use pyapp.training.load (the same arguments and result)"
+        ]
     finally:
         context.close()

@@ -349,7 +349,7 @@ class Teach:
         for file_name, data in files.items():
             # A Blob crosses to the page by structured clone; the page starts the download.
             sync.pyapp_download(file_name, js.Blob.new(js.Array.of(to_js(data))))
-        self.status("save-status", f"Downloaded {' and '.join(files)}: load them with pyapp.saving.load().")
+        self.status("save-status", f"Downloaded {' and '.join(files)}: load them with pyapp.training.load().")
         page.flush()
 
     async def download_keras(self, name: str) -> None:
