@@ -23,11 +23,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from harness import CHROMIUM_FLAGS, Pyodide, chromium_path  # noqa: E402
 
 import serve  # noqa: E402
+from pyapp_build.chromium import CHROMIUM_FLAGS, PyodidePage, chromium_path  # noqa: E402
 
 SUITES = ("steady", "backends", "stages", "preprocess", "cold", "batch", "variants", "soak")
 #: The backends suite's rows, each side by side with plain-JS TF.js on the same backend.
@@ -58,7 +56,7 @@ class Bench:
         page = self.context.new_page()
         page.goto(url + "__bench__/bench.html")
         page.evaluate("() => benchReady")
-        self.py = Pyodide(page)
+        self.py = PyodidePage(page)
 
     def call(self, fn: str, *args: Any) -> Any:
         arglist = ", ".join(json.dumps(a) for a in args)

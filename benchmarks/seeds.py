@@ -25,11 +25,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from harness import CHROMIUM_FLAGS, Pyodide, chromium_path  # noqa: E402
 
 import serve  # noqa: E402
+from pyapp_build.chromium import CHROMIUM_FLAGS, PyodidePage, chromium_path  # noqa: E402
 
 # As tests/test_training.py::test_seed_cnn_learns_digits_on_wasm_with_no_leaks trains and scores.
 DIGITS = """
@@ -157,7 +155,9 @@ def main() -> int:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium_path(shell=False), args=CHROMIUM_FLAGS)
             try:
-                page = Pyodide.boot(browser.new_context().new_page(), f"http://{host}:{port}/")
+                page = PyodidePage.boot(
+                    browser.new_context().new_page(), f"http://{host}:{port}/__tests__/harness.html", "harnessReady"
+                )
                 for name, (code, bar, n) in TESTS.items():
                     if args.only and name != args.only:
                         continue
