@@ -17,6 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The apps' own pure modules (web/ui.py, web/session.py), as their workers import them: by file name.
+sys.path.append(str(ROOT / "web"))
 
 from harness import CHROMIUM_FLAGS, Pyodide, chromium_path, serving  # noqa: E402
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 from harness import assert_images_shown_and_released
+from session import Session, all_examples, browser_examples, rich_html
 
 import pyapp_build
-from pyapp.playground import Session, all_examples, browser_examples, rich_html
 
 ROOT = Path(__file__).resolve().parent.parent
 

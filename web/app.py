@@ -20,10 +20,11 @@ from html import escape
 
 import js  # the worker's own global scope
 import page as page_channel
+import ui
 from polyscript import xworker  # type: ignore[import-not-found]
 
 import pyapp
-from pyapp import browser, fetch, memory, ui
+from pyapp import browser, fetch, memory
 from pyapp.classifier import ImageClassifier
 from pyapp.errors import InvalidImage, ModelLoadError, PyAppError
 from pyapp.progress import LoadProgress

@@ -1,6 +1,6 @@
 """The playground's logic. Runs under PyScript in a Web Worker (the page stays responsive while cells run).
 
-Cells run in one namespace through :class:`pyapp.playground.Session`; output is
+Cells run in one namespace through :class:`session.Session` (web/session.py); output is
 written into the page as it happens. The teach panel trains a
 :class:`pyapp.transfer.TransferClassifier` on images the visitor labels.
 A dropped Keras file (``.keras``/``.h5``) is converted here by :mod:`pyapp.convert`, saved
@@ -17,11 +17,13 @@ from html import escape
 import js  # the worker's own global scope
 import page as page_channel
 import pyodide_js
+import session
+import ui
 from polyscript import xworker  # type: ignore[import-not-found]
 from pyodide.ffi import to_js
 
 import pyapp
-from pyapp import convert, keras_export, memory, playground, saving, ui
+from pyapp import convert, keras_export, memory, saving
 from pyapp.browser import to_bytes
 from pyapp.classifier import ImageClassifier
 from pyapp.errors import ModelLoadError, PyAppError
@@ -91,7 +93,7 @@ class Playground:
         js.globalThis.PYAPP_ROOT = root  # relative URLs in cells resolve against the site, not the worker
         rt = await pyapp.init(backends=("wasm", "webgl", "cpu"))
         page.prop("#pg-backend", "value", rt.backend).prop("#pg-backend", "disabled", False)
-        self.examples = playground.all_examples()
+        self.examples = session.all_examples()
         options = "".join(f'<option value="{escape(title)}">{escape(title)}</option>' for title in self.examples)
         page.insert("#examples", "beforeend", options).prop("#examples", "disabled", False)
         page.prop("#run", "disabled", False)
@@ -104,7 +106,7 @@ class Playground:
     def show_env(self) -> None:
         rt = pyapp.runtime.current()
         backend = rt.backend if rt else "none"
-        versions = f"{playground.python_version()} · TF.js {js.tf.version.tfjs} · pyapp {pyapp.__version__}"
+        versions = f"{session.python_version()} · TF.js {js.tf.version.tfjs} · pyapp {pyapp.__version__}"
         page.text("#env-status", f"{versions} · backend {backend}")
 
     # ------------------------------------------------------------------ output
@@ -175,10 +177,10 @@ class Playground:
             page.flush()
             return result.ok
 
-    def new_session(self) -> playground.Session:
-        session = playground.Session(write=self.write)
-        session.namespace.update({"uploads": self.uploads, "keras_models": self.keras_models, "pyapp": pyapp})
-        return session
+    def new_session(self) -> session.Session:
+        fresh = session.Session(write=self.write)
+        fresh.namespace.update({"uploads": self.uploads, "keras_models": self.keras_models, "pyapp": pyapp})
+        return fresh
 
     def clear_output(self) -> None:
         page.html("#output", "").flush()

@@ -502,7 +502,7 @@ async function main() {
   let info = null;
   // A restart: Python again, with the app started on the backend it ran on.
   const restart = async () => {
-    const python = await startPython(info, root, "app.py", "pyapp", {}, undefined, info.boot.Model);
+    const python = await startPython(info, root, "app.py", "pyapp", { preload: info.boot.Model, modules: ["ui.py"] });
     await python.sync.start(document.body.dataset.backend, root);
     return python;
   };
@@ -531,7 +531,7 @@ async function main() {
     }
     boot.enter("Python runtime (Pyodide, numpy, pyapp, TF.js)");
     // The model's files download while Pyodide boots (the worker starts them; Python takes them once).
-    const python = await startPython(info, root, "app.py", "pyapp", {}, undefined, info.boot.Model);
+    const python = await startPython(info, root, "app.py", "pyapp", { preload: info.boot.Model, modules: ["ui.py"] });
     supervisor.running(python);
     boot.enter("Backend and model");
     const backend = await python.sync.start(params.get("backend") ?? "auto", root);

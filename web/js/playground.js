@@ -112,7 +112,8 @@ async function main() {
   document.body.dataset.mode = shared ? "isolated" : "compat";
   // numpy and pyapp only: a cell that imports another of Pyodide's packages (PIL) loads it when it runs.
   const { sync: py, worker } = await startPython(info, root, "playground.py", "playground", {
-    pyapp_download: download,
+    exports: { pyapp_download: download },
+    modules: ["ui.py", "session.py"],
   });
   // Stop: with SharedArrayBuffer, Pyodide checks this shared flag between bytecodes and raises
   // KeyboardInterrupt (2 = SIGINT). Without one, nothing can reach a busy worker: Stop reloads

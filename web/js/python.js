@@ -119,13 +119,22 @@ async function watchEnd(lock) {
  * @param {string} root the site's base URL
  * @param {string} src the Python file, relative to root
  * @param {string} name the worker's name
- * @param {object} exports page functions the worker may call (besides pyapp_page)
- * @param {string[]} packages the build's Pyodide packages to load besides pyapp
- * @param {string[]} preload files (relative to root) the script reads first, fetched while Pyodide boots
+ * @param {object} options
+ * @param {object} options.exports page functions the worker may call (besides pyapp_page)
+ * @param {string[]} options.packages the build's Pyodide packages to load besides pyapp
+ * @param {string[]} options.preload files (relative to root) the script reads first, fetched while Pyodide boots
+ * @param {string[]} options.modules the app's own Python modules (relative to root) the script imports, besides
+ *   page.py: put beside it in the worker's file system
  * @returns {{sync, worker, script, ended}} `ended`: a promise that resolves if the worker ends (null where
  *   the browser cannot tell); `script`: the element that started it
  */
-export async function startPython(info, root, src, name, exports = {}, packages = ["numpy"], preload = []) {
+export async function startPython(
+  info,
+  root,
+  src,
+  name,
+  { exports = {}, packages = ["numpy"], preload = [], modules = [] } = {},
+) {
   const abs = (p) => new URL(p, root).href;
   const lock = `pyapp-worker-${name}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   const script = document.createElement("script");
@@ -142,7 +151,7 @@ export async function startPython(info, root, src, name, exports = {}, packages 
         preload.map(abs),
         lock,
       ),
-      files: { [abs("page.py")]: "./page.py" },
+      files: Object.fromEntries(["page.py", ...modules].map((m) => [abs(m), `./${m}`])),
       js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
     }),
   );

@@ -1,5 +1,6 @@
 """The playground's Python engine: run cells with top-level ``await``, show values richly.
 
+Part of the playground app, not of the library: the page's worker gets it beside playground.py.
 Pure Python (host-testable); the playground page (``web/playground.py``) gives
 it a way to write into the page. A :class:`Session` keeps one namespace across
 cells, as a notebook does: the value of a cell's last expression is shown,
@@ -270,7 +271,7 @@ def _is_prediction(value: Any) -> bool:
 
 
 def _prediction_html(value: list[tuple[str, float]]) -> str:
-    from pyapp.ui import result_card
+    from ui import result_card
 
     return result_card(value)
 
@@ -301,7 +302,7 @@ def _table_html(rows: Mapping[str, Any], caption: str) -> str:
 
 
 def _snapshot_html(snap: Any) -> str:
-    from pyapp.ui import fmt_bytes
+    from ui import fmt_bytes
 
     rows = {k: (fmt_bytes(v) if k.endswith("bytes") and isinstance(v, int) else v) for k, v in snap.as_dict().items()}
     return _table_html(rows, "Memory snapshot")
@@ -348,21 +349,35 @@ _RENDERERS: list[tuple[Callable[[Any], bool], Callable[[Any], str]]] = [
 
 
 _EXAMPLE_MARK = "Example (in the browser)::"
-#: The modules whose examples run in the browser (assets.py is host-only).
-EXAMPLE_MODULES = (
-    "pyapp",
-    "pyapp.runtime",
-    "pyapp.fetch",
-    "pyapp.tensors",
-    "pyapp.model",
-    "pyapp.classifier",
-    "pyapp.browser",
-    "pyapp.memory",
-    "pyapp.datasets",
-    "pyapp.training",
-    "pyapp.saving",
-    "pyapp.transfer",
-)
+
+
+def example_modules() -> list[str]:
+    """pyapp's modules whose docstrings hold an ``Example (in the browser)::``, found by reading the package:
+    a module that gains one is in the Examples menu, and in the test that runs them all, without a list.
+
+    >>> mods = example_modules()
+    >>> mods[0], "pyapp.model" in mods, "pyapp.kernels" in mods, "pyapp.sniff" in mods
+    ('pyapp', True, True, False)
+    """
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    import pyapp
+
+    found = ["pyapp"]
+    for info in sorted(pkgutil.iter_modules(pyapp.__path__, "pyapp."), key=lambda m: m.name):
+        spec = importlib.util.find_spec(info.name)
+        origin = spec.origin if spec else None
+        if origin and origin.endswith(".py"):
+            with open(origin, encoding="utf-8") as source:
+                has_example = _EXAMPLE_MARK in source.read()
+        else:  # bytecode only: ask the module itself
+            module = importlib.import_module(info.name)
+            has_example = any(_EXAMPLE_MARK in (inspect.getdoc(o) or "") for o in [module, *vars(module).values()])
+        if has_example:
+            found.append(info.name)
+    return found
 
 
 def browser_examples(doc: str | None) -> list[str]:
@@ -394,7 +409,7 @@ def all_examples() -> dict[str, str]:
     import importlib
 
     found: dict[str, str] = {}
-    for name in EXAMPLE_MODULES:
+    for name in example_modules():
         module = importlib.import_module(name)
         objects: list[tuple[str, Any]] = [(name, module)]
         for attr, obj in sorted(vars(module).items()):
