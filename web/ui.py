@@ -17,23 +17,8 @@ from dataclasses import dataclass, field
 from html import escape
 
 from pyapp.memory import MemorySnapshot
+from pyapp.notebook import fmt_bytes
 from pyapp.progress import LoadProgress
-
-
-def fmt_bytes(n: int | None) -> str:
-    """Human-readable bytes.
-
-    >>> fmt_bytes(0), fmt_bytes(1536), fmt_bytes(10_485_760), fmt_bytes(None)
-    ('0 B', '1.5 KB', '10.0 MB', '–')
-    """
-    if n is None:
-        return "–"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
 
 
 def result_card(top: Sequence[tuple[str, float]], latency_ms: float | None = None, path: str = "") -> str:
@@ -152,11 +137,11 @@ class DownloadBar:
     >>> bar.add(LoadProgress("download", "m/uint8/model.json", 0, 2048, "uint8"))
     >>> bar.add(LoadProgress("download", "m/uint8/model.json", 1024, 2048, "uint8"))
     >>> bar.value, bar.max, bar.text()
-    (1024, 2048, '1.0 KB / 2.0 KB')
+    (1024, 2048, '1.0 KiB / 2.0 KiB')
     >>> bar.add(LoadProgress("skipped", variant="uint8", detail="HTTP 404"))
     >>> bar.add(LoadProgress("ready", loaded=4096, total=4096, variant="float16"))
     >>> bar.value, bar.max, bar.text()
-    (4096, 4096, '4.0 KB / 4.0 KB (float16 weights)')
+    (4096, 4096, '4.0 KiB / 4.0 KiB (float16 weights)')
     """
 
     files: dict[str, tuple[int, int | None]] = field(default_factory=dict)
