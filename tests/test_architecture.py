@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "pyapp"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "pyapp"
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 
 
@@ -80,3 +81,43 @@ def test_each_module_states_its_concept_first(module: str) -> None:
     assert doc, f"pyapp/{module}.py has no docstring"
     first = doc.splitlines()[0]
     assert len(first.split()) >= 3, first
+
+
+def layers() -> dict[str, tuple[int, str]]:
+    """Each pyapp module's layer (its height, and its side where two layers share one: images | models), as
+    docs/architecture.md draws them."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    picture = text.split("```")[1]
+    rows = [line.split() for line in picture.splitlines() if line.split()[:1] and line.split()[0].isalpha()]
+    names = ("training", "classify", "images", "tensors", "runtime", "base")
+    found: dict[str, tuple[int, str]] = {}
+    for words in rows:
+        if words[0] not in names:
+            continue
+        height = len(names) - names.index(words[0])
+        side = words[0]
+        for word in words[1:]:
+            if word == "│":
+                continue
+            if word == "models":
+                side = "models"
+                continue
+            found[word] = (height, side)
+    return found
+
+
+def test_architecture_doc_places_every_module() -> None:
+    """docs/architecture.md's picture names each module of pyapp/ once, and no module that is not there."""
+    assert sorted(layers()) == sorted(MODULES)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_each_module_imports_only_downward(module: str) -> None:
+    """A module imports from its own layer or those below, and images and models not from each other."""
+    where = layers()
+    height, side = where[module]
+    for dep in sorted(imports(module)):
+        dep_height, dep_side = where[dep]
+        assert dep_height <= height, f"{module} ({side}) imports {dep} ({dep_side}), a layer above it"
+        if dep_height == height and {side, dep_side} == {"images", "models"}:
+            raise AssertionError(f"{module} ({side}) imports {dep} ({dep_side}): images and models are apart")
