@@ -29,6 +29,7 @@ from pyapp import browser
 from pyapp.decoders import Decoder
 from pyapp.errors import BackendLost, InvalidInput
 from pyapp.images import preprocess
+from pyapp.lifecycle import Disposable
 from pyapp.manifest import ModelManifest
 from pyapp.model import Model
 from pyapp.predictions import Predictions
@@ -82,7 +83,7 @@ def _backend_path_pays() -> bool:
     return rt is not None and rt.backend_preprocessing
 
 
-class ImageClassifier:
+class ImageClassifier(Disposable):
     """A model plus its labels and preprocessing, callable on images."""
 
     def __init__(self, model: Model, top: int = 5, path: PreprocessPath = "auto") -> None:
@@ -231,12 +232,13 @@ class ImageClassifier:
             if batch is not None:
                 batch.dispose()
 
-    def dispose(self) -> None:
-        """Dispose the model; safe twice."""
+    @property
+    def disposed(self) -> bool:
+        """Whether the classifier (its model) has been disposed."""
+        return self.model.disposed
+
+    def _check_usable(self, what: str) -> None:
+        self.model._check_usable(what)
+
+    def _dispose(self) -> None:
         self.model.dispose()
-
-    async def __aenter__(self) -> ImageClassifier:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.dispose()

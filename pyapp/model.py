@@ -43,6 +43,7 @@ from pyapp.errors import (
     ModelLoadError,
     StateError,
 )
+from pyapp.lifecycle import Disposable
 from pyapp.manifest import ModelManifest, Variant
 from pyapp.memory import CleanupPolicy, MemoryGuard
 from pyapp.modelcheck import (
@@ -284,7 +285,7 @@ def _input_mismatch(shape: tuple[int | None, ...], manifest: ModelManifest) -> s
     return f"the model takes input {format_shape(shape)} but the manifest says {format_shape(want)}"
 
 
-class Model:
+class Model(Disposable):
     """A loaded TF.js model. Create with :meth:`Model.load`; dispose when done.
 
     Example (in the browser)::
@@ -384,10 +385,14 @@ class Model:
         if self.state is not ModelState.READY:
             raise StateError(f"{what}: model {self.manifest.name!r} is {self.state.value}, not ready")
 
-    def dispose(self) -> None:
-        """Free the model's weights; safe to call twice."""
-        if self.state is ModelState.DISPOSED:
-            return
+    _check_usable = _require_ready  # a model is usable when it is ready
+
+    @property
+    def disposed(self) -> bool:
+        """Whether :meth:`dispose` has run."""
+        return self.state is ModelState.DISPOSED
+
+    def _dispose(self) -> None:
         self.state = ModelState.DISPOSED
         self._release_js()
 
@@ -446,13 +451,6 @@ class Model:
                 await self._warm()
             if self.memory is not None:
                 self.memory.start()  # a new backend: a new baseline
-
-    async def __aenter__(self) -> Model:
-        self._require_ready("async with")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.dispose()
 
     def __repr__(self) -> str:
         return f"<Model {self.manifest.name!r} variant={self.load_info.variant!r} {self.state.value}>"

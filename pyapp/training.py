@@ -54,6 +54,7 @@ import numpy as np
 from pyapp import saving
 from pyapp.errors import DisposedError, InvalidInput, JSError, StateError
 from pyapp.layers import Layer
+from pyapp.lifecycle import Disposable
 from pyapp.model import dims, format_shape
 from pyapp.notebook import fmt_number, line_chart_svg, table_html
 from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
@@ -255,7 +256,7 @@ def one_hot(labels: Any, classes: int) -> np.ndarray:
     return np.eye(classes, dtype=np.float32)[arr]
 
 
-class TrainableModel:
+class TrainableModel(Disposable):
     """A TF.js layers model that Python builds, trains, evaluates, saves and predicts with.
 
     Create one with :func:`Sequential` or :func:`load`.
@@ -305,14 +306,23 @@ class TrainableModel:
         self._require("js_model")
         return self._js
 
+    @property
+    def disposed(self) -> bool:
+        """Whether :meth:`dispose` has run (during :meth:`fit`: asked; the weights go after the batch)."""
+        return self.state is TrainingState.DISPOSED
+
+    def _check_usable(self, what: str) -> None:
+        self._require(what)  # in any state but disposed
+
     def dispose(self) -> None:
         """Free weights and optimizer state; safe twice.
 
         During :meth:`fit`, training stops after the current batch, the weights are freed
         then (TF.js is still using them until it does), and ``fit`` raises :class:`DisposedError`.
         """
-        if self.state is TrainingState.DISPOSED:
-            return
+        super().dispose()
+
+    def _dispose(self) -> None:
         training = self.state is TrainingState.TRAINING
         self.state = TrainingState.DISPOSED
         if training:
@@ -329,13 +339,6 @@ class TrainableModel:
         if self._optimizer is not None:
             self._optimizer.dispose()
             self._optimizer = None
-
-    async def __aenter__(self) -> TrainableModel:
-        self._require("async with")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.dispose()
 
     def __repr__(self) -> str:
         return f"<TrainableModel {self.name!r} {self.state.value} {self.input_shape} -> {self.output_shape}>"

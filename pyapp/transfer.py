@@ -30,6 +30,7 @@ import numpy as np
 from pyapp.classifier import ImageClassifier, Prediction, top_k
 from pyapp.errors import InvalidInput, ModelLoadError, StateError
 from pyapp.layers import Dense, Dropout
+from pyapp.lifecycle import Disposable
 from pyapp.progress import ProgressCallback
 from pyapp.training import EpochEnd, History, Sequential, TrainableModel, check_seed, load
 
@@ -118,7 +119,7 @@ class FeatureExtractor:
         return out.reshape(len(images), self.dim)
 
 
-class TransferClassifier:
+class TransferClassifier(Disposable):
     """A pretrained image model's features plus a small trained head; classifies into your own classes.
 
     Create with :meth:`create` (new) or :meth:`load` (saved).
@@ -156,6 +157,7 @@ class TransferClassifier:
         self.head = head
         self._features: list[np.ndarray] = []
         self._labels: list[int] = []
+        self._disposed = False
 
     @classmethod
     async def create(
@@ -321,8 +323,17 @@ class TransferClassifier:
         learner.head = head
         return learner
 
+    @property
+    def disposed(self) -> bool:
+        """Whether :meth:`dispose` has run."""
+        return self._disposed
+
     def dispose(self) -> None:
         """Free the head, and the base model if this learner loaded it; safe twice."""
+        super().dispose()
+
+    def _dispose(self) -> None:
+        self._disposed = True
         if self.head is not None:
             self.head.dispose()
             self.head = None
@@ -330,9 +341,3 @@ class TransferClassifier:
             self.extractor.classifier.dispose()
             self._owns_base = False
         self.clear()
-
-    async def __aenter__(self) -> TransferClassifier:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.dispose()

@@ -91,3 +91,25 @@ async def test_bad_image_is_invalid_image_and_leaks_nothing(pyodide: Any, backen
                 assert cause in str(exc)
             else:
                 raise AssertionError(f"{data[:10]!r} accepted")
+
+
+@run_in_pyodide
+async def test_a_disposed_classifier_refuses_async_with(pyodide: Any) -> None:
+    """One lifecycle for every disposable (pyapp.lifecycle): dispose() twice is fine, and afterwards `async with`
+    raises DisposedError instead of handing back a classifier without weights (it used to)."""
+    import testutil
+
+    from pyapp.classifier import ImageClassifier
+    from pyapp.errors import DisposedError
+
+    await testutil.use_backend("wasm")
+    clf = await ImageClassifier.load(testutil.MANIFEST)
+    async with clf:
+        assert not clf.disposed
+    assert clf.disposed  # the block disposed it
+    clf.dispose()
+    try:
+        async with clf:
+            raise AssertionError("a disposed classifier was usable in async with")
+    except DisposedError as exc:
+        assert str(exc) == "async with: model 'nsfw-mobilenet-v2' was disposed"

@@ -302,7 +302,7 @@ def _table_html(rows: Mapping[str, Any], caption: str) -> str:
 
 
 def _snapshot_html(snap: Any) -> str:
-    from ui import fmt_bytes
+    from pyapp.notebook import fmt_bytes
 
     rows = {k: (fmt_bytes(v) if k.endswith("bytes") and isinstance(v, int) else v) for k, v in snap.as_dict().items()}
     return _table_html(rows, "Memory snapshot")
