@@ -301,7 +301,7 @@ def preprocess_on_backend(
     disposes) the tensor.
     """
     from pyapp._js import JsException, error_message, tf
-    from pyapp.tensors import to_tensor
+    from pyapp.tensors import tidy, to_tensor
 
     kind = js_class(image)
     pixels = None
@@ -317,40 +317,34 @@ def preprocess_on_backend(
     if width * height > MAX_PIXELS:
         raise InvalidImage(f"image too large: {width}x{height} exceeds the {MAX_PIXELS} pixel limit")
     tfm = tf()
-    engine = tfm.engine()
-    engine.startScope("pyapp.preprocess")
-    result = None
     try:
-        if pixels is not None:
-            x = to_tensor(pixels)
-        else:
-            x = tfm.browser.fromPixels(_as_uploaded(image, kind, width, height, str(tfm.getBackend())), 3)
-        if crop:
-            side = min(width, height)
-            x = x.slice([(height - side) // 2, (width - side) // 2, 0], [side, side, 3])
-        x = x.toFloat()
-        # Resize first: both steps are linear, and a 1 MP photo is then normalised at 224x224,
-        # not at full size (measured: benchmarks/run.py --suite preprocess).
-        if tuple(int(d) for d in x.shape[:2]) != (size, size):
-            if resize == "bilinear":
-                x = tfm.image.resizeBilinear(x, [size, size], align_corners)
+        with tidy("pyapp.preprocess") as scope:
+            if pixels is not None:
+                x = to_tensor(pixels)
             else:
-                x = tfm.image.resizeNearestNeighbor(x, [size, size], align_corners)
-        if normalize_mode == "unit":
-            x = x.div(255)
-        elif normalize_mode == "symmetric":
-            x = x.div(127.5).sub(1)
-        elif normalize_mode == "imagenet":
-            mean = tfm.tensor1d([0.485, 0.456, 0.406])
-            std = tfm.tensor1d([0.229, 0.224, 0.225])
-            x = x.div(255).sub(mean).div(std)
-        result = x.expandDims(0)
-        tfm.keep(result)
+                x = tfm.browser.fromPixels(_as_uploaded(image, kind, width, height, str(tfm.getBackend())), 3)
+            if crop:
+                side = min(width, height)
+                x = x.slice([(height - side) // 2, (width - side) // 2, 0], [side, side, 3])
+            x = x.toFloat()
+            # Resize first: both steps are linear, and a 1 MP photo is then normalised at 224x224,
+            # not at full size (measured: benchmarks/run.py --suite preprocess).
+            if tuple(int(d) for d in x.shape[:2]) != (size, size):
+                if resize == "bilinear":
+                    x = tfm.image.resizeBilinear(x, [size, size], align_corners)
+                else:
+                    x = tfm.image.resizeNearestNeighbor(x, [size, size], align_corners)
+            if normalize_mode == "unit":
+                x = x.div(255)
+            elif normalize_mode == "symmetric":
+                x = x.div(127.5).sub(1)
+            elif normalize_mode == "imagenet":
+                mean = tfm.tensor1d([0.485, 0.456, 0.406])
+                std = tfm.tensor1d([0.229, 0.224, 0.225])
+                x = x.div(255).sub(mean).div(std)
+            return scope.keep(x.expandDims(0))
     except JsException as exc:
         raise InvalidImage(f"the browser could not read this {kind}: {error_message(exc)}") from None
-    finally:
-        engine.endScope()
-    return result
 
 
 def _as_uploaded(image: Any, kind: str, width: int, height: int, backend: str) -> Any:

@@ -56,7 +56,7 @@ from pyapp.modelcheck import (
 )
 from pyapp.notebook import fmt_bytes, table_html
 from pyapp.progress import LoadProgress, ProgressCallback, Stage, emit
-from pyapp.tensors import refuse_in_tidy, to_numpy, to_tensor
+from pyapp.tensors import refuse_in_tidy, tidy, to_numpy, to_tensor
 
 log = logging.getLogger("pyapp.model")
 
@@ -557,22 +557,16 @@ async def predict_js(js_model: Any, x: Any) -> np.ndarray:
     A tensor input stays the caller's. Raises :class:`BackendLost` when the backend
     is lost during the call, :class:`JSError` for other TF.js errors.
     """
-    from pyapp._js import JsException, error_message, tf
+    from pyapp._js import JsException, error_message
 
-    tfm = tf()
-    engine = tfm.engine()
-    engine.startScope("pyapp.predict")
-    output = None
     try:
-        output = js_model.predict(x if not isinstance(x, np.ndarray) else to_tensor(x))
-        tfm.keep(output)
+        with tidy("pyapp.predict") as scope:
+            output = scope.keep(js_model.predict(x if not isinstance(x, np.ndarray) else to_tensor(x)))
     except JsException as exc:
         lost = runtime.backend_lost()
         if lost is not None:
             raise BackendLost(lost) from None
         raise JSError(f"predict: {error_message(exc)}") from None
-    finally:
-        engine.endScope()
     return await to_numpy(output, dispose=True)
 
 

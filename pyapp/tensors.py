@@ -155,7 +155,8 @@ def to_numpy_sync(tensor: Any, dispose: bool = False) -> np.ndarray:
 class tidy:  # noqa: N801 - used like a function: ``with tidy():``
     """``with tidy() as scope:`` disposes every tensor made inside, but those passed to ``keep``.
 
-    The TF.js engine's startScope/endScope, as a context manager. TF.js scopes
+    The TF.js engine's startScope/endScope, as a context manager, and pyapp's one memory scope: prediction
+    (:func:`pyapp.model.predict_js`) and backend preprocessing use it too. TF.js scopes
     are synchronous, so an ``await`` inside the block is an error: pyapp's own
     async calls refuse to run in a scope, and leaving a scope that was open while
     the event loop ran raises :class:`TidyError` (the scope is closed either way).
