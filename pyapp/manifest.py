@@ -28,6 +28,7 @@ from pyapp.modelcheck import (
     MAX_INPUT_SIZE,
     MAX_MANIFEST_BYTES,
     MAX_NAME_LENGTH,
+    STORAGE_DTYPES,
     check_count,
     check_path,
     parse_json,
@@ -38,7 +39,6 @@ Normalize = Literal["unit", "symmetric", "none", "imagenet"]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FORMATS = ("layers-model", "graph-model")
 _NORMALIZE: tuple[str, ...] = ("unit", "symmetric", "none", "imagenet")
-_WEIGHTS_DTYPES = ("float32", "float16", "uint16", "uint8")
 MAX_VARIANTS = 32
 MAX_LABELS = 100_000
 
@@ -207,8 +207,8 @@ def _variant(index: int, raw: Any, base_url: str) -> Variant:
     if not isinstance(model, str) or model not in files:
         raise _fail(f"{where}.model", f"{model!r:.80} is not a file listed in files")
     weights_dtype = raw.get("weights_dtype", "float32")
-    if weights_dtype not in _WEIGHTS_DTYPES:
-        raise _fail(f"{where}.weights_dtype", f"expected one of {_WEIGHTS_DTYPES}, got {weights_dtype!r:.40}")
+    if weights_dtype not in STORAGE_DTYPES:
+        raise _fail(f"{where}.weights_dtype", f"expected one of {STORAGE_DTYPES}, got {weights_dtype!r:.40}")
     return Variant(
         name=name,
         format=fmt,

@@ -58,6 +58,8 @@ MAX_NAME_LENGTH = 256
 
 #: Bytes per stored element, by TF.js dtype (``quantization.dtype`` when quantized).
 DTYPE_BYTES = {"float32": 4, "int32": 4, "bool": 1, "uint8": 1, "uint16": 2, "float16": 2}
+#: What a model variant's float weights may be stored as: pyapp.quantize writes each, manifests name them.
+STORAGE_DTYPES = ("uint8", "uint16", "float16", "float32")
 #: dtypes a weight may have; quantized storage types for those that can be quantized.
 WEIGHT_DTYPES = ("float32", "int32", "bool")
 QUANTIZED_DTYPES = ("uint8", "uint16", "float16")

@@ -38,10 +38,17 @@ from typing import Any, Literal
 import numpy as np
 
 from pyapp.errors import ModelLoadError
-from pyapp.modelcheck import MAX_MANIFEST_BYTES, MAX_MODEL_JSON_BYTES, check_model_json, parse_json
+from pyapp.modelcheck import (
+    DTYPE_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_MODEL_JSON_BYTES,
+    STORAGE_DTYPES,
+    check_model_json,
+    parse_json,
+)
 
 Dtype = Literal["uint8", "uint16", "float16", "float32"]
-DTYPES: tuple[str, ...] = ("uint8", "uint16", "float16", "float32")
+DTYPES: tuple[str, ...] = STORAGE_DTYPES
 SHARD_BYTES = 4 * 1024 * 1024  # TF.js converter's default shard size
 _STORED: dict[str, Any] = {
     "float32": np.float32,
@@ -74,7 +81,7 @@ def _affine_range(lo: float, hi: float, dtype: Dtype) -> tuple[float, float]:
     >>> float(-lo / scale).is_integer()
     True
     """
-    qmax = float(2 ** (8 * np.dtype(_STORED[dtype]).itemsize) - 1)
+    qmax = float(2 ** (8 * DTYPE_BYTES[dtype]) - 1)
     if hi == lo:
         return lo, 1.0
     scale = (hi - lo) / qmax
@@ -94,7 +101,7 @@ def quantize_array(values: np.ndarray, dtype: Dtype) -> tuple[np.ndarray, dict[s
     if dtype not in ("uint8", "uint16"):
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {DTYPES}")
     lo, scale = _affine_range(float(w.min()) if w.size else 0.0, float(w.max()) if w.size else 0.0, dtype)
-    qmax = 2 ** (8 * np.dtype(_STORED[dtype]).itemsize) - 1
+    qmax = 2 ** (8 * DTYPE_BYTES[dtype]) - 1
     q = np.clip(np.rint((w.astype(np.float64) - lo) / scale), 0, qmax).astype(_STORED[dtype])
     return q, {"dtype": dtype, "min": lo, "scale": scale}
 
@@ -179,7 +186,7 @@ def read_model(model_dir: Path) -> tuple[dict[str, Any], list[tuple[dict[str, An
             quant = spec.get("quantization")
             stored_dtype = quant["dtype"] if quant else dtype
             count = math.prod(shape)
-            nbytes = count * np.dtype(_STORED[stored_dtype]).itemsize
+            nbytes = count * DTYPE_BYTES[stored_dtype]
             stored = np.frombuffer(data, dtype=_STORED[stored_dtype], count=count, offset=offset).reshape(shape)
             offset += nbytes
             value = dequantize_array(stored, quant) if dtype == "float32" else stored.astype(_STORED[dtype]).copy()
