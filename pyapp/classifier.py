@@ -158,7 +158,7 @@ class ImageClassifier(Disposable):
             from pyapp.fetch import fetch_bytes
             clf = await ImageClassifier.load("models/nsfw-mobilenet-v2/manifest.json")
             result = await clf.classify_detailed(await fetch_bytes("vendor/samples/rocket.jpg"))
-            print(result.top[0], result.decoder, result.format)  # ('Neutral', 0.9...) browser JPEG
+            print(result.top[0], result.decoder, result.format)  # ('Drawing', 0.88...) browser JPEG
             clf.dispose()
         """
         probs, prepared = await self._predict_images([image], path)

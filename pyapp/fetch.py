@@ -8,7 +8,7 @@ is ``globalThis.PYAPP_ROOT`` when the page set it, else the document's URL.
 Example (in the browser)::
 
     from pyapp.fetch import fetch_bytes, resolve_url
-    print(resolve_url("models/nsfw-mobilenet-v2/manifest.json"))   # http://127.0.0.1:8000/models/...
+    print(resolve_url("models/nsfw-mobilenet-v2/manifest.json"))   # http://.../models/nsfw-mobilenet-v2/manifest.json
     photo = await fetch_bytes("vendor/samples/chelsea.png")
     print(len(photo))
 """

@@ -5,7 +5,7 @@ Example (in the browser)::
     import pyapp
     from pyapp import memory
     memory.track_proxies()                    # count live PyProxies from now on
-    print(memory.snapshot())                  # tensors, bytes, GPU bytes, heaps, proxies
+    print(memory.snapshot())                  # MemorySnapshot(backend=..., tensors=..., ...)
     classifier = await pyapp.ImageClassifier.load("models/nsfw-mobilenet-v2/manifest.json")
     photo = await pyapp.fetch.fetch_bytes("vendor/samples/coffee.png")
     with memory.assert_no_leaks():

@@ -12,7 +12,7 @@ Example (in the browser)::
 
     model = Sequential([Dense(2, input_shape=(3,))])
     await model.save("indexeddb://tiny")                 # survives a reload, works offline
-    print(await saving.list_saved())                     # {'indexeddb://tiny': {...}}
+    print(await saving.list_saved())                     # {...'indexeddb://tiny': {...}}
     files = await model.to_files("tiny")                 # {'tiny.json': b'...', 'tiny.weights.bin': b'...'}
     again = await load(files)
     await saving.remove_saved("indexeddb://tiny")
