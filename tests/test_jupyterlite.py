@@ -22,6 +22,7 @@ headers (GitHub Pages). Every released jupyterlite-pyodide-kernel up to 0.8.5 bu
 from __future__ import annotations
 
 import ast
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -32,8 +33,6 @@ import pytest
 
 import serve
 from pyapp_build import lite
-
-pytestmark = pytest.mark.browser
 
 #: How long the app may take to show the notebook, and each cell to finish. The first cell also waits for
 #: the kernel to start (Pyodide and the ~20 wheels the kernel installs): ~6 s alone on this 2-core machine.
@@ -182,3 +181,12 @@ def test_notebook_installs_pyapp_and_classifies_a_photo(browser: Any, lite_site:
     ):
         assert any(p.split("?")[0] == path for p in served), f"{path} was not requested: {sorted(set(served))}"
     assert any(p.startswith(f"{lite_root}pypi/pyapp_tfjs-") for p in served), sorted(set(served))
+
+
+def test_the_readme_shows_the_notebooks_cells() -> None:
+    """README.md's JupyterLite paragraph prints the notebook's code cells, in order, exactly as the test runs them."""
+    text = (lite.ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("**JupyterLite.**") :]
+    section = section[: section.index("\n## ")]
+    blocks = [m.group(1) for m in re.finditer(r"```ipython\n(.*?)\n```", section, re.S)]
+    assert blocks == list(lite.CELLS)
