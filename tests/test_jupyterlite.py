@@ -13,8 +13,8 @@ whose main-thread wait assumes ``Atomics.waitAsync`` always returns a promise; w
 answers first it returns ``{async: false, value: "not-equal"}``, and the page throws
 ``TypeError: L(...).value.then is not a function`` in ``executeRequest``: the cell's output is
 shown, but its ``execute_reply`` never comes and the kernel stays busy. Measured here: 3 of 7
-isolated runs hung that way (at their 1st, 2nd and 6th cell); none of 6 runs without isolation
-(71 cells) did. Without isolation the kernel uses its comlink worker, as on hosts that send no such
+isolated runs hung that way (at their 1st, 2nd and 6th cell); none of 10 runs without isolation
+(89 cells) did. Without isolation the kernel uses its comlink worker, as on hosts that send no such
 headers (GitHub Pages). Every released jupyterlite-pyodide-kernel up to 0.8.5 bundles coincident
 1.2.3; coincident 4.1.1 came with 0.9.0a1 (Pyodide 314), far from Pyodide 0.27.
 """
