@@ -14,6 +14,7 @@ One module per concept, importing only downward::
      └─ pins    versions, files, sha256 and paths
     compress, pycompile, classic, headers: the tools the steps use (brotli/gzip siblings, bytecode,
     classic scripts, the site's headers)
+    chromium: a real browser for the tests and benchmarks; lite: a JupyterLite site with pyapp, for its test
 
 The names most callers need are here (``pyapp_build.build()``, ``pyapp_build.VENDOR``)::
 
