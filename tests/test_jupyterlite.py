@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,6 +123,7 @@ def test_notebook_installs_pyapp_and_classifies_a_photo(browser: Any, lite_site:
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(f"{exc}\n{getattr(exc, 'stack', '')}"))
             page.set_default_timeout(OPEN_MS)
+            started = time.monotonic()
             page.goto(f"{url}{lite.MOUNT.strip('/')}/lab/index.html?path={lite.NOTEBOOK}")
             page.wait_for_function(
                 "(path) => { const p = window.jupyterapp?.shell.currentWidget;"
@@ -150,6 +152,8 @@ def test_notebook_installs_pyapp_and_classifies_a_photo(browser: Any, lite_site:
                         f"cell {n + 1} {state} (kernel {reply['kernel']}):\n{sources[index]}\n"
                         f"outputs: {reply['outputs']}\ndialogs: {reply['dialogs']}\npage errors: {errors}"
                     )
+            took = (time.monotonic() - started) * 1e3
+            print(f"\n[hosts] JupyterLite: {took:.0f} ms from page load to the first classification (3 cells)")
         finally:
             context.close()
 
