@@ -500,9 +500,12 @@ async function main() {
   const t0 = performance.now();
   const boot = new Boot(Number(params.get("stall_ms")) || 90_000);
   let info = null;
+  // The app's Python: its model's files download while Pyodide boots (the worker starts them; Python takes
+  // each once), and app.py gets ui.py beside it.
+  const startApp = () => startPython(info, root, "app.py", "pyapp", { preload: info.boot.Model, modules: ["ui.py"] });
   // A restart: Python again, with the app started on the backend it ran on.
   const restart = async () => {
-    const python = await startPython(info, root, "app.py", "pyapp", { preload: info.boot.Model, modules: ["ui.py"] });
+    const python = await startApp();
     await python.sync.start(document.body.dataset.backend, root);
     return python;
   };
@@ -530,8 +533,7 @@ async function main() {
       for (const f of info.boot["TF.js"]) fetch(new URL(f, root)).catch(() => {});
     }
     boot.enter("Python runtime (Pyodide, numpy, pyapp, TF.js)");
-    // The model's files download while Pyodide boots (the worker starts them; Python takes them once).
-    const python = await startPython(info, root, "app.py", "pyapp", { preload: info.boot.Model, modules: ["ui.py"] });
+    const python = await startApp();
     supervisor.running(python);
     boot.enter("Backend and model");
     const backend = await python.sync.start(params.get("backend") ?? "auto", root);
