@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pyapp._js import IN_BROWSER, JsException, JsProxy, error_message, js, js_errors, js_object, pyodide_js, tf
 from pyapp.decoders import Decoded, Decoder
 from pyapp.errors import InvalidImage, InvalidInput
 from pyapp.images import Normalize, as_decoded, decode_image
@@ -66,9 +67,7 @@ _STRIP_PIXELS = 1 << 20
 
 def js_class(obj: Any) -> str | None:
     """The JS class name of a JsProxy (``"Blob"``, ``"ImageBitmap"``...), or None for Python objects."""
-    try:
-        from pyapp._js import JsProxy, js
-    except ImportError:  # CPython: no JS objects exist
+    if not IN_BROWSER:  # CPython: no JS objects exist
         return None
     if not isinstance(obj, JsProxy):
         return None
@@ -88,9 +87,7 @@ def is_encoded(obj: Any) -> bool:
 
 def can_decode() -> bool:
     """True where the browser's decoders can be used (``createImageBitmap`` and ``OffscreenCanvas``)."""
-    try:
-        from pyapp._js import js
-    except ImportError:  # CPython: no browser
+    if not IN_BROWSER:  # CPython: no browser
         return False
     return hasattr(js, "createImageBitmap") and hasattr(js, "OffscreenCanvas")
 
@@ -113,10 +110,8 @@ async def ensure_pillow() -> None:
         pass
     else:
         return
-    try:
-        import pyodide_js  # type: ignore[import-not-found]
-    except ImportError:
-        raise InvalidImage("this image needs Pillow (pip install Pillow) and it is not installed") from None
+    if not IN_BROWSER:
+        raise InvalidImage("this image needs Pillow (pip install Pillow) and it is not installed")
     try:
         await pyodide_js.loadPackage("pillow")
         import PIL  # noqa: F401
@@ -129,7 +124,6 @@ async def ensure_pillow() -> None:
 
 async def to_bytes(obj: Any) -> bytes:
     """Encoded bytes of a JS File/Blob/ArrayBuffer/typed array."""
-    from pyapp._js import js
 
     kind = js_class(obj)
     if kind in ("Blob", "File"):
@@ -162,7 +156,6 @@ def read_pixels(obj: Any, max_pixels: int | None = None) -> np.ndarray:
     Drawn on a 2D canvas and read back with ``getImageData`` (un-premultiplied; alpha
     dropped), a strip of rows at a time, so that Python's heap holds only the RGB result.
     """
-    from pyapp._js import js, js_errors, js_object
 
     kind = js_class(obj)
     if kind not in PIXEL_SOURCES:
@@ -258,7 +251,6 @@ async def open_image(image: Any, max_pixels: int = MAX_PIXELS) -> Opened:
 
 async def _create_bitmap(encoded: Any, fmt: str) -> Any:
     """An ImageBitmap of Python bytes or a JS byte source (handed over without a copy through Python)."""
-    from pyapp._js import JsException, error_message, js, js_object
 
     if isinstance(encoded, bytes):
         array = js.Uint8Array.new(len(encoded))
@@ -300,7 +292,6 @@ def preprocess_on_backend(
     normalise, so the normalisation touches only the small result. The caller owns (and
     disposes) the tensor.
     """
-    from pyapp._js import JsException, error_message, tf
     from pyapp.tensors import tidy, to_tensor
 
     kind = js_class(image)
@@ -359,7 +350,6 @@ def _as_uploaded(image: Any, kind: str, width: int, height: int, backend: str) -
     """
     if kind != "ImageBitmap" or backend not in ("webgl", "webgpu"):
         return image
-    from pyapp._js import js, js_object
 
     canvas = js.OffscreenCanvas.new(width, height)
     canvas.getContext("2d", js_object({"willReadFrequently": True})).drawImage(image, 0, 0)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pyapp import browser
+from pyapp._js import tf, to_js
 from pyapp.decoders import Decoder
 from pyapp.errors import BackendLost, InvalidInput
 from pyapp.images import preprocess
@@ -217,7 +218,6 @@ class ImageClassifier(Disposable):
             return await self.model.predict(chunk[0] if len(chunk) == 1 else np.concatenate(chunk, axis=0))
         if len(chunk) == 1:
             return await self.model.predict(chunk[0])
-        from pyapp._js import tf, to_js
         from pyapp.tensors import to_tensor
 
         tensors = [x if not isinstance(x, np.ndarray) else to_tensor(x) for x in chunk]

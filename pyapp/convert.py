@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from pyapp import quantize
+from pyapp._js import JsException, error_message, tf
 from pyapp.errors import ConvertError
 from pyapp.hdf5 import Reader
 from pyapp.keras_format import MAX_WEIGHT_BYTES, KerasFile, read_keras
@@ -568,7 +569,6 @@ async def load_in_browser(
     import tempfile
 
     from pyapp import saving
-    from pyapp._js import JsException, error_message, tf
     from pyapp.hdf5 import load_reader
     from pyapp.model import LoadInfo, build_artifacts, memory_handler
 
@@ -608,7 +608,6 @@ async def load_in_browser(
 async def load_saved(url: str) -> Any:
     """A converted model saved by :func:`load_in_browser` (``indexeddb://NAME``), as an ImageClassifier."""
     from pyapp import saving
-    from pyapp._js import JsException, error_message, tf
     from pyapp.errors import ModelLoadError
     from pyapp.model import LoadInfo
 

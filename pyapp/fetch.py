@@ -19,6 +19,7 @@ import asyncio
 import re
 from typing import Any
 
+from pyapp._js import js
 from pyapp.errors import FetchError
 
 _ABSOLUTE = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
@@ -35,7 +36,6 @@ def is_absolute(url: str) -> bool:
 
 def site_root() -> str:
     """The base URL relative URLs are resolved against."""
-    from pyapp._js import js
 
     root = getattr(js.globalThis, "PYAPP_ROOT", None)
     return str(root) if root else str(js.location.href)
@@ -45,7 +45,6 @@ def resolve_url(url: str) -> str:
     """``url`` made absolute against :func:`site_root` (absolute URLs are returned as they are)."""
     if is_absolute(url):
         return url
-    from pyapp._js import js
 
     return str(js.URL.new(url, site_root()).href)
 
@@ -61,7 +60,6 @@ def take_preloaded(url: str) -> Any | None:
 
     One use each: a second fetch of the URL goes to the network (or the service worker) again.
     """
-    from pyapp._js import js
 
     preloaded = getattr(js.globalThis, PRELOADED, None)
     if preloaded is None or not preloaded.has(url):
@@ -76,7 +74,6 @@ def drop_preloaded() -> int:
 
     Called once the model is loaded, so that unused bodies are not held for the page's life.
     """
-    from pyapp._js import js
 
     preloaded = getattr(js.globalThis, PRELOADED, None)
     if preloaded is None:
@@ -106,7 +103,6 @@ async def fetch_response(url: str) -> Any:
     """GET ``url`` (resolved by :func:`resolve_url`): the JS ``Response``, from the page's early fetch when it
     made one (:func:`take_preloaded`). :class:`FetchError` on a network error; the status is the caller's to
     check. A preloaded fetch that failed on the network is asked again, once."""
-    from pyapp._js import js
 
     absolute = resolve_url(url)
     early = take_preloaded(absolute)

@@ -27,12 +27,12 @@ from __future__ import annotations
 import importlib
 import io
 import math
-import sys
 from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
 
+from pyapp._js import IN_BROWSER, pyodide_js
 from pyapp.errors import ConvertError
 
 Reader = Literal["h5py", "pyfive"]
@@ -194,10 +194,8 @@ async def load_reader() -> Reader:
     try:
         return available_reader()
     except ConvertError:
-        if sys.platform != "emscripten":
+        if not IN_BROWSER:
             raise
-    import pyodide_js  # type: ignore[import-not-found]  # Pyodide's own JS API, in the browser only
-
     try:
         await pyodide_js.loadPackage("pyfive")  # checks the sha256 the lock pins
     except Exception as exc:  # a JsException (offline, blocked): the reason is in its message

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyapp._js import create_proxy, js_object, tf
 from pyapp.errors import InvalidInput
 
 #: The kernel functions stay alive as long as the page: TF.js holds them.
@@ -65,7 +66,6 @@ def _conv2d_backprop_filter(args: Any) -> Any:
     Tensors): the engine neither sees nor counts the intermediates, which are
     freed here, and the result's buffer is handed to the engine, as a kernel's must be.
     """
-    from pyapp._js import js_object, tf
 
     tfm = tf()
     attrs, backend = args.attrs, args.backend
@@ -116,9 +116,6 @@ def _conv2d_backprop_filter(args: Any) -> Any:
 
 def register_wasm_kernels() -> None:
     """Add the kernels wasm lacks (idempotent; called by :func:`pyapp.runtime.init` for wasm)."""
-    from pyodide.ffi import create_proxy
-
-    from pyapp._js import js_object, tf
 
     tfm = tf()
     key = ("Conv2DBackpropFilter", "wasm")

@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pyapp._js import pyodide_js, tf
 from pyapp.errors import InvalidInput, LeakError, StateError
 from pyapp.notebook import fmt_bytes, table_html
 
@@ -78,8 +79,6 @@ def from_tf_memory(info: dict[str, Any], backend: str, **extra: Any) -> MemorySn
 
 
 def _pyodide_module() -> Any:
-    import pyodide_js  # type: ignore[import-not-found]
-
     return pyodide_js._module
 
 
@@ -101,7 +100,6 @@ def live_proxies() -> int | None:
 
 def snapshot() -> MemorySnapshot:
     """Read TF.js's and Pyodide's memory now; :class:`~pyapp.errors.StateError` before a backend is ready."""
-    from pyapp._js import tf
 
     tfm = tf()
     engine = tfm.engine()
@@ -213,8 +211,6 @@ class MemoryGuard:
         self._apply_gpu_threshold()
 
     def _apply_gpu_threshold(self) -> None:
-        from pyapp._js import tf
-
         tfm = tf()
         if self.policy.gpu_bytes is not None and str(tfm.getBackend()) == "webgl":
             tfm.env().set("WEBGL_DELETE_TEXTURE_THRESHOLD", self.policy.gpu_bytes)
@@ -224,8 +220,6 @@ class MemoryGuard:
         self.predictions += 1
         due = self.predictions % self.policy.every == 0
         if not due and self.policy.gpu_bytes is not None:
-            from pyapp._js import tf
-
             gpu = getattr(tf().memory(), "numBytesInGPU", None)
             due = gpu is not None and int(gpu) > self.policy.gpu_bytes
         if due:

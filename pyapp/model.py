@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pyapp import runtime
+from pyapp._js import JsException, JsProxy, error_message, js, tf, to_js
 from pyapp.errors import (
     BackendLost,
     DisposedError,
@@ -220,7 +221,6 @@ async def _load_variant(
     manifest: ModelManifest, variant: Variant, progress: ProgressCallback | None = None
 ) -> tuple[Any, LoadInfo]:
     """Fetch, check and build one variant: the TF.js model and how loading went."""
-    from pyapp._js import JsException, error_message, tf
 
     started = time.perf_counter()
     size = 0
@@ -262,7 +262,6 @@ def memory_handler(artifacts: dict[str, Any], weights: bytes) -> Any:
 
     What ``tf.loadLayersModel`` / ``tf.loadGraphModel`` take to build a model from bytes already checked here.
     """
-    from pyapp._js import js, tf, to_js
 
     js_artifacts = js.JSON.parse(json.dumps(artifacts))
     js_artifacts.weightData = to_js(memoryview(weights)).buffer
@@ -397,8 +396,6 @@ class Model(Disposable):
         self._release_js()
 
     def _release_js(self) -> None:
-        from pyapp._js import JsException, error_message
-
         js_model, self._js_model = self._js_model, None
         if js_model is None:
             return
@@ -508,7 +505,6 @@ class Model(Disposable):
             async with self._recovering:  # another request is reloading the weights: wait for it
                 pass
         self._require_ready("predict")
-        from pyapp._js import JsProxy
 
         tensor_in = isinstance(x, JsProxy)
         if tensor_in:
@@ -557,7 +553,6 @@ async def predict_js(js_model: Any, x: Any) -> np.ndarray:
     A tensor input stays the caller's. Raises :class:`BackendLost` when the backend
     is lost during the call, :class:`JSError` for other TF.js errors.
     """
-    from pyapp._js import JsException, error_message
 
     try:
         with tidy("pyapp.predict") as scope:

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pyapp._js import JsException, create_proxy, error_message, js, js_object, run_js, tf, to_js
 from pyapp.errors import BackendLost, BackendUnavailable, InvalidInput
 
 log = logging.getLogger("pyapp.runtime")
@@ -100,8 +101,6 @@ class _LossWatch:
     """Listens for ``webglcontextlost`` on one WebGL backend's canvas; one per backend instance."""
 
     def __init__(self, canvas: Any) -> None:
-        from pyodide.ffi import create_proxy
-
         self.canvas = canvas
         self.lost = asyncio.Event()
         self.reason = ""
@@ -142,7 +141,6 @@ def _watch_webgl(tfm: Any) -> None:
 
 def backend_lost() -> str | None:
     """Why the active backend can no longer compute, or None while it can."""
-    from pyapp._js import tf
 
     tfm = tf()
     if str(tfm.getBackend()) != "webgl":
@@ -162,7 +160,6 @@ def tensor_lost(tensor: Any) -> bool:
     """
     if _generation == 0:
         return False
-    from pyapp._js import js, tf
 
     engine = tf().engine()
     info = engine.state.tensorInfo.get(tensor.dataId)
@@ -179,7 +176,6 @@ async def guard(awaitable: Awaitable[T]) -> T:
     A readback on a lost WebGL context never completes; this is what keeps
     such a request from hanging forever.
     """
-    from pyapp._js import tf
 
     tfm = tf()
     if str(tfm.getBackend()) != "webgl":
@@ -226,7 +222,6 @@ async def recover(reason: str | None = None) -> int:
     the backend cannot start again (the caller may then :meth:`Runtime.switch`).
     """
     global _generation, _watch
-    from pyapp._js import JsException, error_message, tf
 
     tfm = tf()
     name = str(tfm.getBackend())
@@ -334,7 +329,6 @@ def _unavailable(url: str, why: str) -> BackendUnavailable:
 
 async def _why_not(url: str, integrity: str | None) -> str:
     """Why ``url`` could not be loaded as a script: its HTTP status, the network error or the integrity mismatch."""
-    from pyapp._js import JsException, error_message, js
 
     try:
         resp = await js.fetch(url)
@@ -351,7 +345,6 @@ async def _why_not(url: str, integrity: str | None) -> str:
 
 async def _fetch_checked(url: str, integrity: str | None) -> Any:
     """GET ``url`` (the browser enforcing ``integrity``); the Response, or :class:`BackendUnavailable`."""
-    from pyapp._js import JsException, js, js_object
 
     try:
         resp = await js.fetch(url, js_object({"integrity": integrity} if integrity else {}))
@@ -369,13 +362,10 @@ async def _run_script(url: str, integrity: str | None) -> None:
     worker: ``importScripts``. A module worker (which has no importScripts): ``import()``. A worker
     checks a pinned file itself (fetch with ``integrity``), then runs the checked bytes from a blob URL.
     """
-    from pyapp._js import JsException, error_message, js, to_js
 
     # A page, not a worker: workers have importScripts (a module worker's throws). Not `document`: a
     # PyScript worker has one, the page's, reached through its channel; a <script> there runs in the page.
     if getattr(js.globalThis, "importScripts", None) is None:
-        from pyodide.ffi import create_proxy
-
         script = js.document.createElement("script")
         script.src = url
         if integrity:
@@ -427,23 +417,17 @@ async def _run_script(url: str, integrity: str | None) -> None:
 
 
 def js_object_type(mime: str) -> Any:
-    from pyapp._js import js_object
-
     return js_object({"type": mime})
 
 
 async def _import_module(url: str) -> None:
     global _importer
     if _importer is None:
-        from pyodide.code import run_js  # type: ignore[import-not-found]
-
         _importer = run_js("(url) => import(url)")  # import() is syntax: a function that calls it
     await _importer(url)
 
 
 async def _site_has_copy(root: str) -> bool:
-    from pyapp._js import JsException, js, js_object
-
     url = urllib.parse.urljoin(root, "vendor/tfjs/" + TFJS_CORE)
     try:
         resp = await js.fetch(url, js_object({"method": "HEAD", "cache": "no-store"}))
@@ -460,7 +444,6 @@ async def load_tfjs(backends: Sequence[str] = DEFAULT_BACKENDS, tfjs_url: str | 
     loaded is a :class:`BackendUnavailable` naming its URL and why. :func:`init` calls this.
     """
     global _tfjs
-    from pyapp._js import js
 
     async with _loading:
         if _tfjs is None:
@@ -506,7 +489,6 @@ async def _wasm_paths(tf: Any) -> None:
     pyapp's (``vendor/tfjs/``). Otherwise the page's own setting (or TF.js's default) stands.
     """
     global _wasm_paths_set
-    from pyapp._js import js, js_object, to_js
 
     wasm = getattr(tf, "wasm", None)
     if wasm is None or _wasm_paths_set:
@@ -552,7 +534,6 @@ async def _threads_only_where_they_help(tf: Any) -> bool:
     backend's script and instantiates its module: about 0.1 s of CPU apiece, measured here), whatever
     the thread count. With fewer than 4 cores TF.js runs one thread, so the pool costs and gives nothing.
     """
-    from pyapp._js import js
 
     if not await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"):
         return False
@@ -564,8 +545,6 @@ async def _threads_only_where_they_help(tf: Any) -> bool:
 
 
 async def _precheck(backend: str) -> str | None:
-    from pyapp._js import js, tf
-
     tfm = tf()
     if tfm.findBackendFactory(backend) is None:
         return f"the {backend} backend is not registered (its bundle is not loaded)"
@@ -583,7 +562,6 @@ async def _precheck(backend: str) -> str | None:
 
 async def _try_backend(backend: str) -> str | None:
     """None when ``backend`` is now active, else why not."""
-    from pyapp._js import JsException, error_message, tf
 
     if backend not in BACKENDS:
         raise InvalidInput(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -611,8 +589,6 @@ async def _try_backend(backend: str) -> str | None:
 
 
 async def _fill_flags(rt: Runtime) -> None:
-    from pyapp._js import js, tf
-
     tfm = tf()
     rt.cross_origin_isolated = bool(getattr(js, "crossOriginIsolated", False))
     rt.tfjs_version = str(tfm.version.tfjs) if hasattr(tfm, "version") else ""

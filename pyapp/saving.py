@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from pyapp._js import JsException, create_proxy, error_message, js, tf
 from pyapp.errors import InvalidInput, ModelLoadError, PyAppError
 from pyapp.modelcheck import MAX_MODEL_JSON_BYTES, check_model_json, parse_json
 
@@ -156,7 +157,6 @@ async def save(js_model: Any, destination: str) -> dict[str, Any]:
     when it saves it). :class:`~pyapp.training.TrainableModel` keeps its compile settings
     in the model's metadata, so a reloaded model is compiled again with them.
     """
-    from pyapp._js import JsException, error_message
 
     check_destination(destination)
     try:
@@ -172,9 +172,6 @@ async def to_files(js_model: Any, name: str = "model") -> dict[str, bytes]:
 
     What is kept is as for :func:`save`.
     """
-    from pyodide.ffi import create_proxy
-
-    from pyapp._js import JsException, error_message, js, tf
 
     tfm = tf()
     captured: dict[str, Any] = {}
@@ -201,7 +198,6 @@ async def load_layers(source: str | Mapping[str, bytes]) -> tuple[Any, str]:
     """A TF.js layers model and a name for it, from ``indexeddb://NAME``, a URL of a ``model.json``, or files from
     :func:`to_files`: what :func:`pyapp.training.load` wraps. Raises :class:`ModelLoadError` saying why not.
     """
-    from pyapp._js import JsException, error_message, tf
     from pyapp.model import memory_handler
 
     tfm = tf()
@@ -249,7 +245,6 @@ def __getattr__(name: str) -> Any:
 
 async def list_saved() -> dict[str, dict[str, Any]]:
     """Models saved in this browser: URL -> TF.js's info (sizes, date)."""
-    from pyapp._js import tf
 
     listed: dict[str, dict[str, Any]] = (await tf().io.listModels()).to_py()
     return {url: dict(info) for url, info in listed.items()}
@@ -257,7 +252,6 @@ async def list_saved() -> dict[str, dict[str, Any]]:
 
 async def remove_saved(url: str) -> None:
     """Delete a saved model; :class:`ModelLoadError` if there is none by that name."""
-    from pyapp._js import JsException, error_message, tf
 
     check_destination(url)
     try:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pyapp._js import js, js_errors, tf, to_js
 from pyapp.errors import InvalidInput, TidyError
 
 _TO_TF: dict[str, str] = {
@@ -89,7 +90,6 @@ def prepare(array: Any, dtype: str | None = None) -> tuple[np.ndarray, str]:
 
 def to_tensor(array: Any, dtype: str | None = None) -> Any:
     """A new tf.Tensor holding a copy of ``array`` (see the dtype map)."""
-    from pyapp._js import js, js_errors, tf, to_js
 
     flat, target = prepare(array, dtype)
     shape = list(np.shape(array))
@@ -123,7 +123,6 @@ async def to_numpy(tensor: Any, dispose: bool = False) -> np.ndarray:
 
     Raises :class:`~pyapp.errors.BackendLost` if the WebGL context is lost before the data arrives.
     """
-    from pyapp._js import js_errors
     from pyapp.errors import BackendLost
     from pyapp.runtime import guard, tensor_lost
 
@@ -141,7 +140,6 @@ async def to_numpy(tensor: Any, dispose: bool = False) -> np.ndarray:
 
 def to_numpy_sync(tensor: Any, dispose: bool = False) -> np.ndarray:
     """Like :func:`to_numpy` but blocking (``dataSync``); usable inside :func:`tidy`."""
-    from pyapp._js import js_errors
 
     try:
         with js_errors("tensor.dataSync()"):
@@ -181,7 +179,6 @@ class tidy:  # noqa: N801 - used like a function: ``with tidy():``
 
     def keep(self, tensor: Any) -> Any:
         """Exempt ``tensor`` from disposal at the end of this scope; returns it."""
-        from pyapp._js import tf
 
         tf().keep(tensor)
         return tensor
@@ -190,8 +187,6 @@ class tidy:  # noqa: N801 - used like a function: ``with tidy():``
         self._loop_ran = True
 
     def __enter__(self) -> tidy:
-        from pyapp._js import tf
-
         try:
             loop = asyncio.get_event_loop()
             # A synchronous block never lets the loop run this callback; if it
@@ -204,8 +199,6 @@ class tidy:  # noqa: N801 - used like a function: ``with tidy():``
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from pyapp._js import tf
-
         tidy._depth -= 1
         tf().engine().endScope()
         if self._handle is not None:

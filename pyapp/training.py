@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from pyapp import saving
+from pyapp._js import JsException, create_proxy, error_message, js, js_errors, js_object, tf
 from pyapp.errors import DisposedError, InvalidInput, JSError, StateError
 from pyapp.layers import Layer
 from pyapp.lifecycle import Disposable
@@ -380,7 +381,6 @@ class TrainableModel(Disposable):
     ) -> None:
         """Choose optimizer, loss and metrics (Keras names). Compiling again resets the optimizer."""
         self._require("compile", TrainingState.BUILT, TrainingState.COMPILED)
-        from pyapp._js import js_errors, js_object, tf
 
         if optimizer not in OPTIMIZERS:
             raise InvalidInput(f"unknown optimizer {optimizer!r}; expected one of {sorted(OPTIMIZERS)}")
@@ -431,7 +431,6 @@ class TrainableModel(Disposable):
 
     def missing_gradients(self, backend: str) -> list[str]:
         """Gradient kernels this model needs that ``backend`` does not have (empty: it can train there)."""
-        from pyapp._js import tf
 
         tfm = tf()
         needed = {k for layer in self._js.layers for k in GRADIENT_KERNELS.get(str(layer.getClassName()), ())}
@@ -492,10 +491,7 @@ class TrainableModel(Disposable):
                 val_np = (xs_np[split:], ys_np[split:])
                 xs_np, ys_np = xs_np[:split], ys_np[:split]
 
-        from pyodide.ffi import create_proxy
-
         from pyapp import runtime
-        from pyapp._js import tf
 
         active = str(tf().getBackend())
         history = History(backend=active)
@@ -595,8 +591,6 @@ class TrainableModel(Disposable):
         return history
 
     async def _js_fit(self, xs: Any, ys: Any, options: dict[str, Any], callbacks: dict[str, Any]) -> None:
-        from pyapp._js import JsException, error_message, js_object
-
         try:
             await self._js.fit(xs, ys, js_object({**options, "callbacks": js_object(callbacks)}))
         except JsException as exc:
@@ -626,7 +620,6 @@ class TrainableModel(Disposable):
         assert self.loss is not None
         xs_np = self._check_x(x)
         ys_np = check_targets(y, self.loss, xs_np.shape[0], self._units())
-        from pyapp._js import js_errors, js_object
 
         xs, ys = to_tensor(xs_np), to_tensor(ys_np)
         scalars: list[Any] = []
@@ -660,7 +653,6 @@ class TrainableModel(Disposable):
 
     def set_metadata(self, key: str, value: Any) -> None:
         """Store a JSON-able ``value`` under ``key`` in the model's metadata (other keys are kept)."""
-        from pyapp._js import js
 
         meta = self.metadata()
         meta[key] = value
@@ -731,7 +723,6 @@ def Sequential(  # noqa: N802 - as in Keras
             raise InvalidInput(f"layers[{i}] is a {type(layer).__name__}, not a pyapp.layers layer")
     if layers[0].input_shape is None:
         raise InvalidInput("the first layer needs input_shape=(...) (without the batch axis)")
-    from pyapp._js import JsException, error_message, js_object, tf
 
     tfm = tf()
     model = tfm.sequential(js_object({"name": name} if name else {}))

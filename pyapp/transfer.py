@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pyapp._js import js_object, tf
 from pyapp.classifier import ImageClassifier, Prediction, top_k
 from pyapp.errors import InvalidInput, ModelLoadError, StateError
 from pyapp.layers import Dense, Dropout
@@ -89,8 +90,6 @@ class FeatureExtractor:
         self._build()
 
     def _build(self) -> None:
-        from pyapp._js import js_object, tf
-
         source = self.classifier.model.js_model
         layers = [(str(layer.name), str(layer.getClassName())) for layer in source.layers]
         self.layer = feature_layer(layers, self._wanted)

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import deque
 from html import escape
+from typing import Any
 
 import js  # the worker's own global scope
 import page as page_channel
@@ -192,6 +193,7 @@ class App:
         without one to a new Python if this worker ends); without them, numbered here."""
         numbers = [int(i) for i in ids] if ids is not None else []  # type: ignore[attr-defined]
         count = 0
+        file: Any
         for n, file in enumerate(files):  # type: ignore[arg-type]
             self.next_id = numbers[n] if n < len(numbers) else self.next_id + 1
             item_id = self.next_id

@@ -13,10 +13,10 @@ import asyncio
 import signal
 import time
 from html import escape
+from typing import Any
 
 import js  # the worker's own global scope
 import page as page_channel
-import pyodide_js
 import session
 import ui
 from polyscript import xworker  # type: ignore[import-not-found]
@@ -24,9 +24,11 @@ from pyodide.ffi import to_js
 
 import pyapp
 from pyapp import convert, keras_export, memory, saving
+from pyapp._js import pyodide_js
 from pyapp.browser import to_bytes
 from pyapp.classifier import ImageClassifier
-from pyapp.errors import ModelLoadError, PyAppError
+from pyapp.errors import ModelLoadError, PyAppError, StateError
+from pyapp.notebook import fmt_bytes
 from pyapp.transfer import METADATA_KEY, TransferClassifier
 
 sync = xworker.sync
@@ -35,7 +37,7 @@ page = page_channel.connect()
 BASE_MODEL = "models/nsfw-mobilenet-v2/manifest.json"
 
 
-def on_message(event) -> None:
+def on_message(event: Any) -> None:
     """The Stop button, with SharedArrayBuffer (without one, Stop restarts this worker instead).
 
     The page first sends its shared flag: Pyodide signals SIGINT when the flag is set, at its next
@@ -203,6 +205,8 @@ class Playground:
     async def switch_backend(self, name: str) -> str:
         async with self.lock:
             rt = pyapp.runtime.current()
+            if rt is None:
+                raise StateError("switch_backend: pyapp.init() has not run")
             try:
                 await rt.switch(name)
             except PyAppError as exc:
@@ -215,11 +219,11 @@ class Playground:
 
     # ------------------------------------------------------------------ uploads
 
-    async def add_uploads(self, files) -> int:
+    async def add_uploads(self, files: Any) -> int:
         for file in files:
             self.uploads[str(file.name)] = await to_bytes(file)
         items = "".join(
-            f"<li><code>uploads[{escape(repr(name))}]</code> {ui.fmt_bytes(len(data))}</li>"
+            f"<li><code>uploads[{escape(repr(name))}]</code> {fmt_bytes(len(data))}</li>"
             for name, data in self.uploads.items()
         )
         page.html("#uploads", items).flush()
@@ -237,6 +241,12 @@ class Teach:
         self.learner: TransferClassifier | None = None
         self.trained = False
 
+    def _learner(self) -> TransferClassifier:
+        """The learner, once :meth:`start` has made it (the panel's buttons stay disabled until then)."""
+        if self.learner is None:
+            raise StateError("the teach panel has not started")
+        return self.learner
+
     async def start(self) -> None:
         self.base = await ImageClassifier.load(BASE_MODEL)
         self.learner = await TransferClassifier.create(self.base, ["Class A", "Class B"])
@@ -249,8 +259,8 @@ class Teach:
         page.text(f"#{element}", text).prop(f"#{element}", "className", "" if ok else "error")
 
     def draw_classes(self) -> None:
-        counts = self.learner.counts()
-        cards = (ui.class_card(i, name, counts[name]) for i, name in enumerate(self.learner.classes))
+        counts = self._learner().counts()
+        cards = (ui.class_card(i, name, counts[name]) for i, name in enumerate(self._learner().classes))
         page.html("#classes", "".join(cards))
 
     def set_trained(self, trained: bool) -> None:
@@ -258,13 +268,13 @@ class Teach:
         for control in ("try-input", "save", "download", "download-keras"):
             page.prop(f"#{control}", "disabled", not trained)
 
-    async def add(self, index: int, files) -> int:
-        name = self.learner.classes[index]
+    async def add(self, index: int, files: Any) -> int:
+        name = self._learner().classes[index]
         card = f'[data-class="{index}"]'
         added = 0
         for file in files:
             try:
-                await self.learner.add(await to_bytes(file), name)
+                await self._learner().add(await to_bytes(file), name)
             except PyAppError as exc:
                 self.status("train-status", f"{file.name}: {exc}", ok=False)
                 continue
@@ -272,22 +282,22 @@ class Teach:
             # data-release: the page revokes the blob URL once the image has loaded (js/python.js)
             url = js.URL.createObjectURL(file)
             page.insert(f"{card} .thumbs", "beforeend", f'<img alt="" src="{escape(url)}" data-release>')
-        count = self.learner.counts()[name]
+        count = self._learner().counts()[name]
         page.text(f"{card} .count", ui.example_count(count)).flush()
         return added
 
     def rename(self, index: int, name: str) -> None:
         name = name.strip()
-        others = [c for i, c in enumerate(self.learner.classes) if i != index]
+        others = [c for i, c in enumerate(self._learner().classes) if i != index]
         if not name or name in others:
             self.status("train-status", "Each class needs its own, non-empty name.", ok=False)
-            page.prop(f"#class-name-{index}", "value", self.learner.classes[index]).flush()
+            page.prop(f"#class-name-{index}", "value", self._learner().classes[index]).flush()
             return
-        self.learner.classes[index] = name  # examples are kept by index: renaming keeps them
+        self._learner().classes[index] = name  # examples are kept by index: renaming keeps them
 
     def add_class(self) -> None:
-        letter = chr(ord("A") + len(self.learner.classes))
-        self.learner.classes.append(f"Class {letter}")
+        letter = chr(ord("A") + len(self._learner().classes))
+        self._learner().classes.append(f"Class {letter}")
         self.set_trained(False)  # the head has one output per class: train again
         self.draw_classes()
         page.flush()
@@ -295,20 +305,20 @@ class Teach:
     async def train(self, epochs: int) -> bool:
         page.prop("#train-progress", "max", epochs).prop("#train-progress", "value", 0)
 
-        def on_epoch(event) -> None:
+        def on_epoch(event: Any) -> None:
             page.prop("#train-progress", "value", event.epoch + 1)
             acc = event.logs.get("accuracy", float("nan"))
             self.status("train-status", f"Epoch {event.epoch + 1}/{epochs}: accuracy {acc:.2f}")
 
         started = time.perf_counter()
         try:
-            history = await self.learner.train(epochs=epochs, on_epoch=on_epoch)
+            history = await self._learner().train(epochs=epochs, on_epoch=on_epoch)
         except PyAppError as exc:
             self.status("train-status", str(exc), ok=False)
             page.flush()
             return False
         logs = history.epochs[-1].logs
-        total = sum(self.learner.counts().values())
+        total = sum(self._learner().counts().values())
         self.status(
             "train-status",
             f"Trained on {total} images in {time.perf_counter() - started:.1f} s: "
@@ -318,9 +328,9 @@ class Teach:
         page.flush()
         return True
 
-    async def try_image(self, file) -> list:
+    async def try_image(self, file: Any) -> list[list[Any]]:
         try:
-            top = await self.learner.classify(await to_bytes(file))
+            top = await self._learner().classify(await to_bytes(file))
         except PyAppError as exc:
             page.html("#try-result", ui.error_card(str(exc))).flush()
             return []
@@ -331,7 +341,7 @@ class Teach:
 
     async def save(self, name: str) -> bool:
         try:
-            await self.learner.save(f"indexeddb://{name}")
+            await self._learner().save(f"indexeddb://{name}")
         except PyAppError as exc:
             self.status("save-status", str(exc), ok=False)
             page.flush()
@@ -343,7 +353,7 @@ class Teach:
 
     async def download(self, name: str) -> None:
         try:
-            files = await self.learner.to_files(name)
+            files = await self._learner().to_files(name)
         except PyAppError as exc:
             self.status("save-status", str(exc), ok=False)
             page.flush()
@@ -357,7 +367,7 @@ class Teach:
     async def download_keras(self, name: str) -> None:
         """The trained head as a Keras 3 .keras file (written here, numpy only: pyapp.keras_export)."""
         try:
-            files = await self.learner.to_files(name)
+            files = await self._learner().to_files(name)
             data = keras_export.to_keras(files)
         except PyAppError as exc:
             self.status("save-status", str(exc), ok=False)
@@ -367,8 +377,8 @@ class Teach:
         self.status(
             "save-status",
             f"Downloaded {name}.keras: keras.saving.load_model() reads it. It takes the base model's "
-            f"{self.learner.extractor.dim} features ({self.learner.extractor.layer}); classes "
-            f"{', '.join(self.learner.classes)}.",
+            f"{self._learner().extractor.dim} features ({self._learner().extractor.layer}); classes "
+            f"{', '.join(self._learner().classes)}.",
         )
         page.flush()
 
@@ -397,7 +407,7 @@ class Teach:
             page.flush()
             return False
         if self.learner is not None:
-            self.learner.dispose()
+            self._learner().dispose()
         self.learner = learner
         self.draw_classes()
         self.set_trained(True)
@@ -418,13 +428,13 @@ class KerasPanel:
     def status(self, text: str, ok: bool = True) -> None:
         page.text("#keras-status", text).prop("#keras-status", "className", "" if ok else "error")
 
-    async def convert(self, file) -> dict:
+    async def convert(self, file: Any) -> dict[str, Any]:
         return await self.convert_bytes(str(file.name), await to_bytes(file))
 
-    async def convert_bytes(self, file_name: str, data: bytes) -> dict:
+    async def convert_bytes(self, file_name: str, data: bytes) -> dict[str, Any]:
         """Convert, save and load; returns what happened (for tests and the console)."""
         name = convert.store_name(file_name)
-        self.status(f"Converting {file_name} ({ui.fmt_bytes(len(data))})…")
+        self.status(f"Converting {file_name} ({fmt_bytes(len(data))})…")
         page.data("#keras", "state", "converting").flush()
         started = time.perf_counter()
         try:
@@ -441,7 +451,7 @@ class KerasPanel:
         app.keras_models[name] = self.classifier = classifier
         labels = ", ".join(classifier.labels[:10]) + (" …" if len(classifier.labels) > 10 else "")
         self.status(
-            f"Converted {file_name} in {result.seconds:.2f} s ({ui.fmt_bytes(sum(result.sizes.values()))} float32; "
+            f"Converted {file_name} in {result.seconds:.2f} s ({fmt_bytes(sum(result.sizes.values()))} float32; "
             f"{total:.2f} s with loading and saving). Saved in this browser as {name!r}: keras_models[{name!r}] "
             f"in Python. Classes: {labels}."
         )
@@ -458,7 +468,7 @@ class KerasPanel:
             "labels": list(classifier.labels),
         }
 
-    async def try_image(self, file) -> list:
+    async def try_image(self, file: Any) -> list[list[Any]]:
         if self.classifier is None:
             return []
         try:
