@@ -13,6 +13,7 @@ benchmarks/results/ (results.json, results.md, chart.png).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import statistics
 import sys
@@ -66,23 +67,29 @@ class Bench:
         self.context.close()
 
 
-#: Added to the app's pages in the cold suite: a visitor who has a photo at hand. It is chosen (the page's own
-#: file input) as soon as the page can take it, and the app keeps it through the boot, as the plain TF.js page
-#: has its photo from the start; handing it over from here after the boot would add this harness's own
-#: delay (0.1-0.35 s, measured). The first document's time origin is kept in the tab's sessionStorage, so
-#: that a first visit that reloads itself once (a headerless host: isolation from the service worker) is
-#: timed from the first navigation, not from the reload.
+#: Added to the app's pages in the cold suite: a visitor who has a photo at hand, on their own disk (its bytes are
+#: in this script: nothing of it comes from the server, so the bytes on the wire are the app's alone). It is
+#: chosen (the page's own file input) as soon as the page can take it, and the app keeps it through the boot,
+#: as the plain TF.js page has its photo from the start; handing it over from here after the boot would add this
+#: harness's own delay (0.1-0.35 s, measured). The first document's time origin is kept in the tab's
+#: sessionStorage, so that a first visit that reloads itself once (a headerless host: isolation from the
+#: service worker) is timed from the first navigation, not from the reload.
 _VISITOR = """(() => {
     if (!sessionStorage.getItem('bench-t0')) sessionStorage.setItem('bench-t0', String(performance.timeOrigin));
-    document.addEventListener('DOMContentLoaded', async () => {
-        const blob = await (await fetch('vendor/samples/chelsea.png')).blob();
+    document.addEventListener('DOMContentLoaded', () => {
+        const bytes = Uint8Array.from(atob('PHOTO'), (c) => c.charCodeAt(0));
         const input = document.getElementById('file-input');
         const files = new DataTransfer();
-        files.items.add(new File([blob], 'chelsea.png', { type: blob.type }));
+        files.items.add(new File([bytes], 'chelsea.png', { type: 'image/png' }));
         input.files = files.files;
         input.dispatchEvent(new Event('change'));
     });
 })();"""
+
+
+def _visitor_script() -> str:
+    photo = (ROOT / "web" / "vendor" / "samples" / "chelsea.png").read_bytes()
+    return _VISITOR.replace("PHOTO", base64.b64encode(photo).decode())
 
 
 def _app_first_prediction(page: Any, url: str) -> float:
@@ -157,7 +164,7 @@ def _visits(browser: Any, url: str, counter: ByteCounter) -> dict[str, tuple[flo
     """A first and a repeat visit of the app in one fresh context: (ms to first prediction, bytes sent)."""
     out: dict[str, tuple[float, int]] = {}
     context = browser.new_context()
-    context.add_init_script(_VISITOR)
+    context.add_init_script(_visitor_script())
     page = context.new_page()
     counter.take()
     ms = _app_first_prediction(page, url)
