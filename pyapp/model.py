@@ -592,10 +592,6 @@ def format_shape(shape: tuple[int | None, ...]) -> str:
 # --------------------------------------------------------------------------- display
 
 
-def _shape(shape: Sequence[int | None]) -> str:
-    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
-
-
 def model_rows(model: Model) -> list[tuple[str, Any]]:
     """(name, value) rows summarising a loaded :class:`~pyapp.model.Model`."""
     info = model.load_info
@@ -604,8 +600,8 @@ def model_rows(model: Model) -> list[tuple[str, Any]]:
         ("model", manifest.name),
         ("state", model.state.value),
         ("variant", info.variant),
-        ("input", _shape(model.input_shape)),
-        ("output", _shape(model.output_shape)),
+        ("input", format_shape(model.input_shape)),
+        ("output", format_shape(model.output_shape)),
     ]
     if manifest.labels:
         shown = ", ".join(manifest.labels[:8]) + (", ..." if len(manifest.labels) > 8 else "")
