@@ -42,7 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from pyapp_build import compress, pins, pyodide, samples
-from pyapp_build.pins import DIST_NAME, PYODIDE_CORE  # the kernel loads the build's own
+from pyapp_build.compress import sha256_file
+from pyapp_build.pins import PYODIDE_CORE  # the kernel loads the build's own
+from pyapp_build.steps import BuildError, log
+from pyapp_build.wheel import pyapp_wheel_path
 
 #: The PyPI packages the site is built with, as pyproject.toml's ``test`` extra pins them.
 PINS = {
@@ -80,28 +83,20 @@ CELLS = (
 _FORMAT = "1"
 
 
-class LiteBuildError(RuntimeError):
-    """The site cannot be built; the message says why and what to do."""
-
-
-def _log(msg: str) -> None:
-    print(f"[lite] {msg}", file=sys.stderr, flush=True)
-
-
 def cache_root() -> Path:
     """Where built sites are kept, one folder per fingerprint (the build cache, outside the clone)."""
     return compress.cache_dir() / "jupyterlite"
 
 
 def check_pins() -> None:
-    """Raise :class:`LiteBuildError` unless the pinned JupyterLite packages are installed."""
+    """Raise :class:`BuildError` unless the pinned JupyterLite packages are installed."""
     for name, want in PINS.items():
         try:
             have = metadata.version(name)
         except metadata.PackageNotFoundError:
             have = None
         if have != want:
-            raise LiteBuildError(
+            raise BuildError(
                 f"{name}=={want} is needed to build the JupyterLite site (installed: {have}); "
                 "run `pip install -e '.[test]'` (tools/test.sh does)"
             )
@@ -129,22 +124,16 @@ def notebook() -> dict[str, Any]:
     }
 
 
-def _sha256(path: Path) -> str:
-    return compress.sha256_file(path)
-
-
 def _vendor_lock() -> dict[str, Any]:
     lock: dict[str, Any] = json.loads((pins.VENDOR / "pyodide" / "pyodide-lock.json").read_text())
     return lock
 
 
 def _pyapp_wheel() -> Path:
-    wheels = sorted((pins.VENDOR / "wheels").glob(DIST_NAME.replace("-", "_") + "-*.whl"))
-    if len(wheels) != 1:
-        raise LiteBuildError(
-            f"expected one pyapp wheel in {pins.VENDOR / 'wheels'}, found {wheels}; run `serve.py build`"
-        )
-    return wheels[0]
+    wheel = pyapp_wheel_path()
+    if not wheel.is_file():
+        raise BuildError(f"{wheel} is missing; run `serve.py build`")
+    return wheel
 
 
 def _kernel_entries() -> dict[str, dict[str, Any]]:
@@ -160,7 +149,7 @@ def _kernel_entries() -> dict[str, dict[str, Any]]:
         if key in found:
             continue
         if key not in packages:
-            raise LiteBuildError(f"{name!r} is not in Pyodide's official lock")
+            raise BuildError(f"{name!r} is not in Pyodide's official lock")
         found[key] = packages[key]
         todo.extend(packages[key]["depends"])
     return dict(sorted(found.items()))
@@ -179,8 +168,12 @@ def inputs() -> str:
     add(json.dumps(notebook(), sort_keys=True), json.dumps(PIPLITE_WHEELS, sort_keys=True))
     add(json.dumps(_kernel_entries(), sort_keys=True))
     for name in PYODIDE_CORE:
-        add(name, _sha256(pins.VENDOR / "pyodide" / name))
-    add(json.dumps(_vendor_lock(), sort_keys=True), _sha256(_pyapp_wheel()), _sha256(pins.VENDOR / "samples" / PHOTO))
+        add(name, sha256_file(pins.VENDOR / "pyodide" / name))
+    add(
+        json.dumps(_vendor_lock(), sort_keys=True),
+        sha256_file(_pyapp_wheel()),
+        sha256_file(pins.VENDOR / "samples" / PHOTO),
+    )
     return digest.hexdigest()
 
 
@@ -204,8 +197,8 @@ def _pyodide_dir(out: Path) -> None:
         if "/" in entry["file_name"]:
             continue
         path = source / entry["file_name"]
-        if _sha256(path) != entry["sha256"]:
-            raise LiteBuildError(f"{path} does not match vendor/pyodide/pyodide-lock.json; run `serve.py build`")
+        if sha256_file(path) != entry["sha256"]:
+            raise BuildError(f"{path} does not match vendor/pyodide/pyodide-lock.json; run `serve.py build`")
         _link_or_copy(path, out / entry["file_name"])
         packages[name] = entry
     for name, entry in _kernel_entries().items():
@@ -219,7 +212,8 @@ def _pyodide_dir(out: Path) -> None:
 
 
 def _piplite_wheels(out: Path) -> None:
-    _link_or_copy(_pyapp_wheel(), out / _pyapp_wheel().name)
+    wheel = _pyapp_wheel()
+    _link_or_copy(wheel, out / wheel.name)
     for name, (file_name, digest) in PIPLITE_WHEELS.items():
         version = file_name.split("-")[1]
         wheel = samples.pinned_download(file_name, digest, f"{name}=={version}", " (for the JupyterLite kernel)")
@@ -265,7 +259,7 @@ def build(force: bool = False) -> Path:
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(Path(tmp) / "runtime"), "JUPYTER_PLATFORM_DIRS": "1"}
         proc = subprocess.run(cmd, cwd=lite, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise LiteBuildError(f"jupyter lite build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+            raise BuildError(f"jupyter lite build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
         _check_site(output)
         (output / ".done").write_text(fingerprint + "\n")
         if force:
@@ -277,7 +271,7 @@ def build(force: bool = False) -> Path:
             if not (site / ".done").is_file():
                 raise
     _remove_unused(root, keep=site)
-    _log(f"built {site} in {time.monotonic() - started:.0f} s")
+    log(f"lite: built {site} in {time.monotonic() - started:.0f} s")
     return site
 
 
@@ -296,9 +290,9 @@ def _check_site(site: Path) -> None:
     config = json.loads((site / "jupyter-lite.json").read_text())
     kernel = config["jupyter-config-data"]["litePluginSettings"]["@jupyterlite/pyodide-kernel-extension:kernel"]
     if kernel.get("pyodideUrl") != "./static/pyodide/pyodide.js" or not kernel.get("disablePyPIFallback"):
-        raise LiteBuildError(f"unexpected Pyodide kernel settings in jupyter-lite.json: {kernel}")
+        raise BuildError(f"unexpected Pyodide kernel settings in jupyter-lite.json: {kernel}")
     index = json.loads((site / "pypi" / "all.json").read_text())
     if not {"pyapp-tfjs", *PIPLITE_WHEELS} <= set(index):
-        raise LiteBuildError(f"piplite's index lacks a wheel: {sorted(index)}")
+        raise BuildError(f"piplite's index lacks a wheel: {sorted(index)}")
     if not (site / "files" / NOTEBOOK).is_file():
-        raise LiteBuildError(f"the notebook is not in the site: {sorted(p.name for p in (site / 'files').iterdir())}")
+        raise BuildError(f"the notebook is not in the site: {sorted(p.name for p in (site / 'files').iterdir())}")
