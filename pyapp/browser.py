@@ -36,6 +36,7 @@ from pyapp.decoders import Decoded, Decoder
 from pyapp.errors import InvalidImage, InvalidInput
 from pyapp.images import Normalize, as_decoded, decode_image
 from pyapp.sniff import MAX_PIXELS, probe
+from pyapp.video import open_camera as open_camera  # the camera is one more browser image source
 
 #: JS classes whose pixels the browser has already decoded.
 PIXEL_SOURCES = (

@@ -31,9 +31,11 @@ from pyapp.decoders import Decoder
 from pyapp.errors import BackendLost, InvalidInput
 from pyapp.images import preprocess
 from pyapp.lifecycle import Disposable
+from pyapp.live import LiveStream
 from pyapp.manifest import ModelManifest
 from pyapp.model import Model
 from pyapp.predictions import Predictions
+from pyapp.video import frames
 
 #: What classify() returns (a :class:`~pyapp.predictions.Predictions`: a list of (label, probability)).
 Prediction = Predictions
@@ -184,6 +186,50 @@ class ImageClassifier(Disposable):
             probs, prepared = await self._predict_images(images[start : start + batch_size], path)
             results.extend(self._result(p, info, top) for p, info in zip(probs, prepared, strict=True))
         return results
+
+    def classify_stream(
+        self,
+        source: Any,
+        fps: float | None = None,
+        *,
+        top: int | None = None,
+        path: PreprocessPath | None = None,
+        release: bool = True,
+        stall_timeout: float = 10.0,
+    ) -> LiveStream:
+        """Classify a live video as it plays: ``async for result in clf.classify_stream(source)``.
+
+        ``source``: a ``<video>``, a MediaStream, a camera from :func:`pyapp.browser.open_camera`,
+        or (Python in a Web Worker) a frame port from the page's ``js/frames.js``. The newest frame
+        is classified each time; frames that come meanwhile are dropped and counted, never queued;
+        ``fps`` caps the rate. Each :class:`~pyapp.live.StreamResult` carries the frame's time, the
+        latency from frame to result, the drops and the preprocessing path. Stopping (``break``,
+        ``aclose()``, a hidden page, an ended camera) releases the camera (with ``release=True``)
+        and every tensor; see :mod:`pyapp.live` and :mod:`pyapp.video`.
+
+        Example (in a page)::
+
+            from pyapp import browser
+            from pyapp.classifier import ImageClassifier
+            clf = await ImageClassifier.load("models/nsfw-mobilenet-v2/manifest.json")
+            async with clf.classify_stream(await browser.open_camera(), fps=10) as live:
+                async for result in live:
+                    print(result.label, f"{result.latency_ms:.0f} ms")  # e.g. Neutral 95 ms
+                    if result.index == 4:
+                        break
+            print(live.stats().results, live.stats().stopped)  # 5 closed
+            clf.dispose()
+        """
+        self._check_usable("classify_stream")
+        if path not in (None, "auto", "numpy", "backend"):
+            raise InvalidInput(f"path must be 'auto', 'numpy' or 'backend', not {path!r}")
+        reader = frames(source, fps, release=release, stall_timeout=stall_timeout)
+
+        async def classify_frame(image: Any) -> tuple[Prediction, Literal["numpy", "backend"]]:
+            probs, prepared = await self._predict_images([image], path)
+            return top_k(probs[0], self.labels, top or self.top), prepared[0].path
+
+        return LiveStream(reader, classify_frame)
 
     def _result(self, probs: np.ndarray, prepared: Classification, top: int | None) -> Classification:
         return replace(prepared, top=top_k(probs, self.labels, top or self.top))

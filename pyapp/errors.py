@@ -11,6 +11,7 @@
     │   └── InvalidImage        bytes or objects that are not a usable image
     ├── StateError              the object is in the wrong lifecycle state
     │   └── DisposedError       used after dispose()
+    ├── VideoError              a camera that cannot open, a video source that stopped giving frames
     ├── TidyError               awaiting inside ``with tidy():``
     ├── LeakError (+AssertionError)  ``assert_no_leaks`` found tensors/bytes/proxies left
     └── JSError                 any other JavaScript exception, message kept
@@ -91,6 +92,11 @@ class StateError(PyAppError):
 
 class DisposedError(StateError):
     """The object was disposed and cannot be used again."""
+
+
+class VideoError(PyAppError):
+    """A camera could not be opened (the message says why and what to do), or a video source stopped
+    giving frames for no reason it would say."""
 
 
 class TidyError(PyAppError):

@@ -138,6 +138,30 @@ for backend in ("webgpu", "wasm"):
     instance.close()
 
 
+@pytest.fixture(scope="session")
+def camera_page(playwright: Any, server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pyodide]:
+    """The harness page in a Chromium whose camera shows real images, a second each, at 60 fps, looping
+    (pyapp_build/camera.py: a cat photo, then a logo), with the shared wasm and webgl classifiers loaded."""
+    from pyapp_build.camera import scene_images, write_scenes
+
+    video = write_scenes(tmp_path_factory.mktemp("camera") / "scenes.y4m", scene_images(), fps=60)
+    instance = playwright.chromium.launch(
+        executable_path=chromium_path(), args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={video}"]
+    )
+    handle = Pyodide.boot(instance.new_context().new_page(), server_url)
+    handle.run(
+        """
+import testutil
+photo = await testutil.fetch("/vendor/samples/coffee.png")
+for backend in ("webgl", "wasm"):
+    await (await testutil.classifier(backend)).classify(photo)
+""",
+        timeout=600,
+    )
+    yield handle
+    instance.close()
+
+
 @pytest.fixture
 def pyodide(request: pytest.FixtureRequest) -> Pyodide:
     """The booted page; every test gets the same Python interpreter (the WebGPU page's, on webgpu)."""

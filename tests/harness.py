@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 import textwrap
 from collections.abc import Callable
 from typing import Any
@@ -27,10 +28,12 @@ __all__ = [
     "app_results",
     "assert_images_shown_and_released",
     "chromium_path",
+    "documented_outputs",
     "model_variant_bytes",
     "open_page",
     "run_in_pyodide",
     "serving",
+    "unmet_outputs",
 ]
 
 #: The page that boots Pyodide, numpy, Pillow, TF.js and pyapp for tests (tests/browser/harness.html).
@@ -102,13 +105,13 @@ def run_in_pyodide(func: Callable[..., Any] | None = None, *, timeout: float = 3
         params = list(inspect.signature(fn).parameters)
 
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> None:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             bound = inspect.signature(fn).bind(*args, **kwargs)
             values = [bound.arguments[p] for p in params]
             handle, rest = values[0], values[1:]
             if not isinstance(handle, Pyodide):
                 raise TypeError(f"{fn.__name__}: first argument must be the `pyodide` fixture")
-            handle.call(body, fn.__name__, (None, *rest), timeout=timeout)
+            return handle.call(body, fn.__name__, (None, *rest), timeout=timeout)  # type: ignore[no-any-return]
 
         return wrapper
 
@@ -134,3 +137,41 @@ def model_variant_bytes(name: str) -> int:
     manifest = json.loads((folder / "manifest.json").read_text())
     (variant,) = [v for v in manifest["variants"] if v["name"] == name]
     return sum((folder / rel).stat().st_size for rel in variant["files"])
+
+
+def documented_outputs(code: str) -> list[str]:
+    r"""What an example says its prints show: the comment after each ``print(...)`` line, in order. A comment
+    that begins "e.g." shows one possible output (a backend, a training loss), not a promise, and is left out.
+
+    >>> documented_outputs("x = 1\nprint(x)   # 1\nprint(x)\n    print(x, 2)  # 1 2\nprint(y)  # e.g. webgl")
+    ['1', '1 2']
+    """
+    found = [m.group(1).strip() for m in re.finditer(r"^\s*print\(.*\)\s+#\s?(.*)$", code, re.M)]
+    return [want for want in found if not want.startswith("e.g.")]
+
+
+def unmet_outputs(code: str, output: str) -> list[str]:
+    r"""The documented outputs (:func:`documented_outputs`) not found, in order, in the output, each matched as
+    doctest matches (``...`` stands for anything, whitespace runs are one space) against a line or a few (a
+    printed array spans several).
+
+    >>> unmet_outputs("print(a)  # 0.93...\nprint(b)  # [[3. 3.] [3. 3.]]", "In [1]\n0.9308\n[[3. 3.]\n [3. 3.]]")
+    []
+    >>> unmet_outputs("print(a)  # 0.93...", "0.5")
+    ['0.93...']
+    """
+    import doctest
+
+    checker = doctest.OutputChecker()
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    lines = output.splitlines()
+    missing = []
+    at = 0
+    for want in documented_outputs(code):
+        spans = ((i, n) for i in range(at, len(lines)) for n in range(1, 7))
+        found = next((i + n for i, n in spans if checker.check_output(want, "\n".join(lines[i : i + n]), flags)), None)
+        if found is None:
+            missing.append(want)
+        else:
+            at = found
+    return missing

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from harness import assert_images_shown_and_released
+from harness import assert_images_shown_and_released, unmet_outputs
 from session import Session, all_examples, browser_examples, rich_html
 
 import pyapp_build
@@ -234,44 +234,6 @@ def test_docstring_examples_run_as_written(playground: Any) -> None:
         missing = unmet_outputs(code, cell["text"])
         assert missing == [], f"docstring example {title} printed otherwise than documented: {missing}\n{cell['text']}"
     assert playground.errors == []
-
-
-def documented_outputs(code: str) -> list[str]:
-    r"""What an example says its prints show: the comment after each ``print(...)`` line, in order. A comment
-    that begins "e.g." shows one possible output (a backend, a training loss), not a promise, and is left out.
-
-    >>> documented_outputs("x = 1\nprint(x)   # 1\nprint(x)\n    print(x, 2)  # 1 2\nprint(y)  # e.g. webgl")
-    ['1', '1 2']
-    """
-    found = [m.group(1).strip() for m in re.finditer(r"^\s*print\(.*\)\s+#\s?(.*)$", code, re.M)]
-    return [want for want in found if not want.startswith("e.g.")]
-
-
-def unmet_outputs(code: str, output: str) -> list[str]:
-    r"""The documented outputs (:func:`documented_outputs`) not found, in order, in the output, each matched as
-    doctest matches (``...`` stands for anything, whitespace runs are one space) against a line or a few (a
-    printed array spans several).
-
-    >>> unmet_outputs("print(a)  # 0.93...\nprint(b)  # [[3. 3.] [3. 3.]]", "In [1]\n0.9308\n[[3. 3.]\n [3. 3.]]")
-    []
-    >>> unmet_outputs("print(a)  # 0.93...", "0.5")
-    ['0.93...']
-    """
-    import doctest
-
-    checker = doctest.OutputChecker()
-    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    lines = output.splitlines()
-    missing = []
-    at = 0
-    for want in documented_outputs(code):
-        spans = ((i, n) for i in range(at, len(lines)) for n in range(1, 7))
-        found = next((i + n for i, n in spans if checker.check_output(want, "\n".join(lines[i : i + n]), flags)), None)
-        if found is None:
-            missing.append(want)
-        else:
-            at = found
-    return missing
 
 
 def test_uploads_rich_values_keyboard_and_errors(playground: Any) -> None:

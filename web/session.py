@@ -349,9 +349,12 @@ _RENDERERS: list[tuple[Callable[[Any], bool], Callable[[Any], str]]] = [
 
 
 _EXAMPLE_MARK = "Example (in the browser)::"
+#: Examples that need the page itself (a camera, a <video>): the playground's Python runs in a worker, so
+#: these are not in its menu; tests/test_live.py runs them in a page.
+PAGE_EXAMPLE_MARK = "Example (in a page)::"
 
 
-def example_modules() -> list[str]:
+def example_modules(mark: str = _EXAMPLE_MARK) -> list[str]:
     """pyapp's modules whose docstrings hold an ``Example (in the browser)::``, found by reading the package:
     a module that gains one is in the Examples menu, and in the test that runs them all, without a list.
 
@@ -365,23 +368,23 @@ def example_modules() -> list[str]:
 
     import pyapp
 
-    found = ["pyapp"]
+    found = ["pyapp"] if mark == _EXAMPLE_MARK else []
     for info in sorted(pkgutil.iter_modules(pyapp.__path__, "pyapp."), key=lambda m: m.name):
         spec = importlib.util.find_spec(info.name)
         origin = spec.origin if spec else None
         if origin and origin.endswith(".py"):
             with open(origin, encoding="utf-8") as source:
-                has_example = _EXAMPLE_MARK in source.read()
+                has_example = mark in source.read()
         else:  # bytecode only: ask the module itself
             module = importlib.import_module(info.name)
-            has_example = any(_EXAMPLE_MARK in (inspect.getdoc(o) or "") for o in [module, *vars(module).values()])
+            has_example = any(mark in (inspect.getdoc(o) or "") for o in [module, *vars(module).values()])
         if has_example:
             found.append(info.name)
     return found
 
 
-def browser_examples(doc: str | None) -> list[str]:
-    r"""The code blocks that follow ``Example (in the browser)::`` in a docstring, dedented.
+def browser_examples(doc: str | None, mark: str = _EXAMPLE_MARK) -> list[str]:
+    r"""The code blocks that follow ``Example (in the browser)::`` (or another ``mark``) in a docstring, dedented.
 
     >>> doc = "Does x.\n\n    Example (in the browser)::\n\n        a = 1\n        print(a)\n\n    More text.\n"
     >>> browser_examples(doc)
@@ -392,7 +395,7 @@ def browser_examples(doc: str | None) -> list[str]:
     lines = (doc or "").splitlines()
     blocks = []
     for i, line in enumerate(lines):
-        if not line.rstrip().endswith(_EXAMPLE_MARK):
+        if not line.rstrip().endswith(mark):
             continue
         indent = len(line) - len(line.lstrip())
         body: list[str] = []
@@ -404,12 +407,12 @@ def browser_examples(doc: str | None) -> list[str]:
     return [b for b in blocks if b]
 
 
-def all_examples() -> dict[str, str]:
-    """Every browser example in pyapp's docstrings (modules, classes, functions): title -> code."""
+def all_examples(mark: str = _EXAMPLE_MARK) -> dict[str, str]:
+    """Every browser example (or ``mark``'s) in pyapp's docstrings (modules, classes, functions): title -> code."""
     import importlib
 
     found: dict[str, str] = {}
-    for name in example_modules():
+    for name in example_modules(mark):
         module = importlib.import_module(name)
         objects: list[tuple[str, Any]] = [(name, module)]
         for attr, obj in sorted(vars(module).items()):
@@ -422,7 +425,8 @@ def all_examples() -> dict[str, str]:
                         if not m.startswith("_") and inspect.isfunction(f)
                     ]
         for title, obj in objects:
-            for n, code in enumerate(browser_examples(inspect.getdoc(obj) if obj is not module else obj.__doc__)):
+            doc = inspect.getdoc(obj) if obj is not module else obj.__doc__
+            for n, code in enumerate(browser_examples(doc, mark)):
                 found[title if n == 0 else f"{title} ({n + 1})"] = code
     return found
 

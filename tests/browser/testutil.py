@@ -122,3 +122,23 @@ async def raises(awaitable: Any, error: type[BaseException], match: str) -> Base
         assert match in str(exc), f"{type(exc).__name__}: {exc!r} does not say {match!r}"
         return exc
     raise AssertionError(f"no {error.__name__} ({match!r}): it returned")
+
+
+def tiny_classifier(size: int = 32) -> ImageClassifier:
+    """A three-layer classifier (conv, pool, dense; two labels) built on the active backend: a frame costs it
+    a few ms, so a test can classify thousands. Its caller disposes it."""
+    import js
+
+    from pyapp._js import js_object
+    from pyapp.manifest import ModelManifest
+    from pyapp.model import LoadInfo, Model
+
+    tf = js.tf
+    seq = tf.sequential()
+    conv = {"inputShape": js.Array.of(size, size, 3), "filters": 8, "kernelSize": 3, "strides": 2}
+    seq.add(tf.layers.conv2d(js_object({**conv, "activation": "relu", "kernelInitializer": "ones"})))
+    seq.add(tf.layers.globalAveragePooling2d(js_object({})))
+    seq.add(tf.layers.dense(js_object({"units": 2, "activation": "softmax", "kernelInitializer": "ones"})))
+    variant = {"name": "tiny", "format": "layers-model", "model": "m.json", "files": {"m.json": "0" * 64}}
+    manifest = {"name": "tiny", "labels": ["a", "b"], "input": {"size": size}, "variants": [variant]}
+    return ImageClassifier(Model(ModelManifest.from_dict(manifest), seq, LoadInfo("tiny")))
