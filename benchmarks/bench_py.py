@@ -255,3 +255,40 @@ async def _decode_paths(photo: Any, megapixels: int, n: int) -> dict[str, Any]:
             times["pillow_numpy_ms"].append((t3 - t2) * 1e3)
         gc.collect()
     return {**times, "pixels": width * (width * 3 // 4), "jpeg_bytes": len(jpeg)}
+
+
+def _rate(times: list[float]) -> float:
+    """Results per second over a run (from the first result to the last)."""
+    return (len(times) - 1) * 1000 / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+
+async def live(backend: str, seconds: float, rounds: int) -> dict[str, Any]:
+    """The Python stream (``classify_stream``) against the plain-JS rVFC + predict loop, on the same camera
+    (a 640x480, 60 fps file camera: the app's sample photos), model object and backend, alternating."""
+    from pyapp import browser
+
+    clf = await _classifier(backend)
+    camera = await browser.open_camera()
+    out: dict[str, Any] = {"python": [], "plain_js": [], "python_latency_ms": [], "plain_js_latency_ms": []}
+    paths: set[str] = set()
+    dropped = 0
+    try:
+        for _ in range(rounds):
+            got = await js.jsLive(camera.video, clf.model._js_model, clf.manifest.input.size, seconds)
+            out["plain_js"].append(_rate(list(got.times)))
+            out["plain_js_latency_ms"] += list(got.latencies)
+            times: list[float] = []
+            until = time.perf_counter() + seconds
+            async with clf.classify_stream(camera, release=False) as stream:
+                async for result in stream:
+                    times.append(time.perf_counter() * 1e3)
+                    out["python_latency_ms"].append(result.latency_ms)
+                    paths.add(result.path)
+                    dropped += result.dropped
+                    if time.perf_counter() >= until:
+                        break
+            out["python"].append(_rate(times))
+    finally:
+        camera.dispose()
+        clf.dispose()
+    return {**out, "path": sorted(paths), "python_dropped": dropped}

@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 import serve  # noqa: E402
 from pyapp_build.chromium import CHROMIUM_FLAGS, PyodidePage, chromium_path  # noqa: E402
 
-SUITES = ("steady", "backends", "stages", "preprocess", "cold", "batch", "variants", "soak")
+SUITES = ("steady", "backends", "stages", "preprocess", "cold", "batch", "variants", "live", "soak")
+#: The live suite's backends, and the seconds each side (Python stream, plain-JS loop) runs per round.
+LIVE_ROWS = {"wasm": 6.0, "webgl": 12.0}
 #: The backends suite's rows, each side by side with plain-JS TF.js on the same backend.
 BACKEND_ROWS = ("wasm", "webgl", "webgpu", "cpu")
 #: The preprocess suite's decode rows: encoded bytes through each decoder and path.
@@ -247,6 +249,39 @@ def cold_start(browser: Any, url: str, backend: str, repeats: int, counter: Byte
     return result
 
 
+def live(pw: Any, url: str, rounds: int) -> dict[str, Any]:
+    """The live suite, in a browser whose camera shows the scene video (pyapp_build/camera.py) at 60 fps."""
+    import tempfile
+
+    from pyapp_build.camera import scene_images, write_scenes
+
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        video = write_scenes(Path(tmp) / "scenes.y4m", scene_images(), fps=60)
+        flags = [*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={video}"]
+        browser = pw.chromium.launch(executable_path=chromium_path(shell=False), args=flags)
+        try:
+            for name, seconds in LIVE_ROWS.items():
+                bench = Bench(browser, url, name)
+                try:
+                    raw = bench.call("live", name, seconds, rounds)
+                finally:
+                    bench.close()
+                py, jsr = statistics.median(raw["python"]), statistics.median(raw["plain_js"])
+                rows[name] = {
+                    "python_fps": raw["python"],
+                    "plain_js_fps": raw["plain_js"],
+                    "python_latency_ms": summary(raw["python_latency_ms"]),
+                    "plain_js_latency_ms": summary(raw["plain_js_latency_ms"]),
+                    "ratio_fps": py / jsr,
+                    "path": raw["path"],
+                    "python_dropped": raw["python_dropped"],
+                }
+        finally:
+            browser.close()
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -318,6 +353,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 elif suite == "variants":
                     raw = bench.call("variants", args.backend, args.n)
                     s[suite] = {k: {**v, "predict_ms": summary(v["predict_ms"])} for k, v in raw.items()}
+                elif suite == "live":
+                    s[suite] = live(pw, url, args.live_rounds)
                 elif suite == "soak":
                     raw = bench.call("soak", args.backend, args.soak_n, max(1, args.soak_n // 20))
                     first, last = raw["samples"][0], raw["samples"][-1]
@@ -456,6 +493,23 @@ def markdown(results: dict[str, Any]) -> str:
             for k, v in s["variants"].items()
         ]
         lines.append("")
+    if "live" in s:
+        lines += [
+            "## Live camera stream (640x480 at 60 fps; the Python stream beside a plain-JS rVFC + predict loop, "
+            "same page, model and camera, alternating)",
+            "",
+            "| backend | Python fps | plain-JS fps | ratio | Python latency median (p90) ms | "
+            "plain-JS latency median (p90) ms | Python path |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in s["live"].items():
+            pyl, jsl = r["python_latency_ms"], r["plain_js_latency_ms"]
+            lines.append(
+                f"| {name} | {statistics.median(r['python_fps']):.2f} | {statistics.median(r['plain_js_fps']):.2f} | "
+                f"**{r['ratio_fps']:.3f}** | {ms(pyl['median'])} ({ms(pyl['p90'])}) | "
+                f"{ms(jsl['median'])} ({ms(jsl['p90'])}) | {', '.join(r['path'])} |"
+            )
+        lines.append("")
     if "soak" in s:
         r = s["soak"]
         lines += [
@@ -513,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--cold-repeats", type=int, default=3)
     parser.add_argument("--soak-n", type=int, default=10_000)
+    parser.add_argument("--live-rounds", type=int, default=3, help="alternations of the live suite, per backend")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     results = run(args)

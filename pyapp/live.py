@@ -57,8 +57,8 @@ class StreamResult:
 
     @property
     def label(self) -> str:
-        """The top label."""
-        return self.top.label
+        """The top label ("" when there is none)."""
+        return self.top.label if self.top else ""
 
     @property
     def confidence(self) -> float:

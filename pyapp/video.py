@@ -164,9 +164,10 @@ class Frame:
 
     ``image`` is a pixel source to read now: the ``<video>`` itself (it shows this frame until the
     next one), or, from a frame port, an ImageBitmap that :meth:`FrameReader.__anext__` closes when
-    the next frame is asked for. ``time`` is when the frame was captured (or, where the source does
-    not say, shown), in ms since the epoch (:func:`epoch_ms`); ``dropped``, how many frames were
-    shown since the previous one taken and not taken.
+    the next frame is asked for; or what the reader's ``prepare`` made of either. ``time`` is when
+    the frame was captured (or, where the source does not say, shown), in ms since the epoch
+    (:func:`epoch_ms`); ``dropped``, how many frames were shown since the previous one taken and
+    not taken.
     """
 
     image: Any
@@ -186,6 +187,18 @@ class FrameStats:
     stopped: StopReason | None = None
 
 
+@dataclass(frozen=True)
+class _Delivered:
+    """A frame as the browser's callback hands it over: its image (or what ``prepare`` made of it)."""
+
+    value: Any
+    presented: int
+    time: float
+    width: int
+    height: int
+    owned: bool  # an ImageBitmap this reader closes when the next frame is asked for
+
+
 class _Session:
     """What the browser's callbacks reach: the pending request and the source's listeners.
 
@@ -193,18 +206,36 @@ class _Session:
     alive: a reader dropped after ``break`` is collected at once, and stops its source.
     """
 
-    def __init__(self) -> None:
-        self.waiter: asyncio.Future[tuple[Any, int, float, int, int] | StopReason] | None = None
+    def __init__(self, prepare: Callable[[Any], Any] | None) -> None:
+        self.waiter: asyncio.Future[_Delivered | StopReason] | None = None
         self.ended: StopReason | None = None
+        self.prepare = prepare
         self.proxies: list[Any] = []
         self.listeners: list[tuple[Any, str, Any]] = []
 
-    def deliver(self, value: tuple[Any, int, float, int, int] | StopReason) -> bool:
-        """Hand a frame (or the end) to the waiting request; False when nobody waits for it."""
-        if self.waiter is None or self.waiter.done():
-            return False
-        self.waiter.set_result(value)
-        return True
+    def frame(self, image: Any, presented: int, time: float, width: int, height: int, owned: bool) -> None:
+        """A frame came: prepare it now, while it is the one shown, and hand it to the waiting request.
+
+        ``owned``: an ImageBitmap from a port, closed here once prepared (or when nobody waits for it).
+        Preparing in the browser's frame callback also spares an event-loop turn before the work starts.
+        """
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            if owned:
+                image.close()  # nobody asked for it any more (closed meanwhile)
+            return
+        if self.prepare is None:
+            waiter.set_result(_Delivered(image, presented, time, width, height, owned))
+            return
+        try:
+            value = self.prepare(image)
+        except Exception as exc:  # the caller's own error, raised where it awaits the frame
+            waiter.set_exception(exc)
+            return
+        finally:
+            if owned:
+                image.close()
+        waiter.set_result(_Delivered(value, presented, time, width, height, False))
 
     def fail(self, error: VideoError) -> None:
         if self.ended is None:
@@ -215,7 +246,8 @@ class _Session:
     def end(self, reason: StopReason) -> None:
         if self.ended is None:
             self.ended = reason
-        self.deliver(reason)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(reason)
 
     def listen(self, target: Any, event: str, handler: Any) -> None:
         proxy = create_proxy(handler)
@@ -261,9 +293,8 @@ class _ElementSource:
             self.session.end("camera ended")  # a frame the compositor still had, of a camera now stopped
             return
         capture = getattr(meta, "captureTime", None)
-        shown = float(capture if capture is not None else meta.presentationTime)
-        frame = (self.video, int(meta.presentedFrames), float(js.performance.timeOrigin) + shown)
-        self.session.deliver((*frame, int(meta.width), int(meta.height)))
+        shown = float(js.performance.timeOrigin) + float(capture if capture is not None else meta.presentationTime)
+        self.session.frame(self.video, int(meta.presentedFrames), shown, int(meta.width), int(meta.height), False)
 
     def why_stopped(self) -> StopReason | None:
         """Why no frame comes, if the source says (a timeout asks before it blames the source)."""
@@ -301,9 +332,8 @@ class _PortSource:
         data = event.data
         kind = str(getattr(data, "type", ""))
         if kind == "frame":
-            frame = (data.image, int(data.presented), float(data.time), int(data.width), int(data.height))
-            if not self.session.deliver(frame):
-                data.image.close()  # nobody asked for it any more (closed meanwhile)
+            size = int(data.width), int(data.height)
+            self.session.frame(data.image, int(data.presented), float(data.time), *size, True)
         elif kind == "end":
             reason = str(data.reason)
             if reason in ("closed", "hidden", "camera ended", "video ended", "video paused"):
@@ -332,13 +362,22 @@ class FrameReader:
     ``break``) stops the frames, and with ``release=True`` the camera behind them; safe twice.
     """
 
-    def __init__(self, source: Any, fps: float | None, release: bool, stall_timeout: float) -> None:
+    def __init__(
+        self,
+        source: Any,
+        fps: float | None,
+        release: bool,
+        stall_timeout: float,
+        prepare: Callable[[Any], Any] | None = None,
+        discard: Callable[[Any], None] | None = None,
+    ) -> None:
         if fps is not None and fps <= 0:
             raise InvalidInput(f"fps must be positive (or None for every frame the caller can take), not {fps}")
         if stall_timeout <= 0:
             raise InvalidInput(f"stall_timeout must be positive, not {stall_timeout}")
         self.stats = FrameStats()
-        self._session = _Session()
+        self._session = _Session(prepare)
+        self._discard = discard
         self._source_arg = source
         self._source: _ElementSource | _PortSource | None = None
         self._interval = 1000.0 / fps if fps else 0.0
@@ -346,7 +385,7 @@ class FrameReader:
         self._stall = stall_timeout
         self._last_presented: int | None = None
         self._last_taken = 0.0
-        self._bitmap: Any = None  # the port's last frame, closed when the next is asked for
+        self._owned: Any = None  # the port's last frame, closed when the next is asked for
         self._closed = False
         kind = _kind(source)
         if kind not in ("Camera", "MediaStream", "HTMLVideoElement", "MessagePort"):
@@ -396,9 +435,9 @@ class FrameReader:
         return self
 
     async def __anext__(self) -> Frame:
-        if self._bitmap is not None:
-            self._bitmap.close()
-            self._bitmap = None
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
         if self._closed or self._session.ended is not None:
             self._finish(self._session.ended or "closed")
             raise StopAsyncIteration
@@ -432,13 +471,13 @@ class FrameReader:
         if isinstance(got, str):
             self._finish(got)
             raise StopAsyncIteration
-        image, presented, time, width, height = got
-        if isinstance(source, _PortSource):
-            self._bitmap = image
+        if got.owned:
+            self._owned = got.value
+        presented = got.presented
         dropped = 0 if self._last_presented is None else max(0, presented - self._last_presented - 1)
         self._last_presented = presented
         self._last_taken = epoch_ms()
-        frame = Frame(image, self.stats.taken, time, dropped, width, height)
+        frame = Frame(got.value, self.stats.taken, got.time, dropped, got.width, got.height)
         self.stats.taken += 1
         self.stats.dropped += dropped
         return frame
@@ -455,9 +494,14 @@ class FrameReader:
         self._closed = True
         if self.stats.stopped is None:
             self.stats.stopped = self._session.ended or "closed"
-        if self._bitmap is not None:
-            self._bitmap.close()
-            self._bitmap = None
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+        waiter = self._session.waiter
+        if waiter is not None and waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            got = waiter.result()  # prepared, and never taken: the caller would have disposed of it
+            if isinstance(got, _Delivered) and self._discard is not None and self._session.prepare is not None:
+                self._discard(got.value)
         try:
             if self._source is not None:
                 self._source.close(self._release)
@@ -486,12 +530,23 @@ class FrameReader:
                 self.close()
 
 
-def frames(source: Any, fps: float | None = None, *, release: bool = True, stall_timeout: float = 10.0) -> FrameReader:
+def frames(
+    source: Any,
+    fps: float | None = None,
+    *,
+    release: bool = True,
+    stall_timeout: float = 10.0,
+    prepare: Callable[[Any], Any] | None = None,
+    discard: Callable[[Any], None] | None = None,
+) -> FrameReader:
     """The newest frames of ``source``, one each time one is asked for; see :class:`FrameReader`.
 
     ``source``: a ``<video>`` (playing), a MediaStream, a :class:`Camera`, or a frame port (a
     MessagePort whose page side runs ``js/frames.js``'s ``pumpFrames``). ``fps`` caps how often a
     frame is taken. ``release`` stops the camera behind the source when the frames stop.
+    ``prepare`` runs in the browser's frame callback, on the frame's image while it is the one
+    shown; the frame then carries what it returned (a tensor, say), and ``discard`` disposes of a
+    prepared frame that is never taken.
 
     Example (in a page)::
 
@@ -500,7 +555,7 @@ def frames(source: Any, fps: float | None = None, *, release: bool = True, stall
             print(frame.index, frame.dropped)  # 0 0
             break  # the camera is released here
     """
-    return FrameReader(source, fps, release, stall_timeout)
+    return FrameReader(source, fps, release, stall_timeout, prepare, discard)
 
 
 def _kind(obj: Any) -> str:

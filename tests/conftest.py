@@ -141,7 +141,7 @@ for backend in ("webgpu", "wasm"):
 @pytest.fixture(scope="session")
 def camera_page(playwright: Any, server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pyodide]:
     """The harness page in a Chromium whose camera shows real images, a second each, at 60 fps, looping
-    (pyapp_build/camera.py: a cat photo, then a logo), with the shared wasm and webgl classifiers loaded."""
+    (pyapp_build/camera.py: a cat, then a rocket; 640x480), with the shared wasm and webgl classifiers loaded."""
     from pyapp_build.camera import scene_images, write_scenes
 
     video = write_scenes(tmp_path_factory.mktemp("camera") / "scenes.y4m", scene_images(), fps=60)

@@ -30,6 +30,7 @@ def test_frames_refuse_what_is_not_a_video_source() -> None:
 def test_open_camera_says_where_it_can_run() -> None:
     """Off the page (here: CPython; in the browser: a Web Worker) the camera cannot open, and the error says what
     to do instead; bad sizes are refused before anything is asked of the browser."""
+
     # Not asyncio.run: Playwright's loop may run in this thread (the doctests' rule).
     def run(coro: Any) -> None:
         coro.send(None)
@@ -66,7 +67,7 @@ async def _frames_of_the_camera(pyodide: Pyodide) -> dict[str, Any]:
     from pyapp import video
 
     before = await testutil.leaks()
-    camera = await video.open_camera(width=320, height=240)
+    camera = await video.open_camera()
     settings = camera.settings
     taken = []
     async with video.frames(camera, fps=10) as reader:
@@ -102,8 +103,8 @@ def test_frames_newest_only_with_drops_counted_and_the_camera_released(camera_pa
     got = _frames_of_the_camera(camera_page)
     taken = got["taken"]
     assert [t[0] for t in taken] == list(range(12))
-    assert (got["settings"]["width"], got["settings"]["frameRate"]) == (320, 60)
-    assert all((w, h) == (320, 240) for *_, w, h in taken)
+    assert (got["settings"]["width"], got["settings"]["height"], got["settings"]["frameRate"]) == (640, 480, 60)
+    assert all((w, h) == (640, 480) for *_, w, h in taken)
     gaps = np.diff([t[1] for t in taken])
     assert gaps.min() >= 90, gaps
     assert np.median(gaps) < 200, gaps
@@ -138,7 +139,7 @@ async def _ways_frames_stop(pyodide: Pyodide) -> dict[str, Any]:
     camera = await video.open_camera()
     track = camera.stream.getVideoTracks()[0]
 
-    def revoke() -> None:
+    def revoke(track: Any = track) -> None:
         track.stop()
         track.dispatchEvent(js.Event.new("ended"))
 
@@ -212,7 +213,7 @@ async def _through_a_frame_port(pyodide: Pyodide) -> dict[str, Any]:
     on_stop = create_proxy(lambda reason: stops.append(str(reason)))
     out: dict[str, Any] = {}
     # Python asks; the page's pump posts each frame as an ImageBitmap; Python stops it and the camera goes off.
-    camera = await video.open_camera(width=320, height=240)
+    camera = await video.open_camera()
     channel = js.MessageChannel.new()
     pump.pumpFrames(camera.video, channel.port1, js.Object.fromEntries([["onStop", on_stop]]))
     seen, bitmaps = [], []
@@ -254,7 +255,7 @@ def test_frame_port_gives_python_in_a_worker_the_same_frames(camera_page: Pyodid
     camera's size, each closed when the next is asked for; Python's stop reaches the page, which stops the camera;
     the page's own end reaches Python with its reason; nothing is left behind."""
     got = _through_a_frame_port(camera_page)
-    assert [s[:3] for s in got["seen"]] == [[i, 320, 240] for i in range(5)]
+    assert [s[:3] for s in got["seen"]] == [[i, 640, 480] for i in range(5)]
     assert {s[4] for s in got["seen"]} == {"[object ImageBitmap]"}
     assert got["closed bitmaps"] == [0] * 5
     assert got["stops"] == ["closed"]

@@ -142,3 +142,13 @@ def tiny_classifier(size: int = 32) -> ImageClassifier:
     variant = {"name": "tiny", "format": "layers-model", "model": "m.json", "files": {"m.json": "0" * 64}}
     manifest = {"name": "tiny", "labels": ["a", "b"], "input": {"size": size}, "variants": [variant]}
     return ImageClassifier(Model(ModelManifest.from_dict(manifest), seq, LoadInfo("tiny")))
+
+
+async def fetch_bitmaps(names: list[str]) -> Any:
+    """The site's sample photos ``names``, decoded as a JS array of ImageBitmaps (the caller closes them)."""
+    import js
+
+    bitmaps = js.Array.new()
+    for name in names:
+        bitmaps.push(await js.createImageBitmap(await (await js.fetch(f"/vendor/samples/{name}")).blob()))
+    return bitmaps
