@@ -22,17 +22,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pyapp.artifacts import STORAGE_DTYPES
 from pyapp.errors import ModelLoadError
 from pyapp.modelcheck import (
     MAX_FILES,
     MAX_INPUT_SIZE,
     MAX_MANIFEST_BYTES,
     MAX_NAME_LENGTH,
-    STORAGE_DTYPES,
     check_count,
     check_path,
     parse_json,
-    plan_weights,
 )
 
 Normalize = Literal["unit", "symmetric", "none", "imagenet"]
@@ -217,15 +216,3 @@ def _variant(index: int, raw: Any, base_url: str) -> Variant:
         base_url=base_url,
         weights_dtype=weights_dtype,
     )
-
-
-def weight_bytes(weights_manifest: Any) -> int:
-    """Bytes the weights listed in a TF.js ``weightsManifest`` occupy in its shards (checked by
-    :func:`pyapp.modelcheck.plan_weights`).
-
-    >>> weight_bytes([{"paths": ["a.bin"], "weights": [
-    ...     {"name": "k", "shape": [3, 3], "dtype": "float32",
-    ...      "quantization": {"dtype": "uint8", "min": 0, "scale": 1}}]}])
-    9
-    """
-    return plan_weights(weights_manifest, "invalid model.json").total
