@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pyapp.artifacts import STORAGE_DTYPES
 from pyapp.errors import ModelLoadError
@@ -33,11 +33,10 @@ from pyapp.modelcheck import (
     check_path,
     parse_json,
 )
+from pyapp.preprocessing import NORMALIZE_MODES, Preprocess
 
-Normalize = Literal["unit", "symmetric", "none", "imagenet"]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FORMATS = ("layers-model", "graph-model")
-_NORMALIZE: tuple[str, ...] = ("unit", "symmetric", "none", "imagenet")
 MAX_VARIANTS = 32
 MAX_LABELS = 100_000
 
@@ -81,15 +80,6 @@ class InputSpec:
     def shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of one image."""
         return (self.size, self.size, self.channels)
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How images are turned into the model's input."""
-
-    resize: Literal["bilinear", "nearest"] = "bilinear"
-    align_corners: bool = True
-    normalize: Normalize = "unit"
 
 
 @dataclass(frozen=True)
@@ -145,8 +135,8 @@ class ModelManifest:
         if resize not in ("bilinear", "nearest"):
             raise _fail("preprocess.resize", f"expected 'bilinear' or 'nearest', got {resize!r}")
         normalize = pre.get("normalize", "unit")
-        if normalize not in _NORMALIZE:
-            raise _fail("preprocess.normalize", f"expected one of {_NORMALIZE}, got {normalize!r}")
+        if normalize not in NORMALIZE_MODES:
+            raise _fail("preprocess.normalize", f"expected one of {NORMALIZE_MODES}, got {normalize!r}")
         align_corners = pre.get("align_corners", True)
         if not isinstance(align_corners, bool):
             raise _fail("preprocess.align_corners", f"expected true or false, got {align_corners!r:.40}")
