@@ -79,6 +79,7 @@ _LAZY = {
 #: Submodules reachable as attributes after ``import pyapp`` (``pyapp.fetch.fetch_bytes``...).
 _SUBMODULES = frozenset(
     {
+        "artifacts",
         "browser",
         "classifier",
         "datasets",

@@ -27,14 +27,15 @@ Example (in the browser)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from pyapp._js import IN_BROWSER, JsException, JsProxy, error_message, js, js_errors, js_object, pyodide_js, tf
 from pyapp.decoders import Decoded, Decoder
 from pyapp.errors import InvalidImage, InvalidInput
-from pyapp.images import Normalize, as_decoded, decode_image
+from pyapp.images import as_decoded, decode_image
+from pyapp.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocess, center_square, resolve
 from pyapp.sniff import MAX_PIXELS, probe
 from pyapp.video import open_camera as open_camera  # the camera is one more browser image source
 
@@ -278,23 +279,17 @@ async def to_array(image: Any) -> np.ndarray:
     return (await decode(image)).pixels
 
 
-def preprocess_on_backend(
-    image: Any,
-    size: int,
-    *,
-    resize: Literal["bilinear", "nearest"] = "bilinear",
-    align_corners: bool = True,
-    normalize_mode: Normalize = "unit",
-    crop: bool = False,
-) -> Any:
+def preprocess_on_backend(image: Any, size: int, *, options: Preprocess | None = None, **old: Any) -> Any:
     """A browser image object (or decoded uint8 pixels) -> a (1, size, size, 3) float32 tf.Tensor, on the backend.
 
-    The same options and arithmetic as :func:`pyapp.images.preprocess`: crop, resize, then
-    normalise, so the normalisation touches only the small result. The caller owns (and
-    disposes) the tensor.
+    The same options (a :class:`~pyapp.preprocessing.Preprocess`) and arithmetic as
+    :func:`pyapp.images.preprocess`: crop, resize, then normalise, so the normalisation touches
+    only the small result. The caller owns (and disposes) the tensor. The old keywords still
+    work, deprecated, as there.
     """
     from pyapp.tensors import tidy, to_tensor
 
+    opts = resolve(options, old, "pyapp.browser.preprocess_on_backend")
     kind = js_class(image)
     pixels = None
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
@@ -315,24 +310,24 @@ def preprocess_on_backend(
                 x = to_tensor(pixels)
             else:
                 x = tfm.browser.fromPixels(_as_uploaded(image, kind, width, height, str(tfm.getBackend())), 3)
-            if crop:
-                side = min(width, height)
-                x = x.slice([(height - side) // 2, (width - side) // 2, 0], [side, side, 3])
+            if opts.crop:
+                top, left, side = center_square(height, width)
+                x = x.slice([top, left, 0], [side, side, 3])
             x = x.toFloat()
             # Resize first: both steps are linear, and a 1 MP photo is then normalised at 224x224,
             # not at full size (measured: benchmarks/run.py --suite preprocess).
             if tuple(int(d) for d in x.shape[:2]) != (size, size):
-                if resize == "bilinear":
-                    x = tfm.image.resizeBilinear(x, [size, size], align_corners)
+                if opts.resize == "bilinear":
+                    x = tfm.image.resizeBilinear(x, [size, size], opts.align_corners)
                 else:
-                    x = tfm.image.resizeNearestNeighbor(x, [size, size], align_corners)
-            if normalize_mode == "unit":
+                    x = tfm.image.resizeNearestNeighbor(x, [size, size], opts.align_corners)
+            if opts.normalize == "unit":
                 x = x.div(255)
-            elif normalize_mode == "symmetric":
+            elif opts.normalize == "symmetric":
                 x = x.div(127.5).sub(1)
-            elif normalize_mode == "imagenet":
-                mean = tfm.tensor1d([0.485, 0.456, 0.406])
-                std = tfm.tensor1d([0.229, 0.224, 0.225])
+            elif opts.normalize == "imagenet":
+                mean = tfm.tensor1d(list(IMAGENET_MEAN))
+                std = tfm.tensor1d(list(IMAGENET_STD))
                 x = x.div(255).sub(mean).div(std)
             return scope.keep(x.expandDims(0))
     except JsException as exc:

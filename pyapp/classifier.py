@@ -110,14 +110,7 @@ class ImageClassifier(Disposable):
 
         Synchronous, so bytes are decoded by Pillow; :meth:`prepare_any` decodes them in the browser.
         """
-        pre = self.manifest.preprocess
-        return preprocess(
-            image,
-            self.manifest.input.size,
-            resize=pre.resize,
-            align_corners=pre.align_corners,
-            normalize_mode=pre.normalize,
-        )
+        return preprocess(image, self.manifest.input.size, options=self.manifest.preprocess)
 
     async def prepare_any(self, image: Any, path: PreprocessPath | None = None) -> Any:
         """Any supported image as model input: a numpy array, or a tf.Tensor on the backend path.
@@ -132,15 +125,8 @@ class ImageClassifier(Disposable):
             notes = opened.decoded.notes if opened.decoded is not None else ()
             pixel_source = opened.source is not None and not opened.owned  # the caller's, not decoded here
             if path == "backend" or (path == "auto" and pixel_source and _backend_path_pays()):
-                pre = self.manifest.preprocess
                 source = opened.source if opened.source is not None else opened.pixels()
-                x = browser.preprocess_on_backend(
-                    source,
-                    self.manifest.input.size,
-                    resize=pre.resize,
-                    align_corners=pre.align_corners,
-                    normalize_mode=pre.normalize,
-                )
+                x = browser.preprocess_on_backend(source, self.manifest.input.size, options=self.manifest.preprocess)
                 return x, Classification(Predictions(), opened.decoder, "backend", opened.format, notes)
             return self.prepare(opened.pixels()), Classification(
                 Predictions(), opened.decoder, "numpy", opened.format, notes

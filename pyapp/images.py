@@ -15,25 +15,38 @@ Example::
     >>> img = np.zeros((10, 20, 3), np.uint8)
     >>> preprocess(img, size=4).shape
     (1, 4, 4, 3)
+    >>> float(preprocess(img, 4, options=Preprocess(normalize="symmetric", crop=True)).min())
+    -1.0
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from pyapp import icc
 from pyapp.decoders import Decoded, pillow_formats, pillow_libraries, refusal
 from pyapp.errors import InvalidImage, InvalidInput
+from pyapp.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Normalize, Preprocess, center_square, resolve
 from pyapp.sniff import MAX_PIXELS, probe, sniff
 
-__all__ = ["MAX_PIXELS", "Decoded", "as_array", "decode", "decode_image", "preprocess", "sniff", "to_rgb"]
+__all__ = [
+    "MAX_PIXELS",
+    "Decoded",
+    "Normalize",
+    "Preprocess",
+    "as_array",
+    "decode",
+    "decode_image",
+    "preprocess",
+    "sniff",
+    "to_rgb",
+]
 
-Normalize = Literal["unit", "symmetric", "none", "imagenet"]
-_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-_IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+_IMAGENET_MEAN = np.array(IMAGENET_MEAN, np.float32)
+_IMAGENET_STD = np.array(IMAGENET_STD, np.float32)
 #: Pixels handled at a time where whole-image integer temporaries would cost 16+ bytes a pixel.
 _CHUNK_PIXELS = 1 << 16
 _EXIF_ORIENTATION = 0x0112
@@ -302,9 +315,7 @@ def resize_nearest(
 
 def center_crop(image: np.ndarray) -> np.ndarray:
     """The largest centred square of an (H, W, C) array."""
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
+    top, left, side = center_square(*image.shape[:2])
     return image[top : top + side, left : left + side]
 
 
@@ -325,27 +336,25 @@ def normalize(pixels: np.ndarray, mode: Normalize, from_uint8: bool = True) -> n
     raise InvalidInput(f"unknown normalisation {mode!r}")
 
 
-def preprocess(
-    image: Any,
-    size: int,
-    *,
-    resize: Literal["bilinear", "nearest"] = "bilinear",
-    align_corners: bool = True,
-    normalize_mode: Normalize = "unit",
-    crop: bool = False,
-) -> np.ndarray:
-    """Any supported image -> a (1, size, size, 3) float32 batch ready for the model.
+def preprocess(image: Any, size: int, *, options: Preprocess | None = None, **old: Any) -> np.ndarray:
+    """Any supported image -> a (1, size, size, 3) float32 batch ready for the model, as ``options``
+    (a :class:`~pyapp.preprocessing.Preprocess`; its defaults when None) say.
 
-    Resizes, then normalises: both are linear, so this equals NSFWJS's order
+    Crops, resizes, then normalises: both are linear, so this equals NSFWJS's order
     (normalise, then resize) up to float rounding, and only the small result is
-    ever converted to float. Float arrays are taken as already normalised.
+    ever converted to float. Float arrays are taken as already normalised. The keywords
+    ``resize``, ``align_corners``, ``normalize_mode`` and ``crop`` still work, deprecated.
+
+    >>> preprocess(np.full((2, 2, 3), 255, np.uint8), 2, options=Preprocess(normalize="none")).max()
+    np.float32(255.0)
     """
+    opts = resolve(options, old, "pyapp.images.preprocess")
     arr = as_array(image)
     from_uint8 = arr.dtype == np.uint8
-    if crop:
+    if opts.crop:
         arr = center_crop(arr)
     if arr.shape[:2] != (size, size):
-        fn = resize_bilinear if resize == "bilinear" else resize_nearest
-        arr = fn(arr, (size, size), align_corners=align_corners)
-    x = normalize(arr, normalize_mode, from_uint8=from_uint8)
+        fn = resize_bilinear if opts.resize == "bilinear" else resize_nearest
+        arr = fn(arr, (size, size), align_corners=opts.align_corners)
+    x = normalize(arr, opts.normalize, from_uint8=from_uint8)
     return np.ascontiguousarray(x[None], dtype=np.float32)

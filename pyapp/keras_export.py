@@ -41,10 +41,11 @@ from typing import Any
 
 import numpy as np
 
+from pyapp.artifacts import ModelJson, WeightSpec, split_weights
 from pyapp.errors import ConvertError, PyAppError
 from pyapp.hdf5_write import write_hdf5
 from pyapp.keras_format import _state_paths
-from pyapp.saving import artifacts_from_files
+from pyapp.saving import read_files
 
 #: The Keras version the files claim to need: the .keras format and the configs below are Keras 3's.
 KERAS_VERSION = "3.0.0"
@@ -148,18 +149,14 @@ def keras_config(topology: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _weights(specs: list[Any], data: bytes) -> dict[str, dict[str, np.ndarray]]:
+def _weights(entries: list[WeightSpec], data: bytes) -> dict[str, dict[str, np.ndarray]]:
     """Weight bytes split by the specs: layer name -> {"kernel": ..., "bias": ...}."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    offset = 0
-    for spec in specs:
-        if spec.get("dtype", "float32") != "float32" or "quantization" in spec:
-            raise ConvertError(f"weight {spec.get('name')!r}: only float32 weights are exported")
-        shape = [int(d) for d in spec["shape"]]
-        size = int(np.prod(shape)) * 4
-        layer, _, weight = str(spec["name"]).rpartition("/")
-        out.setdefault(layer, {})[weight] = np.frombuffer(data, "<f4", size // 4, offset).reshape(shape)
-        offset += size
+    for spec, chunk in split_weights(entries, data):
+        if spec.dtype != "float32" or spec.quantization is not None:
+            raise ConvertError(f"weight {spec.name!r}: only float32 weights are exported")
+        layer, _, weight = spec.name.rpartition("/")
+        out.setdefault(layer, {})[weight] = np.frombuffer(chunk, "<f4", spec.count).reshape(spec.shape)
     return out
 
 
@@ -170,11 +167,11 @@ def to_keras(files: Mapping[str, bytes]) -> bytes:
     ``metadata.json`` as ``user_metadata``: Keras does not read it, people can.
     """
     try:
-        artifacts, data = artifacts_from_files(files)
+        mj, data = read_files(files)
     except PyAppError as exc:
         raise ConvertError(str(exc)) from None
-    config = keras_config(artifacts["modelTopology"])
-    weights = _weights(artifacts.get("weightSpecs", []), data)
+    config = keras_config(mj.topology)
+    weights = _weights(mj.weights.entries, data)
     layers: dict[str, Any] = {}
     for (path, name), entry in zip(_state_paths(config), config["config"]["layers"][1:], strict=True):
         own = weights.pop(name, {})
@@ -187,8 +184,8 @@ def to_keras(files: Mapping[str, bytes]) -> bytes:
     if weights:
         raise ConvertError(f"weights for layers not in the model: {sorted(weights)[:5]}")
     metadata: dict[str, Any] = {"keras_version": KERAS_VERSION, "exported_by": "pyapp.keras_export"}
-    if artifacts.get("userDefinedMetadata"):
-        metadata["user_metadata"] = artifacts["userDefinedMetadata"]
+    if mj.spec.get("userDefinedMetadata"):
+        metadata["user_metadata"] = mj.spec["userDefinedMetadata"]
     buffer = io.BytesIO()
     # A fixed date keeps the archive's bytes a function of the model alone.
     stamp = (2020, 1, 1, 0, 0, 0)
@@ -210,12 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="the .keras file to write")
     args = parser.parse_args(argv)
     try:
-        spec = json.loads(args.model_json.read_bytes())
-        names = [p for group in spec.get("weightsManifest", []) for p in group.get("paths", [])]
-        files = {args.model_json.name: args.model_json.read_bytes()}
+        text = args.model_json.read_bytes()
+        names = ModelJson.parse(text, str(args.model_json)).weights.paths
+        files = {args.model_json.name: text}
         files |= {name: (args.model_json.parent / name).read_bytes() for name in names}
         args.out.write_bytes(to_keras(files))
-    except (OSError, ValueError) as exc:  # ConvertError is a ValueError
+    except (OSError, ValueError, PyAppError) as exc:  # ConvertError is both
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}")

@@ -116,26 +116,46 @@ class Layer:
         return self.kind, cfg
 
 
+class _Kernel(Layer):
+    """A layer with a kernel, and a bias unless ``use_bias`` is false, before its ``activation``: the layers
+    TF.js fills with random weights. Each subclass declares ``activation`` and ``use_bias`` as fields,
+    after its own (``Dense(2, "relu")`` stays positional)."""
+
+    activation: str
+    use_bias: bool
+    kernel_initializer: ClassVar[str | None] = "GlorotNormal"  # TF.js's default (Keras's is GlorotUniform)
+
+    def check(self) -> None:
+        _activation(type(self).__name__, self.activation)
+
+    def output_config(self) -> dict[str, Any]:
+        """The TF.js arguments for what follows the kernel: the activation and whether there is a bias.
+
+        >>> Dense(2, "relu", use_bias=False).output_config()
+        {'activation': 'relu', 'useBias': False}
+        """
+        return {"activation": ACTIVATIONS[self.activation], "useBias": self.use_bias}
+
+
 @dataclass(frozen=True)
-class Dense(Layer):
+class Dense(_Kernel):
     """Fully connected: ``units`` outputs."""
 
     units: int
     activation: str = "linear"
     use_bias: bool = True
     kind: ClassVar[str] = "dense"
-    kernel_initializer: ClassVar[str | None] = "GlorotNormal"  # TF.js's default (Keras's is GlorotUniform)
 
     def check(self) -> None:
         _positive("Dense", "units", self.units)
-        _activation("Dense", self.activation)
+        super().check()
 
     def config(self) -> dict[str, Any]:
-        return {"units": self.units, "activation": ACTIVATIONS[self.activation], "useBias": self.use_bias}
+        return {"units": self.units, **self.output_config()}
 
 
 @dataclass(frozen=True)
-class Conv2D(Layer):
+class Conv2D(_Kernel):
     """2-D convolution over NHWC images."""
 
     filters: int
@@ -145,14 +165,13 @@ class Conv2D(Layer):
     activation: str = "linear"
     use_bias: bool = True
     kind: ClassVar[str] = "conv2d"
-    kernel_initializer: ClassVar[str | None] = "GlorotNormal"  # TF.js's default (Keras's is GlorotUniform)
 
     def check(self) -> None:
         _positive("Conv2D", "filters", self.filters)
         _pair("Conv2D", "kernel_size", self.kernel_size)
         _pair("Conv2D", "strides", self.strides)
         _padding("Conv2D", self.padding)
-        _activation("Conv2D", self.activation)
+        super().check()
 
     def config(self) -> dict[str, Any]:
         return {
@@ -160,8 +179,7 @@ class Conv2D(Layer):
             "kernelSize": _pair("Conv2D", "kernel_size", self.kernel_size),
             "strides": _pair("Conv2D", "strides", self.strides),
             "padding": self.padding,
-            "activation": ACTIVATIONS[self.activation],
-            "useBias": self.use_bias,
+            **self.output_config(),
         }
 
 

@@ -20,25 +20,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from pyapp.artifacts import STORAGE_DTYPES
 from pyapp.errors import ModelLoadError
 from pyapp.modelcheck import (
     MAX_FILES,
     MAX_INPUT_SIZE,
     MAX_MANIFEST_BYTES,
     MAX_NAME_LENGTH,
-    STORAGE_DTYPES,
     check_count,
     check_path,
     parse_json,
-    plan_weights,
 )
+from pyapp.preprocessing import NORMALIZE_MODES, Preprocess
 
-Normalize = Literal["unit", "symmetric", "none", "imagenet"]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FORMATS = ("layers-model", "graph-model")
-_NORMALIZE: tuple[str, ...] = ("unit", "symmetric", "none", "imagenet")
 MAX_VARIANTS = 32
 MAX_LABELS = 100_000
 
@@ -82,15 +80,6 @@ class InputSpec:
     def shape(self) -> tuple[int, int, int]:
         """(height, width, channels) of one image."""
         return (self.size, self.size, self.channels)
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How images are turned into the model's input."""
-
-    resize: Literal["bilinear", "nearest"] = "bilinear"
-    align_corners: bool = True
-    normalize: Normalize = "unit"
 
 
 @dataclass(frozen=True)
@@ -146,8 +135,8 @@ class ModelManifest:
         if resize not in ("bilinear", "nearest"):
             raise _fail("preprocess.resize", f"expected 'bilinear' or 'nearest', got {resize!r}")
         normalize = pre.get("normalize", "unit")
-        if normalize not in _NORMALIZE:
-            raise _fail("preprocess.normalize", f"expected one of {_NORMALIZE}, got {normalize!r}")
+        if normalize not in NORMALIZE_MODES:
+            raise _fail("preprocess.normalize", f"expected one of {NORMALIZE_MODES}, got {normalize!r}")
         align_corners = pre.get("align_corners", True)
         if not isinstance(align_corners, bool):
             raise _fail("preprocess.align_corners", f"expected true or false, got {align_corners!r:.40}")
@@ -217,15 +206,3 @@ def _variant(index: int, raw: Any, base_url: str) -> Variant:
         base_url=base_url,
         weights_dtype=weights_dtype,
     )
-
-
-def weight_bytes(weights_manifest: Any) -> int:
-    """Bytes the weights listed in a TF.js ``weightsManifest`` occupy in its shards (checked by
-    :func:`pyapp.modelcheck.plan_weights`).
-
-    >>> weight_bytes([{"paths": ["a.bin"], "weights": [
-    ...     {"name": "k", "shape": [3, 3], "dtype": "float32",
-    ...      "quantization": {"dtype": "uint8", "min": 0, "scale": 1}}]}])
-    9
-    """
-    return plan_weights(weights_manifest, "invalid model.json").total

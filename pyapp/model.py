@@ -34,6 +34,7 @@ import numpy as np
 
 from pyapp import runtime
 from pyapp._js import JsException, JsProxy, error_message, js, tf, to_js
+from pyapp.artifacts import ModelJson, join_shards
 from pyapp.errors import (
     BackendLost,
     DisposedError,
@@ -47,14 +48,7 @@ from pyapp.errors import (
 from pyapp.lifecycle import Disposable
 from pyapp.manifest import ModelManifest, Variant
 from pyapp.memory import CleanupPolicy, MemoryGuard
-from pyapp.modelcheck import (
-    MAX_MANIFEST_BYTES,
-    MAX_MODEL_JSON_BYTES,
-    WeightsPlan,
-    check_model_json,
-    check_total,
-    parse_json,
-)
+from pyapp.modelcheck import MAX_MANIFEST_BYTES, MAX_MODEL_JSON_BYTES
 from pyapp.notebook import fmt_bytes, table_html
 from pyapp.progress import LoadProgress, ProgressCallback, Stage, emit
 from pyapp.tensors import refuse_in_tidy, tidy, to_numpy, to_tensor
@@ -127,28 +121,29 @@ def _model_dir(variant: Variant) -> str:
     return variant.model.rsplit("/", 1)[0] + "/" if "/" in variant.model else ""
 
 
-def _plan(model_json: bytes, variant: Variant) -> tuple[dict[str, Any], WeightsPlan]:
+def _plan(model_json: bytes, variant: Variant) -> ModelJson:
     """model.json decoded and checked, its weights planned, every shard listed in the manifest and
     every listed file used: nothing outside the plan is ever fetched."""
     where = variant.url(variant.model)
-    spec = parse_json(model_json, f"{where}: malformed model.json", MAX_MODEL_JSON_BYTES)
-    plan = check_model_json(spec, where)
+    mj = ModelJson.parse(model_json, where, f"{where}: malformed model.json")
     prefix = _model_dir(variant)
-    needed = {variant.model} | {prefix + p for p in plan.paths}
-    for path in plan.paths:
+    needed = {variant.model} | {prefix + p for p in mj.weights.paths}
+    for path in mj.weights.paths:
         if prefix + path not in variant.files:
             raise ModelLoadError(f"{where} names shard {path!r}, which the manifest does not list")
     for name in variant.files:
         if name not in needed:
             # Its size is declared nowhere, so it could not be fetched with a bound.
             raise ModelLoadError(f"{variant.name}: the manifest lists {name!r}, which model.json does not use")
-    return spec, plan
+    return mj
 
 
-def _artifacts(spec: dict[str, Any], plan: WeightsPlan, variant: Variant) -> dict[str, Any]:
+def _artifacts(mj: ModelJson, variant: Variant) -> dict[str, Any]:
+    """What TF.js builds the model from: not a layers model's ``trainingConfig``, which would compile it."""
+    spec = mj.spec
     artifacts = {
-        "modelTopology": spec["modelTopology"],
-        "weightSpecs": list(plan.specs),
+        "modelTopology": mj.topology,
+        "weightSpecs": list(mj.weights.specs),
         "format": spec.get("format", variant.format),
         "generatedBy": spec.get("generatedBy"),
         "convertedBy": spec.get("convertedBy"),
@@ -163,17 +158,16 @@ def _artifacts(spec: dict[str, Any], plan: WeightsPlan, variant: Variant) -> dic
 def build_artifacts(model_json: bytes, files: dict[str, bytes], variant: Variant) -> tuple[dict[str, Any], bytes]:
     """Pure part of loading: (artifacts without weightData, concatenated weight bytes).
 
-    Validates model.json (see :mod:`pyapp.modelcheck`) and that the shards hold exactly the
+    Validates model.json (see :mod:`pyapp.artifacts`) and that the shards hold exactly the
     bytes the weight specs need.
     """
-    spec, plan = _plan(model_json, variant)
+    mj = _plan(model_json, variant)
     prefix = _model_dir(variant)
-    for path in plan.paths:
+    for path in mj.weights.paths:
         if prefix + path not in files:
             raise ModelLoadError(f"{variant.url(variant.model)}: shard {path!r} was not fetched")
-    shards = [files[prefix + path] for path in plan.paths]
-    check_total(plan, [len(b) for b in shards], variant.name)
-    return _artifacts(spec, plan, variant), b"".join(shards)
+    shards = [files[prefix + path] for path in mj.weights.paths]
+    return _artifacts(mj, variant), join_shards(mj.weights, shards, variant.name)
 
 
 #: ``fetch(url, max_bytes)``: the body, or :class:`ModelLoadError` (never more than ``max_bytes`` read).
@@ -203,18 +197,17 @@ async def fetch_variant(variant: Variant, fetch: Fetcher) -> tuple[dict[str, Any
     """
     model_json = await fetch(variant.url(variant.model), MAX_MODEL_JSON_BYTES)
     _check(variant, variant.model, model_json)
-    spec, plan = _plan(model_json, variant)
+    mj = _plan(model_json, variant)
     prefix = _model_dir(variant)
     shards: list[bytes] = []
-    for group in plan.groups:
+    for group in mj.weights.groups:
         left = group.nbytes
         for path in group.paths:
             data = await fetch(variant.url(prefix + path), left)
             _check(variant, prefix + path, data)
             left -= len(data)
             shards.append(data)
-    check_total(plan, [len(b) for b in shards], variant.name)
-    return _artifacts(spec, plan, variant), b"".join(shards)
+    return _artifacts(mj, variant), join_shards(mj.weights, shards, variant.name)
 
 
 async def _load_variant(

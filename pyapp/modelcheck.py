@@ -1,11 +1,11 @@
 """Checks of untrusted model files, before anything is fetched or allocated for them.
 
-Pure Python (no ``js``), shared by every parser of ``manifest.json``, ``model.json`` and
-its ``weightsManifest`` (:mod:`pyapp.manifest`, :mod:`pyapp.model`, :mod:`pyapp.saving`,
-:mod:`pyapp.quantize`). A model's files come from wherever its URL points, so they are
-treated as hostile: every path must stay inside the model's directory, every size is
-bounded, and the bytes a model needs are totalled from its weight specs *before* any
-shard is fetched, so that no download can be larger than what was declared.
+Pure Python (no ``js``), shared by every parser of ``manifest.json`` (:mod:`pyapp.manifest`)
+and of ``model.json`` and its weight manifest (:mod:`pyapp.artifacts`, which totals the bytes a
+model's weights need *before* any shard is fetched, against the bounds here). A model's files
+come from wherever its URL points, so they are treated as hostile: every path must stay inside
+the model's directory, every size and count is bounded, and JSON is decoded with a bound on its
+size and nesting.
 
 Each failure is a :class:`~pyapp.errors.ModelLoadError` whose message names the field
 and the problem.
@@ -18,19 +18,16 @@ Example::
     Traceback (most recent call last):
     ...
     pyapp.errors.ModelLoadError: paths[0]: '%2e%2e/w.bin': percent-encoding is not allowed (it can hide '../' or '/')
-    >>> plan = plan_weights([{"paths": ["w.bin"], "weights": [
-    ...     {"name": "k", "shape": [2, 3], "dtype": "float32"}]}], "model.json")
-    >>> plan.total, plan.groups[0].paths
-    (24, ('w.bin',))
+    >>> check_count([1, 2, 3], "weights", 2)
+    Traceback (most recent call last):
+    ...
+    pyapp.errors.ModelLoadError: weights: 3 entries, at most 2 allowed
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pyapp.errors import ModelLoadError
@@ -55,14 +52,6 @@ MAX_PATH_LENGTH = 255
 MAX_FILES = 1000
 MAX_WEIGHTS = 100_000
 MAX_NAME_LENGTH = 256
-
-#: Bytes per stored element, by TF.js dtype (``quantization.dtype`` when quantized).
-DTYPE_BYTES = {"float32": 4, "int32": 4, "bool": 1, "uint8": 1, "uint16": 2, "float16": 2}
-#: What a model variant's float weights may be stored as: pyapp.quantize writes each, manifests name them.
-STORAGE_DTYPES = ("uint8", "uint16", "float16", "float32")
-#: dtypes a weight may have; quantized storage types for those that can be quantized.
-WEIGHT_DTYPES = ("float32", "int32", "bool")
-QUANTIZED_DTYPES = ("uint8", "uint16", "float16")
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -172,158 +161,3 @@ def check_count(value: Any, where: str, limit: int) -> None:
     """``value`` is a list or dict of at most ``limit`` entries."""
     if len(value) > limit:
         raise _fail(where, f"{len(value):,} entries, at most {limit:,} allowed")
-
-
-@dataclass(frozen=True)
-class ShardGroup:
-    """One ``weightsManifest`` group: its shard paths (relative to model.json), the bytes its weights
-    fill, and their specs."""
-
-    paths: tuple[str, ...]
-    nbytes: int
-    specs: tuple[dict[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class WeightsPlan:
-    """A checked ``weightsManifest``: groups in order, every weight spec, and the total bytes."""
-
-    groups: tuple[ShardGroup, ...]
-    specs: tuple[dict[str, Any], ...]
-    total: int
-
-    @property
-    def paths(self) -> list[str]:
-        """Every shard path, in the order their bytes are concatenated."""
-        return [p for g in self.groups for p in g.paths]
-
-
-def _dim(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _fail(where, f"a dimension must be an integer, got {value!r:.40}")
-    if value < 0:
-        raise _fail(where, f"negative dimension {value}")
-    if value > MAX_TENSOR_ELEMENTS:
-        raise _fail(where, f"dimension {value:,} is more than the {MAX_TENSOR_ELEMENTS:,} elements a tensor may have")
-    return value
-
-
-def _finite(quant: dict[str, Any], key: str, where: str) -> None:
-    value = quant.get(key)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise _fail(where, f"quantization.{key} must be a finite number, got {value!r:.40}")
-
-
-def weight_spec_bytes(spec: Any, where: str) -> int:
-    """Bytes one weight spec occupies in its shards, after checking its name, shape and dtype.
-
-    >>> weight_spec_bytes({"name": "b", "shape": [10], "dtype": "float32",
-    ...                    "quantization": {"dtype": "uint8", "min": -1, "scale": 0.01}}, "w")
-    10
-    """
-    if not isinstance(spec, dict):
-        raise _fail(where, f"a weight spec must be an object, got {spec!r:.60}")
-    name = spec.get("name")
-    if not isinstance(name, str) or not name:
-        raise _fail(where, "a weight spec needs a name (a non-empty string)")
-    where = f"{where} ({name!r:.80})"
-    shape = spec.get("shape")
-    if not isinstance(shape, list):
-        raise _fail(where, f"shape must be a list of integers, got {shape!r:.40}")
-    if len(shape) > MAX_RANK:
-        raise _fail(where, f"rank {len(shape)} is more than the {MAX_RANK} allowed")
-    count = 1
-    for dim in shape:
-        count *= _dim(dim, where)
-        if count > MAX_TENSOR_ELEMENTS:
-            raise _fail(where, f"shape {shape} has more than the {MAX_TENSOR_ELEMENTS:,} elements a tensor may have")
-    dtype = spec.get("dtype")
-    if not isinstance(dtype, str) or dtype not in WEIGHT_DTYPES:
-        raise _fail(where, f"unsupported dtype {dtype!r:.40}; expected one of {WEIGHT_DTYPES}")
-    stored = dtype
-    quant = spec.get("quantization")
-    if quant is not None:
-        if not isinstance(quant, dict):
-            raise _fail(where, f"quantization must be an object, got {quant!r:.40}")
-        qdtype = quant.get("dtype")
-        if not isinstance(qdtype, str) or qdtype not in QUANTIZED_DTYPES:
-            raise _fail(where, f"unsupported quantization dtype {qdtype!r:.40}; expected one of {QUANTIZED_DTYPES}")
-        stored = qdtype
-        if dtype not in ("float32", "int32"):
-            raise _fail(where, f"quantization applies to float32 and int32 weights, not {dtype}")
-        if stored in ("uint8", "uint16"):
-            _finite(quant, "scale", where)
-            _finite(quant, "min", where)
-    return count * DTYPE_BYTES[stored]
-
-
-def plan_weights(weights_manifest: Any, where: str) -> WeightsPlan:
-    """Check a TF.js ``weightsManifest`` and total the bytes it declares; nothing is fetched.
-
-    Every shard path passes :func:`check_path` and appears once; weight names are unique;
-    the total is at most :data:`MAX_WEIGHT_BYTES`.
-    """
-    if not isinstance(weights_manifest, list):
-        raise _fail(where, f"weightsManifest must be a list, got {type(weights_manifest).__name__}")
-    check_count(weights_manifest, f"{where}: weightsManifest", MAX_FILES)
-    groups: list[ShardGroup] = []
-    specs: list[dict[str, Any]] = []
-    seen_paths: set[str] = set()
-    seen_names: set[str] = set()
-    total = 0
-    for g, group in enumerate(weights_manifest):
-        at = f"{where}: weightsManifest[{g}]"
-        if not isinstance(group, dict):
-            raise _fail(at, "expected an object with 'paths' and 'weights'")
-        paths, weights = group.get("paths", []), group.get("weights")
-        if not isinstance(paths, list):
-            raise _fail(at, f"paths must be a list, got {type(paths).__name__}")
-        if not isinstance(weights, list):
-            raise _fail(at, f"weights must be a list, got {type(weights).__name__}")
-        check_count(paths, f"{at}.paths", MAX_FILES)
-        for i, path in enumerate(paths):
-            check_path(path, f"{at}.paths[{i}]")
-            if path in seen_paths:
-                raise _fail(f"{at}.paths[{i}]", f"shard {path!r} is listed twice")
-            seen_paths.add(path)
-        nbytes = 0
-        first = len(specs)
-        for i, spec in enumerate(weights):
-            if len(specs) >= MAX_WEIGHTS:
-                raise _fail(where, f"more than {MAX_WEIGHTS:,} weights")
-            nbytes += weight_spec_bytes(spec, f"{at}.weights[{i}]")
-            if spec["name"] in seen_names:
-                raise _fail(f"{at}.weights[{i}]", f"duplicate weight name {spec['name']!r:.80}")
-            seen_names.add(spec["name"])
-            specs.append(spec)
-            if total + nbytes > MAX_WEIGHT_BYTES:
-                raise _fail(where, f"the weights need more than {MAX_WEIGHT_BYTES:,} bytes: too large to load")
-        if nbytes and not paths:
-            raise _fail(at, f"its weights need {nbytes:,} bytes but it names no shard")
-        total += nbytes
-        groups.append(ShardGroup(tuple(paths), nbytes, tuple(specs[first:])))
-    return WeightsPlan(tuple(groups), tuple(specs), total)
-
-
-def check_model_json(spec: Any, where: str) -> WeightsPlan:
-    """Check a decoded ``model.json`` (an object with an object ``modelTopology``) and plan its weights."""
-    if not isinstance(spec, dict):
-        raise _fail(where, f"expected a JSON object, got {type(spec).__name__}")
-    if "modelTopology" not in spec:
-        raise _fail(where, "no modelTopology (not a TF.js model.json)")
-    if not isinstance(spec["modelTopology"], dict):
-        raise _fail(where, f"modelTopology must be an object, got {type(spec['modelTopology']).__name__}")
-    return plan_weights(spec.get("weightsManifest", []), where)
-
-
-def check_total(plan: WeightsPlan, got: Sequence[int], where: str) -> None:
-    """The shards' byte counts (per path, in plan order) add up to what each group's weights need."""
-    sizes = iter(got)
-    for g, group in enumerate(plan.groups):
-        held = sum(next(sizes) for _ in group.paths)
-        if held != group.nbytes:
-            raise _fail(
-                where,
-                f"weightsManifest[{g}]: the shards hold {held:,} bytes but the weight specs need {group.nbytes:,}"
-                " (truncated or wrong shard)",
-            )

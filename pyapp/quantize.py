@@ -27,9 +27,8 @@ Example::
 from __future__ import annotations
 
 import argparse
-import hashlib
+import dataclasses
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,19 +36,23 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pyapp.errors import ModelLoadError
-from pyapp.modelcheck import (
+from pyapp.artifacts import (
     DTYPE_BYTES,
-    MAX_MANIFEST_BYTES,
-    MAX_MODEL_JSON_BYTES,
+    SHARD_BYTES,
     STORAGE_DTYPES,
-    check_model_json,
-    parse_json,
+    ModelJson,
+    check_total,
+    encode_model_json,
+    join_shards,
+    split_shards,
+    split_weights,
+    write_files,
 )
+from pyapp.errors import ModelLoadError
+from pyapp.modelcheck import MAX_MANIFEST_BYTES, MAX_MODEL_JSON_BYTES, parse_json
 
 Dtype = Literal["uint8", "uint16", "float16", "float32"]
 DTYPES: tuple[str, ...] = STORAGE_DTYPES
-SHARD_BYTES = 4 * 1024 * 1024  # TF.js converter's default shard size
 _STORED: dict[str, Any] = {
     "float32": np.float32,
     "int32": np.int32,
@@ -153,7 +156,7 @@ def _read_json(path: Path, max_bytes: int = MAX_MODEL_JSON_BYTES) -> Any:
 def read_model(model_dir: Path) -> tuple[dict[str, Any], list[tuple[dict[str, Any], np.ndarray]]]:
     """model.json and every weight as (spec without quantization, float32-or-int array).
 
-    model.json is checked (:mod:`pyapp.modelcheck`) and every shard's size compared with what
+    model.json is checked (:mod:`pyapp.artifacts`) and every shard's size compared with what
     its weight specs declare before any shard is read; shard paths cannot leave ``model_dir``.
     """
     model_json_path = model_dir / "model.json"
@@ -163,34 +166,27 @@ def read_model(model_dir: Path) -> tuple[dict[str, Any], list[tuple[dict[str, An
     if "weightsManifest" not in model:
         raise QuantizeError(f"{model_json_path}: weightsManifest missing or not a list")
     try:
-        plan = check_model_json(model, str(model_json_path))
-    except ModelLoadError as exc:
-        raise QuantizeError(str(exc)) from None
-    weights: list[tuple[dict[str, Any], np.ndarray]] = []
-    for g, group in enumerate(plan.groups):
-        shards = [model_dir / rel for rel in group.paths]
-        for rel, shard in zip(group.paths, shards, strict=True):
+        mj = ModelJson.from_dict(model, str(model_json_path))
+        shards = [model_dir / rel for rel in mj.weights.paths]
+        for rel, shard in zip(mj.weights.paths, shards, strict=True):
             # check_path refused '..' and absolute paths; resolving also catches a symlink pointing out.
             if not shard.is_file() or model_dir.resolve() not in shard.resolve().parents:
                 raise QuantizeError(f"{model_json_path}: shard {rel!r} is missing")
-        held = sum(shard.stat().st_size for shard in shards)
-        if held != group.nbytes:
-            raise QuantizeError(
-                f"{model_json_path}: group {g} shards hold {held:,} bytes but its weight specs need "
-                f"{group.nbytes:,} (truncated shard?)"
-            )
-        data = b"".join(shard.read_bytes() for shard in shards)
-        offset = 0
-        for spec in group.specs:
-            name, shape, dtype = spec["name"], list(spec["shape"]), spec["dtype"]
-            quant = spec.get("quantization")
-            stored_dtype = quant["dtype"] if quant else dtype
-            count = math.prod(shape)
-            nbytes = count * DTYPE_BYTES[stored_dtype]
-            stored = np.frombuffer(data, dtype=_STORED[stored_dtype], count=count, offset=offset).reshape(shape)
-            offset += nbytes
-            value = dequantize_array(stored, quant) if dtype == "float32" else stored.astype(_STORED[dtype]).copy()
-            weights.append(({"name": name, "shape": shape, "dtype": dtype}, value))
+        # Sizes first: a shard larger than declared is never read.
+        check_total(mj.weights, [shard.stat().st_size for shard in shards], str(model_json_path))
+        data = join_shards(mj.weights, [shard.read_bytes() for shard in shards], str(model_json_path))
+    except QuantizeError:
+        raise
+    except ModelLoadError as exc:
+        raise QuantizeError(str(exc)) from None
+    weights: list[tuple[dict[str, Any], np.ndarray]] = []
+    for spec, chunk in split_weights(mj.weights.entries, data):
+        stored = np.frombuffer(chunk, dtype=_STORED[spec.stored], count=spec.count).reshape(spec.shape)
+        if spec.dtype == "float32":
+            value = dequantize_array(stored, dict(spec.quantization) if spec.quantization else None)
+        else:
+            value = stored.astype(_STORED[spec.dtype]).copy()
+        weights.append((dataclasses.replace(spec, quantization=None).to_dict(), value))
     return model, weights
 
 
@@ -206,7 +202,6 @@ def write_model(
 
     ``converted_by`` names the writer in model.json's ``convertedBy`` (with the dtype).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     specs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for spec, value in weights:
@@ -219,23 +214,9 @@ def write_model(
             stored = value.astype(_STORED[spec["dtype"]])
         specs.append(out_spec)
         blobs.append(np.ascontiguousarray(stored).astype(stored.dtype.newbyteorder("<")).tobytes())
-    data = b"".join(blobs)
-    n = max(1, -(-len(data) // shard_bytes))
-    paths = [f"group1-shard{i + 1}of{n}.bin" for i in range(n)]
-    for old in out_dir.glob("group*-shard*of*.bin"):
-        old.unlink()
-    files: dict[str, str] = {}
-    for i, name in enumerate(paths):
-        chunk = data[i * shard_bytes : (i + 1) * shard_bytes]
-        (out_dir / name).write_bytes(chunk)
-        files[name] = hashlib.sha256(chunk).hexdigest()
-    out_model = {k: v for k, v in model.items() if k != "weightsManifest"}
-    out_model["weightsManifest"] = [{"paths": paths, "weights": specs}]
-    out_model["convertedBy"] = f"{converted_by} ({dtype})"
-    text = json.dumps(out_model, separators=(",", ":")).encode()
-    (out_dir / "model.json").write_bytes(text)
-    files["model.json"] = hashlib.sha256(text).hexdigest()
-    return files
+    shards = split_shards(b"".join(blobs), shard_bytes)
+    fields = {**model, "convertedBy": f"{converted_by} ({dtype})"}
+    return write_files(out_dir, encode_model_json(fields, [(list(shards), specs)]), shards)
 
 
 def convert(model_dir: Path, out_dir: Path, dtype: Dtype, shard_bytes: int = SHARD_BYTES) -> dict[str, Any]:

@@ -28,8 +28,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyapp._js import JsException, create_proxy, error_message, js, tf
+from pyapp.artifacts import ModelJson, encode_model_json, join_shards
 from pyapp.errors import InvalidInput, ModelLoadError, PyAppError
-from pyapp.modelcheck import MAX_MODEL_JSON_BYTES, check_model_json, parse_json
+from pyapp.modelcheck import MAX_MODEL_JSON_BYTES, parse_json
 
 #: Where :func:`save` can write from Python (``downloads://`` needs a page, not a worker: use files).
 SCHEMES = ("indexeddb://", "localstorage://")
@@ -79,20 +80,35 @@ def model_json(artifacts: Mapping[str, Any], shard: str = "weights.bin") -> byte
     >>> spec["weightsManifest"]
     [{'paths': ['weights.bin'], 'weights': []}]
     """
-    out: dict[str, Any] = {"modelTopology": artifacts["modelTopology"]}
+    fields: dict[str, Any] = {"modelTopology": artifacts["modelTopology"]}
     for key in ("format", "generatedBy", "convertedBy", "trainingConfig", "userDefinedMetadata"):
         if artifacts.get(key) is not None:
-            out[key] = artifacts[key]
-    out["weightsManifest"] = [{"paths": [shard], "weights": artifacts.get("weightSpecs", [])}]
-    return json.dumps(out, separators=(",", ":")).encode()
+            fields[key] = artifacts[key]
+    return encode_model_json(fields, [([shard], artifacts.get("weightSpecs", []))])
 
 
 def artifacts_from_files(files: Mapping[str, bytes]) -> tuple[dict[str, Any], bytes]:
     """(artifacts without weight data, weight bytes) from a model's ``.json`` and its shards, checked (pure).
 
+    >>> files = {"m.json": model_json({"modelTopology": {}, "weightSpecs": [
+    ...     {"name": "w", "shape": [2], "dtype": "float32"}]}, "m.weights.bin"), "m.weights.bin": bytes(8)}
+    >>> artifacts, weights = artifacts_from_files(files)
+    >>> [s["name"] for s in artifacts["weightSpecs"]], len(weights)
+    (['w'], 8)
+    """
+    mj, weights = read_files(files)
+    return mj.artifacts(), weights
+
+
+def read_files(files: Mapping[str, bytes]) -> tuple[ModelJson, bytes]:
+    """A model's ``.json``, checked, and its weight bytes, from the files :func:`to_files` gives (pure).
+
     ``files`` maps file names (folders ignored) to bytes: exactly one ``.json`` file and
-    the weight files it names. model.json is checked as :mod:`pyapp.modelcheck` says (shard
+    the weight files it names. model.json is checked as :mod:`pyapp.artifacts` says (shard
     paths, shapes, dtypes, sizes) before its shards are looked at.
+
+    >>> read_files({"m.json": b'{"modelTopology": {}}'})[0].weights.total
+    0
     """
     files = {name.rsplit("/", 1)[-1]: data for name, data in files.items()}
     json_names = [n for n in files if n.endswith(".json")]
@@ -103,25 +119,18 @@ def artifacts_from_files(files: Mapping[str, bytes]) -> tuple[dict[str, Any], by
     except ModelLoadError as exc:
         raise ModelLoadError(f"{json_names[0]} is not JSON or too large ({exc})") from None
     try:
-        plan = check_model_json(spec, json_names[0])
+        mj = ModelJson.from_dict(spec, json_names[0])
     except ModelLoadError as exc:
         if "no modelTopology" in str(exc):
             raise ModelLoadError("model.json has no modelTopology (not a TF.js layers model)") from None
         raise
     shards: list[bytes] = []
-    for path in plan.paths:
+    for path in mj.weights.paths:
         name = path.rsplit("/", 1)[-1]
         if name not in files:
             raise ModelLoadError(f"{json_names[0]} names weight file {path!r}, which was not given")
         shards.append(files[name])
-    weights = b"".join(shards)
-    if len(weights) != plan.total:
-        raise ModelLoadError(
-            f"the weight files hold {len(weights)} bytes but model.json needs {plan.total} (truncated?)"
-        )
-    artifacts = {k: v for k, v in spec.items() if k != "weightsManifest"}
-    artifacts["weightSpecs"] = list(plan.specs)
-    return artifacts, weights
+    return mj, join_shards(mj.weights, shards, json_names[0])
 
 
 async def fetch_files(url: str) -> dict[str, bytes]:
@@ -134,9 +143,8 @@ async def fetch_files(url: str) -> dict[str, bytes]:
     if not name.endswith(".json"):
         name += ".json"
     model_json = await fetch_bytes(url, max_bytes=MAX_MODEL_JSON_BYTES)
-    plan = check_model_json(parse_json(model_json, url, MAX_MODEL_JSON_BYTES), url)
     files = {name: model_json}
-    for group in plan.groups:
+    for group in ModelJson.parse(model_json, url).weights.groups:
         left = group.nbytes
         for path in group.paths:
             if path.rsplit("/", 1)[-1] in files:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from pyapp import quantize
-from pyapp.manifest import weight_bytes
+from pyapp.artifacts import ModelJson, check_total, encode_model_json, write_files
+from pyapp.errors import ModelLoadError
 from pyapp_build.compress import sha256_file
 from pyapp_build.npm import node_module
 from pyapp_build.pins import GRAPH_MODEL_NAME, GRAPH_MODEL_SOURCE, MODEL_LABELS, MODEL_NAME, MODEL_SOURCE
@@ -39,12 +40,13 @@ def unpack_nsfwjs(source: str) -> tuple[dict[str, Any], dict[str, bytes]]:
     bundle = json.loads(proc.stdout)
     model: dict[str, Any] = bundle["model"]
     shards = {k: base64.b64decode(v, validate=True) for k, v in bundle["shards"].items()}
-    paths = [p for group in model["weightsManifest"] for p in group["paths"]]
-    if sorted(paths) != sorted(shards):
-        raise BuildError(f"{source} lists shards {paths} but the package has {sorted(shards)}")
-    size = sum(len(b) for b in shards.values())
-    if size != weight_bytes(model["weightsManifest"]):
-        raise BuildError(f"{source}: shard bytes ({size}) do not match its weightsManifest")
+    try:
+        plan = ModelJson.from_dict(model, source).weights
+        if sorted(plan.paths) != sorted(shards):
+            raise BuildError(f"{source} lists shards {plan.paths} but the package has {sorted(shards)}")
+        check_total(plan, [len(shards[p]) for p in plan.paths], source)
+    except ModelLoadError as exc:
+        raise BuildError(str(exc)) from None
     return model, shards
 
 
@@ -56,16 +58,14 @@ def _write_tfjs_model(model: dict[str, Any], shards: dict[str, bytes], fmt: str,
         "generatedBy": model.get("generatedBy") or model["modelTopology"].get("keras_version", "keras"),
         "convertedBy": "pyapp asset build from nsfwjs@4.4.0",
         "modelTopology": model["modelTopology"],
-        "weightsManifest": [
-            {"paths": [p + ".bin" for p in g["paths"]], "weights": g["weights"]} for g in model["weightsManifest"]
-        ],
     }
     if "userDefinedMetadata" in model:
         standard["userDefinedMetadata"] = model["userDefinedMetadata"]
+    groups = [([p + ".bin" for p in g["paths"]], g["weights"]) for g in model["weightsManifest"]]
     dest.mkdir(parents=True)
-    (dest / "model.json").write_bytes(json.dumps(standard, separators=(",", ":")).encode())
-    for name, data in sorted(shards.items()):
-        (dest / f"{name}.bin").write_bytes(data)
+    write_files(
+        dest, encode_model_json(standard, groups), {f"{name}.bin": data for name, data in sorted(shards.items())}
+    )
 
 
 def _manifest(name: str, description: str, fmt: str, dest: Path, dtypes: tuple[str, ...]) -> None:

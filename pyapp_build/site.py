@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from pyapp import quantize
+from pyapp import artifacts, quantize
 from pyapp._version import __version__
 from pyapp_build import classic, compress, jslibs, model, pins, pycompile, pyodide, samples, wheel
 from pyapp_build.compress import sha256_file
@@ -211,13 +211,13 @@ def steps() -> list[Step]:
             inputs("brotli", (jslibs, classic), (pins.BROTLI_MODULE, pins.BROTLI_WASM)),
             jslibs.build_brotli,
         ),
-        # The variants are pyapp.quantize's output: a change there is a new model.
+        # The variants are pyapp.quantize's output, their files pyapp.artifacts': a change there is a new model.
         Step(
             "model",
             pins.MODELS,
             inputs(
                 "model",
-                (model, quantize),
+                (model, quantize, artifacts),
                 (MODEL_NAME, pins.MODEL_SOURCE, pins.GRAPH_MODEL_NAME, pins.GRAPH_MODEL_SOURCE, pins.MODEL_LABELS),
             ),
             model.build_model,

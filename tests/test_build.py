@@ -17,7 +17,8 @@ import pytest
 
 import pyapp_build
 import serve
-from pyapp.manifest import ModelManifest, weight_bytes
+from pyapp.artifacts import ModelJson
+from pyapp.manifest import ModelManifest
 from pyapp_build import compress
 
 
@@ -371,11 +372,10 @@ def test_model_variants_are_standard_layers_models_with_checked_manifest(built: 
     for variant in manifest.variants:
         for name, digest in variant.files.items():
             assert hashlib.sha256((d / name).read_bytes()).hexdigest() == digest
-        model = json.loads((d / variant.model).read_text())
-        assert model["format"] == "layers-model"
-        shards = [d / variant.name / p for g in model["weightsManifest"] for p in g["paths"]]
-        sizes[variant.name] = sum(p.stat().st_size for p in shards)
-        assert sizes[variant.name] == weight_bytes(model["weightsManifest"])
+        model = ModelJson.parse((d / variant.model).read_bytes(), variant.model)
+        assert model.spec["format"] == "layers-model"
+        sizes[variant.name] = sum((d / variant.name / p).stat().st_size for p in model.weights.paths)
+        assert sizes[variant.name] == model.weights.total
     # The shipped uint8 weights are NSFWJS's own bytes; float32 is 4x, float16 2x their count.
     assert sizes["float32"] == 4 * sizes["uint8"]
     assert sizes["float16"] == 2 * sizes["uint8"]

@@ -194,7 +194,7 @@ def test_export_refuses_what_it_does_not_translate() -> None:
     spec["weightsManifest"][0]["weights"][0]["dtype"] = "int32"  # same size: only the dtype is wrong
     with pytest.raises(ConvertError, match="only float32 weights"):
         to_keras({**files, "head.json": json.dumps(spec).encode()})
-    with pytest.raises(ConvertError, match=r"hold 12 bytes but model\.json needs 92"):
+    with pytest.raises(ConvertError, match=r"hold 12 bytes but the weight specs need 92"):
         to_keras({**files, "head.weights.bin": files["head.weights.bin"][:12]})
 
 

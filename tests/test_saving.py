@@ -29,7 +29,7 @@ def test_files_are_checked_before_tfjs_sees_them() -> None:
         ({"m.json": b"{", "m.weights.bin": b""}, "m.json is not JSON"),
         ({"m.json": b"{}"}, "no modelTopology"),
         ({"m.json": files["m.json"]}, "names weight file 'm.weights.bin', which was not given"),
-        ({"m.json": files["m.json"], "m.weights.bin": b"\0" * 5}, "hold 5 bytes but model.json needs 8"),
+        ({"m.json": files["m.json"], "m.weights.bin": b"\0" * 5}, "hold 5 bytes but the weight specs need 8"),
     ]:
         with pytest.raises(ModelLoadError) as info:
             artifacts_from_files(bad)
