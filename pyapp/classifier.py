@@ -120,17 +120,20 @@ class ImageClassifier(Disposable):
         return (await self._prepare(image, path))[0]
 
     async def _prepare(self, image: Any, path: PreprocessPath | None) -> tuple[Any, Classification]:
-        path = path or self.path
         async with await browser.open_image(image) as opened:
-            notes = opened.decoded.notes if opened.decoded is not None else ()
-            pixel_source = opened.source is not None and not opened.owned  # the caller's, not decoded here
-            if path == "backend" or (path == "auto" and pixel_source and _backend_path_pays()):
-                source = opened.source if opened.source is not None else opened.pixels()
-                x = browser.preprocess_on_backend(source, self.manifest.input.size, options=self.manifest.preprocess)
-                return x, Classification(Predictions(), opened.decoder, "backend", opened.format, notes)
-            return self.prepare(opened.pixels()), Classification(
-                Predictions(), opened.decoder, "numpy", opened.format, notes
-            )
+            return self._prepare_opened(opened, path or self.path)
+
+    def _prepare_opened(self, opened: browser.Opened, path: PreprocessPath) -> tuple[Any, Classification]:
+        """An opened image as model input, on the path asked for (synchronous: a stream's frame callback uses it)."""
+        notes = opened.decoded.notes if opened.decoded is not None else ()
+        pixel_source = opened.source is not None and not opened.owned  # the caller's, not decoded here
+        if path == "backend" or (path == "auto" and pixel_source and _backend_path_pays()):
+            source = opened.source if opened.source is not None else opened.pixels()
+            x = browser.preprocess_on_backend(source, self.manifest.input.size, options=self.manifest.preprocess)
+            return x, Classification(Predictions(), opened.decoder, "backend", opened.format, notes)
+        return self.prepare(opened.pixels()), Classification(
+            Predictions(), opened.decoder, "numpy", opened.format, notes
+        )
 
     async def classify(self, image: Any, top: int | None = None, path: PreprocessPath | None = None) -> Prediction:
         """Top-k (label, probability) for one image."""
@@ -209,12 +212,27 @@ class ImageClassifier(Disposable):
         self._check_usable("classify_stream")
         if path not in (None, "auto", "numpy", "backend"):
             raise InvalidInput(f"path must be 'auto', 'numpy' or 'backend', not {path!r}")
-        reader = frames(source, fps, release=release, stall_timeout=stall_timeout)
+        chosen: PreprocessPath = path or self.path
 
-        async def classify_frame(image: Any) -> tuple[Prediction, Literal["numpy", "backend"]]:
-            probs, prepared = await self._predict_images([image], path)
-            return top_k(probs[0], self.labels, top or self.top), prepared[0].path
+        def prepare(image: Any) -> tuple[Any, Classification]:
+            # In the browser's frame callback: the pixels read are those of the frame just shown.
+            return self._prepare_opened(browser.Opened("browser", None, source=image), chosen)
 
+        def discard(prepared: tuple[Any, Classification]) -> None:
+            if not isinstance(prepared[0], np.ndarray):
+                prepared[0].dispose()
+
+        async def classify_frame(prepared: tuple[Any, Classification]) -> Classification | None:
+            try:
+                probs = await self._predict_chunk([prepared[0]])
+            except BackendLost:
+                await self.model.recover()  # this frame's tensor went with the backend: on to the next frame
+                return None
+            finally:
+                discard(prepared)
+            return self._result(probs[0], prepared[1], top)
+
+        reader = frames(source, fps, release=release, stall_timeout=stall_timeout, prepare=prepare, discard=discard)
         return LiveStream(reader, classify_frame)
 
     def _result(self, probs: np.ndarray, prepared: Classification, top: int | None) -> Classification:

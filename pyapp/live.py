@@ -26,13 +26,25 @@ import statistics
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pyapp.predictions import Predictions
 from pyapp.video import FrameReader, FrameStats, epoch_ms
 
-#: Classifies one frame's image: its top-k and the preprocessing path that made its input.
-FrameClassifier = Callable[[Any], Awaitable[tuple[Predictions, Literal["numpy", "backend"]]]]
+
+class FrameResult(Protocol):
+    """What classifying one frame gives: its top-k and the preprocessing path that made its input."""
+
+    @property
+    def top(self) -> Predictions: ...
+
+    @property
+    def path(self) -> Literal["numpy", "backend"]: ...
+
+
+#: Classifies one frame (what the frame reader's ``prepare`` made of it); None skips the frame (its input was
+#: lost with the backend, say).
+FrameClassifier = Callable[[Any], Awaitable[FrameResult | None]]
 
 
 @dataclass(frozen=True)
@@ -108,18 +120,20 @@ class LiveStream:
         return self
 
     async def __anext__(self) -> StreamResult:
-        frame = await self.frames.__anext__()
-        try:
-            top, path = await self._classify(frame.image)
-        except BaseException:
-            self.close()  # an error ends the stream: the camera goes off, as on any other stop
-            raise
+        got: FrameResult | None = None
+        while got is None:
+            frame = await self.frames.__anext__()
+            try:
+                got = await self._classify(frame.image)
+            except BaseException:
+                self.close()  # an error ends the stream: the camera goes off, as on any other stop
+                raise
         now = epoch_ms()
         latency = now - frame.time
         self._times.append(now)
         self._latencies.append(latency)
         self.results += 1
-        return StreamResult(top, frame.index, frame.time, latency, frame.dropped, path)
+        return StreamResult(got.top, frame.index, frame.time, latency, frame.dropped, got.path)
 
     def stats(self) -> StreamStats:
         """Results, drops, fps and latency (median, p90) over the last results, and why it stopped."""

@@ -43,9 +43,17 @@ export function pumpFrames(video, port, { onStop } = {}) {
   const watched = [[document, "visibilitychange"], [video, "ended"], [video, "pause"], ...tracks().map((t) => [t, "ended"])];
   for (const [target, type] of watched) target.addEventListener(type, check);
 
-  const onFrame = async (_now, meta) => {
-    handle = null;
-    if (ended) return;
+  // One callback always asked for while frames run, so that the newest frame shown is known and sent the
+  // moment Python asks; asking only then would wait for the next frame to be shown.
+  let latest = null; // the newest frame shown and not sent
+  let wanted = false; // Python has asked and not been sent a frame
+  const arm = () => {
+    if (handle === null && !ended) handle = video.requestVideoFrameCallback(onFrame);
+  };
+  const send = async () => {
+    const meta = latest;
+    latest = null;
+    wanted = false;
     let image;
     try {
       image = await createImageBitmap(video);
@@ -61,11 +69,22 @@ export function pumpFrames(video, port, { onStop } = {}) {
     const frame = { type: "frame", image, presented: meta.presentedFrames, time: performance.timeOrigin + shown };
     port.postMessage({ ...frame, width: image.width, height: image.height }, [image]);
   };
+  const onFrame = (_now, meta) => {
+    handle = null;
+    if (ended) return;
+    latest = meta;
+    if (wanted) send();
+    arm();
+  };
   port.onmessage = ({ data }) => {
     if (data?.type === "next" && !ended) {
       const reason = why();
       if (reason) end(reason);
-      else handle = video.requestVideoFrameCallback(onFrame);
+      else {
+        wanted = true;
+        if (latest) send();
+        arm();
+      }
     } else if (data?.type === "stop" && !stopped) {
       stopped = true;
       end("closed");
