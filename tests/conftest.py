@@ -139,15 +139,20 @@ for backend in ("webgpu", "wasm"):
 
 
 @pytest.fixture(scope="session")
-def camera_page(playwright: Any, server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pyodide]:
-    """The harness page in a Chromium whose camera shows real images, a second each, at 60 fps, looping
-    (pyapp_build/camera.py: a cat, then a rocket; 640x480), with the shared wasm and webgl classifiers loaded."""
+def camera_flags(built: None, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Chromium's flags for a camera that shows real images, a second each, at 60 fps, looping
+    (pyapp_build/camera.py: a cat, then a rocket; 640x480)."""
     from pyapp_build.camera import scene_images, write_scenes
 
     video = write_scenes(tmp_path_factory.mktemp("camera") / "scenes.y4m", scene_images(), fps=60)
-    instance = playwright.chromium.launch(
-        executable_path=chromium_path(), args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={video}"]
-    )
+    return [*CHROMIUM_FLAGS, f"--use-file-for-fake-video-capture={video}"]
+
+
+@pytest.fixture(scope="session")
+def camera_page(playwright: Any, server_url: str, camera_flags: list[str]) -> Iterator[Pyodide]:
+    """The harness page in a Chromium whose camera shows :func:`camera_flags`' scenes, with the shared wasm
+    and webgl classifiers loaded."""
+    instance = playwright.chromium.launch(executable_path=chromium_path(), args=camera_flags)
     handle = Pyodide.boot(instance.new_context().new_page(), server_url)
     handle.run(
         """

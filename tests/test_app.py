@@ -224,6 +224,76 @@ def _measure_main_thread(browser: Any, server_url: str) -> None:
     context.close()
 
 
+@pytest.mark.serial
+def test_live_mode_shows_each_result_over_the_preview_and_keeps_the_main_thread_free(
+    playwright: Any, server_url: str, camera_flags: list[str]
+) -> None:
+    """Live: Python (in its worker) classifies the camera's frames as the page's pump hands them over, and the
+    preview shows the top label, a confidence bar, fps, latency and drops; the label follows the scene (a cat,
+    then a rocket); no main-thread task reaches 50 ms meanwhile; Stop live ends the frames and the camera.
+    Measured in the full ``chromium`` with a camera showing real photos, as the batch test above."""
+    full = playwright.chromium.launch(executable_path=chromium_path(shell=False), args=camera_flags)
+    try:
+        context, page = _open_app(full, server_url + "?backend=wasm")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.evaluate(
+            """() => {
+                window.longTasks = [];
+                new PerformanceObserver(list => {
+                    for (const e of list.getEntries()) window.longTasks.push(e.duration);
+                }).observe({ type: 'longtask' });
+                window.liveLabels = [];
+                const overlay = document.getElementById('live-overlay');
+                new MutationObserver(() => window.liveLabels.push(overlay.dataset.label))
+                    .observe(overlay, { attributeFilter: ['data-label'] });
+            }"""
+        )
+        page.click("#live-button")
+        page.wait_for_function("() => Number(document.getElementById('live-overlay').dataset.results) >= 40")
+        labels = page.evaluate("window.liveLabels")
+        overlay = page.evaluate(
+            """() => ({
+                hidden: document.getElementById('live-overlay').hidden,
+                label: document.getElementById('live-label').textContent,
+                percent: document.getElementById('live-percent').textContent,
+                confidence: document.getElementById('live-confidence').value,
+                stats: document.getElementById('live-stats').textContent,
+                pressed: document.getElementById('camera-live').getAttribute('aria-pressed'),
+            })"""
+        )
+        page.click("#camera-live")
+        page.wait_for_function("() => document.body.dataset.live === 'closed'")
+        ended = page.evaluate(
+            """() => ({
+                camera: document.getElementById('camera').hidden,
+                overlay: document.getElementById('live-overlay').hidden,
+                tracks: (document.getElementById('camera-video').srcObject?.getTracks() ?? []).map(t => t.readyState),
+            })"""
+        )
+        stopped = page.wait_for_function("() => document.getElementById('live-overlay').dataset.stopped").json_value()
+        long_tasks = page.evaluate("window.longTasks")
+        context.close()
+    finally:
+        full.close()
+    assert {"Neutral", "Drawing"} <= set(labels), labels
+    assert overlay["hidden"] is False
+    assert overlay["pressed"] == "true"
+    assert overlay["label"] in ("Neutral", "Drawing")
+    assert overlay["percent"].endswith("%")
+    assert 0.5 < overlay["confidence"] <= 1
+    assert "fps" in overlay["stats"], overlay
+    assert "ms latency" in overlay["stats"], overlay
+    assert "dropped" in overlay["stats"], overlay
+    assert "backend preprocessing" in overlay["stats"], overlay
+    assert ended["camera"] is True
+    assert ended["overlay"] is True
+    assert all(state == "ended" for state in ended["tracks"]), ended
+    assert stopped == "closed"
+    assert long_tasks == [], f"main-thread long tasks (ms): {long_tasks}"
+    assert errors == []
+
+
 # ------------------------------------------------------------------------ offline + updates
 
 

@@ -55,6 +55,7 @@ class App:
         self.root = ""
         self.recoveries_shown = 0
         self.model_ready = asyncio.Event()  # images queue up until a model is loaded
+        self.tasks: set[asyncio.Future[None]] = set()  # live streams running (kept: a task is weakly held)
 
     # ------------------------------------------------------------------ page helpers
 
@@ -253,8 +254,44 @@ class App:
         page.prop(item, "className", "result done")
         self.update_live()
 
+    async def live(self, port: Any) -> None:
+        """Classify the camera's frames as they come (the page pumps them into ``port``), showing each result over
+        the preview, until the page or the camera stops them (or the model goes: a backend switch)."""
+        page.text("#live-stats", "Waiting for the model…")
+        await self.model_ready.wait()
+        clf = self.classifier
+        if clf is None:
+            page.text("#live-stats", "Live needs the model, which is not loaded: try again once it is.")
+            port.postMessage(js.Object.fromEntries([["type", "stop"], ["release", True]]))
+            return
+        stream = clf.classify_stream(port, top=1)
+        stopped = "error"
+        try:
+            async for result in stream:
+                stats = stream.stats()
+                page.text("#live-label", result.label).text("#live-percent", f"{result.confidence:.0%}")
+                page.prop("#live-confidence", "value", result.confidence)
+                page.text("#live-stats", f"{stats.summary()} · {result.path} preprocessing")
+                page.data("#live-overlay", "label", result.label).data("#live-overlay", "results", str(stats.results))
+            stopped = stream.stats().stopped or "closed"
+        except PyAppError as exc:  # the model disposed by a backend switch, a stalled camera: say so
+            page.text("#live-stats", f"Live stopped: {exc}")
+        finally:
+            stream.close()  # the page's pump stops, and the camera with it
+            page.data("#live-overlay", "stopped", stopped)
+            page.flush()
+
+
+def on_message(event: Any) -> None:
+    """Messages the page posts to this worker besides PyScript's own: a frame port for live classification."""
+    data = event.data
+    if str(getattr(data, "pyapp", "")) == "live":
+        app.tasks.add(task := asyncio.ensure_future(app.live(data.port)))
+        task.add_done_callback(app.tasks.discard)
+
 
 app = App()
+xworker.onmessage = on_message
 sync.start = app.start
 sync.add_files = app.add_files
 sync.switch_backend = app.switch_backend

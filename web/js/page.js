@@ -3,6 +3,7 @@
 // main thread: the service worker, download progress, starting the worker,
 // and turning drops, pastes, file pickers and the camera into File objects.
 
+import { pumpFrames } from "./frames.js";
 import { opsApplied, sharedMemory, startPython } from "./python.js";
 
 const root = new URL("..", import.meta.url).href;
@@ -128,8 +129,8 @@ function trackProgress(info, onProgress = () => {}) {
 
 // ---------------------------------------------------------------- input
 
-/** Files from the picker, drops, pastes, the camera and the sample button go to `add`. */
-function wireImageInputs(add) {
+/** Files from the picker, drops, pastes, the camera and the sample button go to `add`; live frames to `live`. */
+function wireImageInputs(add, live) {
   const drop = $("drop");
   $("file-input").addEventListener("change", (e) => {
     add(e.target.files);
@@ -174,7 +175,7 @@ function wireImageInputs(add) {
       : "";
     add(got.filter(Boolean));
   });
-  wireCamera(add);
+  wireCamera(add, live);
 }
 
 /** What needs the running Python worker (`py()`: the one running now): retrying the model, the backend. */
@@ -198,26 +199,64 @@ function wireControls(py) {
   });
 }
 
-function wireCamera(add) {
+/**
+ * The camera: a still frame goes to `add` as a File; live, its frames go to Python as it asks for them
+ * (js/frames.js), through `live(port)`, which hands Python the other end of a MessageChannel (false while no
+ * Python runs). Python shows each result over the preview, and ends the frames (and the camera) when it stops.
+ */
+function wireCamera(add, live) {
   let stream = null;
+  let stopLive = null; // ends the live frames, while they run
   const video = $("camera-video");
   const close = () => {
+    stopLive?.("closed");
     stream?.getTracks().forEach((t) => t.stop());
     stream = null;
     $("camera").hidden = true;
   };
-  $("camera-button").addEventListener("click", async () => {
+  const open = async () => {
+    if (stream) return true;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
     } catch (err) {
       $("queue-status").textContent = `Camera unavailable: ${err.message}`;
-      return;
+      return false;
     }
     video.srcObject = stream;
     $("camera").hidden = false;
     await video.play();
-    $("camera-capture").focus();
+    return true;
+  };
+  const showLive = (state) => {
+    document.body.dataset.live = state;
+    $("camera-live").setAttribute("aria-pressed", String(state === "running"));
+    $("camera-live").textContent = state === "running" ? "Stop live" : "Live";
+    $("live-overlay").hidden = state !== "running";
+  };
+  const startLive = async () => {
+    if (stopLive || !(await open())) return;
+    const { port1, port2 } = new MessageChannel();
+    if (!live(port2)) {
+      $("queue-status").textContent = "Live starts once Python is running: try again in a moment.";
+      return;
+    }
+    $("live-label").textContent = "…";
+    $("live-stats").textContent = "Starting…";
+    showLive("running");
+    stopLive = pumpFrames(video, port1, {
+      onStop: (reason) => {
+        stopLive = null;
+        showLive(reason);
+        // Python stopped the frames and the camera with them: the preview has nothing more to show.
+        if (!stream?.getTracks().some((t) => t.readyState === "live")) close();
+      },
+    });
+  };
+  $("camera-button").addEventListener("click", async () => {
+    if (await open()) $("camera-capture").focus();
   });
+  $("live-button").addEventListener("click", startLive);
+  $("camera-live").addEventListener("click", () => (stopLive ? stopLive("closed") : startLive()));
   $("camera-capture").addEventListener("click", () => {
     const canvas = document.createElement("canvas");
     canvas.width = video.videoWidth;
@@ -511,10 +550,17 @@ async function main() {
   };
   // Images chosen while Python starts are kept and handed over once it runs (they then wait for the model).
   const supervisor = new Supervisor(restart, Number(params.get("max_restarts") ?? 3));
-  wireImageInputs((files) => {
-    const images = [...files];
-    if (images.length) supervisor.add(images);
-  });
+  wireImageInputs(
+    (files) => {
+      const images = [...files];
+      if (images.length) supervisor.add(images);
+    },
+    (port) => {
+      const worker = supervisor.python?.worker;
+      worker?.postMessage({ pyapp: "live", port }, [port]);
+      return Boolean(worker);
+    },
+  );
   try {
     boot.enter("Build information (vendor/build.json)");
     const response = await fetch(new URL("vendor/build.json", root));
