@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from harness import Pyodide, run_in_pyodide, unmet_outputs
 from session import PAGE_EXAMPLE_MARK, all_examples
+from test_playground import readme_examples
 
 from pyapp.live import StreamResult, StreamStats
 from pyapp.predictions import Predictions
@@ -183,11 +184,13 @@ def _run_capturing(handle: Pyodide, code: str) -> str:
 
 
 def test_page_examples_run_as_written(camera_page: Pyodide) -> None:
-    """Every 'Example (in a page)' of pyapp's docstrings (the camera needs the page, so the playground's worker
-    cannot run them) runs in the page and prints what it documents."""
+    """Every 'Example (in a page)' of pyapp's docstrings and the README's camera example (the camera needs the
+    page, so the playground's worker cannot run them) runs in the page and prints what it documents."""
     examples = all_examples(PAGE_EXAMPLE_MARK)
     assert {"pyapp.video", "pyapp.live", "pyapp.classifier.ImageClassifier.classify_stream"} <= set(examples)
-    for title, code in examples.items():
+    readme = readme_examples(page=True)
+    assert len(readme) == 1
+    for title, code in [*examples.items(), ("README", readme[0])]:
         printed = _run_capturing(camera_page, code)
         missing = unmet_outputs(code, printed)
         assert missing == [], f"page example {title} printed otherwise than documented: {missing}\n{printed}"

@@ -171,9 +171,12 @@ def test_browser_examples_are_found_in_every_browser_module() -> None:
     assert all(code.strip() for code in examples.values())
 
 
-def readme_examples() -> list[str]:
+def readme_examples(page: bool = False) -> list[str]:
+    """The README's ```python blocks: those the playground runs, or (``page``) those that need the page itself
+    (a camera), which tests/test_live.py runs."""
     text = (ROOT / "README.md").read_text()
-    return [m.group(1) for m in re.finditer(r"```python\n(.*?)```", text, re.S)]
+    blocks = [m.group(1) for m in re.finditer(r"```python\n(.*?)```", text, re.S)]
+    return [b for b in blocks if ("open_camera(" in b) == page]
 
 
 def test_readme_has_python_examples() -> None:
