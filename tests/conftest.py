@@ -120,22 +120,28 @@ for backend in ("webgl", "cpu", "wasm"):
     context.close()
 
 
-@pytest.fixture(scope="session")
-def pyodide_webgpu(playwright: Any, server_url: str) -> Iterator[Pyodide]:
-    """The harness page in a Chromium with WebGPU, its shared webgpu classifier loaded and run once."""
-    instance = playwright.chromium.launch(executable_path=chromium_path(), args=WEBGPU_FLAGS)
+def _own_browser_page(playwright: Any, server_url: str, flags: list[str], backends: str) -> Iterator[Pyodide]:
+    """The harness page in a Chromium of its own (``flags``), with the shared classifiers of ``backends`` (a
+    tuple's source) loaded and run once, as the session page's are."""
+    instance = playwright.chromium.launch(executable_path=chromium_path(), args=flags)
     handle = Pyodide.boot(instance.new_context().new_page(), server_url)
     handle.run(
-        """
+        f"""
 import testutil
 photo = await testutil.fetch("/vendor/samples/coffee.png")
-for backend in ("webgpu", "wasm"):
+for backend in {backends}:
     await (await testutil.classifier(backend)).classify(photo)
 """,
         timeout=600,
     )
     yield handle
     instance.close()
+
+
+@pytest.fixture(scope="session")
+def pyodide_webgpu(playwright: Any, server_url: str) -> Iterator[Pyodide]:
+    """The harness page in a Chromium with WebGPU, its shared webgpu classifier loaded and run once."""
+    yield from _own_browser_page(playwright, server_url, WEBGPU_FLAGS, '("webgpu", "wasm")')
 
 
 @pytest.fixture(scope="session")
@@ -152,19 +158,7 @@ def camera_flags(built: None, tmp_path_factory: pytest.TempPathFactory) -> list[
 def camera_page(playwright: Any, server_url: str, camera_flags: list[str]) -> Iterator[Pyodide]:
     """The harness page in a Chromium whose camera shows :func:`camera_flags`' scenes, with the shared wasm
     and webgl classifiers loaded."""
-    instance = playwright.chromium.launch(executable_path=chromium_path(), args=camera_flags)
-    handle = Pyodide.boot(instance.new_context().new_page(), server_url)
-    handle.run(
-        """
-import testutil
-photo = await testutil.fetch("/vendor/samples/coffee.png")
-for backend in ("webgl", "wasm"):
-    await (await testutil.classifier(backend)).classify(photo)
-""",
-        timeout=600,
-    )
-    yield handle
-    instance.close()
+    yield from _own_browser_page(playwright, server_url, camera_flags, '("webgl", "wasm")')
 
 
 @pytest.fixture

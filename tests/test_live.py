@@ -17,7 +17,8 @@ from test_playground import readme_examples
 from pyapp.live import StreamResult, StreamStats
 from pyapp.predictions import Predictions
 
-pytestmark = pytest.mark.timeout(900)
+# One camera browser serves both camera modules: their tests share one xdist worker (tools/test.sh: loadgroup).
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("camera")]
 LIVE_BACKENDS = ["wasm", "webgl"]
 
 
@@ -190,6 +191,7 @@ def test_page_examples_run_as_written(camera_page: Pyodide) -> None:
     assert {"pyapp.video", "pyapp.live", "pyapp.classifier.ImageClassifier.classify_stream"} <= set(examples)
     readme = readme_examples(page=True)
     assert len(readme) == 1
+    camera_page.run("import testutil\nawait testutil.use_backend('wasm')")  # not SwiftShader's 0.6 s a frame
     for title, code in [*examples.items(), ("README", readme[0])]:
         printed = _run_capturing(camera_page, code)
         missing = unmet_outputs(code, printed)

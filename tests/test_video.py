@@ -14,7 +14,8 @@ from pyapp.errors import InvalidInput, VideoError
 from pyapp.video import FrameReader, frames, open_camera
 from pyapp_build.camera import i420, write_scenes
 
-pytestmark = pytest.mark.timeout(600)
+# One camera browser serves both camera modules: their tests share one xdist worker (tools/test.sh: loadgroup).
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("camera")]
 
 
 def test_frames_refuse_what_is_not_a_video_source() -> None:

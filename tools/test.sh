@@ -78,7 +78,8 @@ rm -f "$lint_log"
 [ "$lint_status" -ne 0 ] && exit "$lint_status"
 
 # Two workers (pytest-xdist): a browser test alone keeps ~1.5 of the 2 cores busy (measured), so a second
-# worker fills the gaps; tests marked `serial` measure timing, so they run afterwards on their own.
+# worker fills the gaps; tests marked `serial` measure timing, so they run afterwards on their own. Tests of one
+# xdist_group share a worker (the camera tests: one camera browser, booted once).
 # PYAPP_TEST_JOBS=N sets the workers (1: one plain pytest). Selecting tests (-m, -k, a path) runs one
 # plain pytest with exactly those arguments.
 jobs=${PYAPP_TEST_JOBS:-2}
@@ -91,7 +92,7 @@ if [ "$jobs" -le 1 ]; then
 fi
 say "pytest: $jobs workers, then the serial tests alone"
 status=0
-.venv/bin/python -m pytest -n "$jobs" --dist load -m "not serial" "$@" || status=$?
+.venv/bin/python -m pytest -n "$jobs" --dist loadgroup -m "not serial" "$@" || status=$?
 serial=0
 # Only the modules that hold serial tests: collecting the whole suite costs ~10 s (keras among the imports).
 mapfile -t serial_files < <(grep -l "pytest.mark.serial" tests/test_*.py)
