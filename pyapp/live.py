@@ -5,7 +5,9 @@ iterator of :class:`StreamResult`, each with its frame's time, the latency from 
 the frames dropped meanwhile and the preprocessing path. While a frame is classified the frames
 that come are dropped (and counted), so results never fall behind the camera. Stopping the stream
 (``break``, ``aclose()``, the end of ``async with``, a hidden page, an ended camera) releases the
-camera and every tensor.
+camera and every tensor. A frame is read in the browser's frame callback, while it is the one shown; where the
+backend computes in this thread (wasm, cpu) it is classified there too, with no event-loop turn between frame
+and result (``Model.predict_now``).
 
 Example (in a page)::
 

@@ -51,7 +51,7 @@ from pyapp.memory import CleanupPolicy, MemoryGuard
 from pyapp.modelcheck import MAX_MANIFEST_BYTES, MAX_MODEL_JSON_BYTES
 from pyapp.notebook import fmt_bytes, table_html
 from pyapp.progress import LoadProgress, ProgressCallback, Stage, emit
-from pyapp.tensors import refuse_in_tidy, tidy, to_numpy, to_tensor
+from pyapp.tensors import CPU_BACKENDS, refuse_in_tidy, tidy, to_numpy, to_numpy_sync, to_tensor
 
 log = logging.getLogger("pyapp.model")
 
@@ -498,16 +498,8 @@ class Model(Disposable):
             async with self._recovering:  # another request is reloading the weights: wait for it
                 pass
         self._require_ready("predict")
-
         tensor_in = isinstance(x, JsProxy)
-        if tensor_in:
-            self._check_shape(tuple(int(d) for d in x.shape))
-            if str(x.dtype) != "float32":
-                raise InvalidInput(f"model input tensor must be float32, got {x.dtype}")
-            if runtime.tensor_lost(x):
-                raise BackendLost("the input tensor was made on a backend that was lost since: make it again")
-        else:
-            x = self.check_input(x)
+        x = self._checked(x)
         stale = self._stale()
         if stale is not None:
             if tensor_in:
@@ -531,6 +523,34 @@ class Model(Disposable):
             self.memory.after_predict()
         return result
 
+    def _checked(self, x: Any) -> Any:
+        """A tensor input checked (shape, dtype, not from a lost backend), or an array as float32 input."""
+        if not isinstance(x, JsProxy):
+            return self.check_input(x)
+        self._check_shape(tuple(int(d) for d in x.shape))
+        if str(x.dtype) != "float32":
+            raise InvalidInput(f"model input tensor must be float32, got {x.dtype}")
+        if runtime.tensor_lost(x):
+            raise BackendLost("the input tensor was made on a backend that was lost since: make it again")
+        return x
+
+    def predict_now(self, x: Any) -> np.ndarray | None:
+        """:meth:`predict` without awaiting, where nothing needs awaiting: the backend computes in this thread
+        (wasm, cpu) and the weights need no reload. None otherwise: then ``await predict(x)``.
+
+        For code that must not give up its turn (a video frame callback, which reads the frame shown).
+        """
+        refuse_in_tidy("Model.predict_now")
+        self._require_ready("predict_now")
+        if self._recovering.locked() or self._stale() is not None:
+            return None
+        if str(tf().getBackend()) not in CPU_BACKENDS:
+            return None
+        result = to_numpy_sync(forward(self._js_model, self._checked(x)), dispose=True)
+        if self.memory is not None:
+            self.memory.after_predict()
+        return result
+
     async def predict_batched(self, x: Any, batch_size: int = 16) -> np.ndarray:
         """:meth:`predict` over a large array in chunks of ``batch_size``."""
         if batch_size < 1:
@@ -547,15 +567,21 @@ async def predict_js(js_model: Any, x: Any) -> np.ndarray:
     is lost during the call, :class:`JSError` for other TF.js errors.
     """
 
+    return await to_numpy(forward(js_model, x), dispose=True)
+
+
+def forward(js_model: Any, x: Any) -> Any:
+    """One forward pass of a TF.js model on a float32 array or tensor: the output tensor, for the caller to read
+    and dispose (intermediate tensors are freed). :class:`BackendLost` or :class:`JSError` on failure."""
     try:
         with tidy("pyapp.predict") as scope:
-            output = scope.keep(js_model.predict(x if not isinstance(x, np.ndarray) else to_tensor(x)))
+            output: Any = scope.keep(js_model.predict(x if not isinstance(x, np.ndarray) else to_tensor(x)))
+            return output
     except JsException as exc:
         lost = runtime.backend_lost()
         if lost is not None:
             raise BackendLost(lost) from None
         raise JSError(f"predict: {error_message(exc)}") from None
-    return await to_numpy(output, dispose=True)
 
 
 def dims(shape: Any) -> tuple[int | None, ...]:

@@ -46,7 +46,7 @@ _TO_TF: dict[str, str] = {
 _NP_OF_TF: dict[str, type[np.generic]] = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 _I32 = np.iinfo(np.int32)
 #: Backends whose tensors live in this thread's memory (no GPU readback to wait for).
-_CPU_BACKENDS = ("wasm", "cpu")
+CPU_BACKENDS = ("wasm", "cpu")
 
 
 def tf_dtype(dtype: np.dtype[Any] | type | str) -> str:
@@ -131,7 +131,7 @@ async def to_numpy(tensor: Any, dispose: bool = False) -> np.ndarray:
     try:
         if tensor_lost(tensor):
             raise BackendLost("this tensor was made on a backend that was lost and re-created since: make it again")
-        if str(tf().getBackend()) in _CPU_BACKENDS:
+        if str(tf().getBackend()) in CPU_BACKENDS:
             # The data is in this thread's memory already: read it now. Awaiting data() would only add an
             # event-loop turn, which a page that is drawing frames may hold back (measured: a live camera
             # stream on wasm lost ~15% of its frame rate to it).

@@ -427,3 +427,43 @@ __value__ = {{
     }
     assert got["learner"][0] == "manifest"
     assert got["learner"][-1] == "ready"
+
+
+@run_in_pyodide
+async def test_predict_now_is_predict_without_a_turn_where_nothing_needs_awaiting(pyodide: Any) -> None:
+    """``predict_now`` (a video frame callback's prediction) gives ``predict``'s answer on wasm and cpu, at once;
+    None where it would have to await (webgl's readback, weights that need a reload), so the caller awaits
+    ``predict``; DisposedError once disposed; and it leaves no tensor behind."""
+    import js
+    import numpy as np
+    import testutil
+
+    from pyapp.errors import DisposedError
+
+    x = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
+    for backend in ("wasm", "webgl"):
+        model = (await testutil.classifier(backend)).model
+        start = int(js.tf.memory().numTensors)
+        now = model.predict_now(x)
+        if backend == "wasm":
+            assert now is not None
+            np.testing.assert_allclose(now, await model.predict(x), rtol=0, atol=1e-6)
+        else:
+            assert now is None
+        assert int(js.tf.memory().numTensors) == start
+    await testutil.use_backend("wasm")
+    model = (await testutil.classifier("wasm")).model
+    model._generation -= 1  # as after a backend re-creation: the weights need a reload, which is awaited
+    try:
+        assert model.predict_now(x) is None
+    finally:
+        model._generation += 1
+    from pyapp.model import Model
+
+    other = await Model.load(testutil.MANIFEST, warmup=False)
+    other.dispose()
+
+    async def now() -> Any:
+        return other.predict_now(x)
+
+    await testutil.raises(now(), DisposedError, "predict_now")
