@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--cold-repeats", type=int, default=3)
     parser.add_argument("--soak-n", type=int, default=10_000)
-    parser.add_argument("--live-rounds", type=int, default=3, help="alternations of the live suite, per backend")
+    parser.add_argument("--live-rounds", type=int, default=5, help="alternations of the live suite, per backend")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     results = run(args)
