@@ -23,6 +23,7 @@ import js  # the worker's own global scope
 import page as page_channel
 import ui
 from polyscript import xworker  # type: ignore[import-not-found]
+from pyodide.ffi import create_proxy
 
 import pyapp
 from pyapp import browser, fetch, memory
@@ -283,7 +284,7 @@ class App:
 
 
 def on_message(event: Any) -> None:
-    """Messages the page posts to this worker besides PyScript's own: a frame port for live classification."""
+    """Messages the page posts to this worker: a frame port for live classification (the rest are PyScript's)."""
     data = event.data
     if str(getattr(data, "pyapp", "")) == "live":
         app.tasks.add(task := asyncio.ensure_future(app.live(data.port)))
@@ -291,7 +292,9 @@ def on_message(event: Any) -> None:
 
 
 app = App()
-xworker.onmessage = on_message
+# A listener of the worker's own, beside PyScript's: `xworker.onmessage` would route every one of PyScript's
+# messages through Python as well (without SharedArrayBuffer, each page-to-worker call is one).
+js.addEventListener("message", create_proxy(on_message))
 sync.start = app.start
 sync.add_files = app.add_files
 sync.switch_backend = app.switch_backend
