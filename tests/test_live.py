@@ -107,6 +107,32 @@ PAINTER = """async (bitmaps, width, height) => {
 }"""
 
 
+@run_in_pyodide(timeout=300)
+async def test_synthetic_camera_streams_on_wasm(pyodide: Pyodide) -> None:
+    """Chromium's synthetic camera (its moving test pattern, 20 fps, in the shared page): ten results on wasm,
+    each after the previous one, with the backend path and drops that add up; the unnamed stream's ``break``
+    ends the camera's track (the shared page's leak check runs after this test)."""
+    import itertools
+
+    import testutil
+
+    from pyapp import browser
+
+    clf = await testutil.classifier("wasm")
+    camera = await browser.open_camera(width=320, height=240)
+    rows = []
+    async for result in clf.classify_stream(camera):
+        rows.append((result.index, result.time, result.dropped, result.path, result.label))
+        if result.index == 9:
+            break
+    assert [r[0] for r in rows] == list(range(10))
+    assert all(b[1] > a[1] for a, b in itertools.pairwise(rows))
+    assert {r[3] for r in rows} == {"backend"}
+    assert all(r[4] in clf.labels for r in rows)
+    assert str(camera.stream.getVideoTracks()[0].readyState) == "ended"
+    del camera, result
+
+
 @run_in_pyodide(timeout=600)
 async def _two_thousand_frames(pyodide: Pyodide, backend: str, frames: int, painter_js: str) -> dict[str, Any]:
     import gc
