@@ -227,7 +227,7 @@ class ImageClassifier(Disposable):
             if probs is None:
                 return x, info
             discard((x, info))
-            return probs, replace(info, top=top_k(probs[0], self.labels, top or self.top))
+            return probs, self._result(probs[0], info, top)
 
         def discard(prepared: tuple[Any, Classification]) -> None:
             if not isinstance(prepared[0], np.ndarray):
