@@ -86,7 +86,7 @@ class Camera(Disposable):
     @property
     def disposed(self) -> bool:
         """Whether the camera was stopped here, or every track of it has ended (revoked, unplugged)."""
-        return self._stopped or not any(str(t.readyState) == "live" for t in self.stream.getTracks())
+        return self._stopped or _all_ended(self.stream.getTracks())
 
     def _dispose(self) -> None:
         self._stopped = True
@@ -153,6 +153,11 @@ async def _play(video: Any, timeout: float, stop: Callable[[], None]) -> None:
         raise VideoError(f"the video would not play: {why}; the camera was released") from None
 
 
+def _all_ended(tracks: Any) -> bool:
+    """Whether no track is live any more (stopped, revoked, unplugged)."""
+    return not any(str(t.readyState) == "live" for t in tracks)
+
+
 def _stop_tracks(stream: Any) -> None:
     for track in stream.getTracks():
         track.stop()
@@ -210,32 +215,35 @@ class _Session:
         self.waiter: asyncio.Future[_Delivered | StopReason] | None = None
         self.ended: StopReason | None = None
         self.prepare = prepare
+        self.not_before = 0.0  # frames captured earlier are not taken (epoch ms; the fps cap)
         self.proxies: list[Any] = []
         self.listeners: list[tuple[Any, str, Any]] = []
 
-    def frame(self, image: Any, presented: int, time: float, width: int, height: int, owned: bool) -> None:
+    def frame(self, image: Any, presented: int, time: float, width: int, height: int, owned: bool) -> bool:
         """A frame came: prepare it now, while it is the one shown, and hand it to the waiting request.
 
-        ``owned``: an ImageBitmap from a port, closed here once prepared (or when nobody waits for it).
-        Preparing in the browser's frame callback also spares an event-loop turn before the work starts.
+        ``owned``: an ImageBitmap from a port, closed here once prepared (or when not taken). Preparing in
+        the browser's frame callback also spares an event-loop turn before the work starts. False when
+        the frame is not taken: nobody waits, or it was captured before ``not_before`` (the fps cap).
         """
         waiter = self.waiter
-        if waiter is None or waiter.done():
+        if waiter is None or waiter.done() or time < self.not_before:
             if owned:
-                image.close()  # nobody asked for it any more (closed meanwhile)
-            return
+                image.close()
+            return False
         if self.prepare is None:
             waiter.set_result(_Delivered(image, presented, time, width, height, owned))
-            return
+            return True
         try:
             value = self.prepare(image)
         except Exception as exc:  # the caller's own error, raised where it awaits the frame
             waiter.set_exception(exc)
-            return
+            return True
         finally:
             if owned:
                 image.close()
         waiter.set_result(_Delivered(value, presented, time, width, height, False))
+        return True
 
     def waiting(self) -> bool:
         """Whether a request waits for a frame."""
@@ -294,7 +302,7 @@ class _ElementSource:
 
     def _on_frame(self, _now: float, meta: Any) -> None:
         self._handle = None
-        if self.tracks and not any(str(t.readyState) == "live" for t in self.tracks):
+        if self.tracks and _all_ended(self.tracks):
             self.session.end("camera ended")  # a frame the compositor still had, of a camera now stopped
             return
         capture = getattr(meta, "captureTime", None)
@@ -321,7 +329,7 @@ class _ElementSource:
         """Why no frame comes, if the source says (a timeout asks before it blames the source)."""
         if str(js.document.visibilityState) == "hidden":
             return "hidden"
-        if self.tracks and not any(str(t.readyState) == "live" for t in self.tracks):
+        if self.tracks and _all_ended(self.tracks):
             return "camera ended"
         if bool(self.video.ended):
             return "video ended"
@@ -357,7 +365,9 @@ class _PortSource:
         kind = str(getattr(data, "type", ""))
         if kind == "frame":
             size = int(data.width), int(data.height)
-            self.session.frame(data.image, int(data.presented), float(data.time), *size, True)
+            taken = self.session.frame(data.image, int(data.presented), float(data.time), *size, True)
+            if not taken and self.session.waiting():
+                self.request()  # captured before the fps cap allows: the next one
         elif kind == "end":
             reason = str(data.reason)
             if reason in ("closed", "hidden", "camera ended", "video ended", "video paused"):
@@ -408,7 +418,7 @@ class FrameReader:
         self._release = release
         self._stall = stall_timeout
         self._last_presented: int | None = None
-        self._last_taken = 0.0
+        self._last_time: float | None = None  # the last frame's time (epoch ms)
         self._owned: Any = None  # the port's last frame, closed when the next is asked for
         self._closed = False
         kind = _kind(source)
@@ -469,8 +479,11 @@ class FrameReader:
             await self._start()
         source = self._source
         assert source is not None
-        if self._interval and self.stats.taken:
-            wait = self._last_taken + self._interval - epoch_ms()
+        if self._interval and self._last_time is not None:
+            # The cap spaces the frames' own times, not the moments they are taken: the newest frame shown
+            # may have been captured a frame period before it is asked for.
+            self._session.not_before = self._last_time + self._interval
+            wait = self._session.not_before - epoch_ms()
             if wait > 0:
                 await asyncio.sleep(wait / 1000)
         got = self._session.ended
@@ -500,7 +513,7 @@ class FrameReader:
         presented = got.presented
         dropped = 0 if self._last_presented is None else max(0, presented - self._last_presented - 1)
         self._last_presented = presented
-        self._last_taken = epoch_ms()
+        self._last_time = got.time
         frame = Frame(got.value, self.stats.taken, got.time, dropped, got.width, got.height)
         self.stats.taken += 1
         self.stats.dropped += dropped
