@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 from dataclasses import dataclass
@@ -42,7 +43,6 @@ _SRGB_TO_XYZ_D50 = np.array(
         [0.0139322, 0.0971045, 0.7141733],
     ]
 )
-_XYZ_D50_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ_D50)
 _LINEAR_STEPS = 4096
 #: Pixels converted at a time: the float32 temporaries stay near 1 MB whatever the image size.
 TILE_PIXELS = 1 << 16
@@ -169,8 +169,17 @@ def _srgb_decode(code: np.ndarray) -> np.ndarray:
     return np.where(code <= 0.04045, code / 12.92, np.power((code + 0.055) / 1.055, 2.4))
 
 
-#: linear 0..1 in _LINEAR_STEPS steps -> sRGB 8-bit code: one lookup per value instead of a pow.
-_ENCODE = np.rint(_srgb_encode(np.linspace(0.0, 1.0, _LINEAR_STEPS)) * 255.0).astype(np.uint8)
+# The two tables are made on first use, not at import: pyapp is imported on every page's boot, and most images
+# carry no profile (making them at import cost ~30 ms of the app's first result, in Pyodide).
+@functools.cache
+def _xyz_d50_to_srgb() -> np.ndarray:
+    return np.linalg.inv(_SRGB_TO_XYZ_D50)
+
+
+@functools.cache
+def _encode_table() -> np.ndarray:
+    """Linear 0..1 in _LINEAR_STEPS steps -> sRGB 8-bit code: one lookup per value instead of a pow."""
+    return np.rint(_srgb_encode(np.linspace(0.0, 1.0, _LINEAR_STEPS)) * 255.0).astype(np.uint8)
 
 
 def parse(icc: bytes) -> Transform:
@@ -195,7 +204,7 @@ def parse(icc: bytes) -> Transform:
         raise ProfileError(f"malformed profile: {exc}") from None
     if not (np.isfinite(matrix).all() and abs(np.linalg.det(matrix)) > 1e-6):
         raise ProfileError("its colour matrix is degenerate (primaries in a line, or all zero)")
-    to_srgb_linear = _XYZ_D50_TO_SRGB @ matrix
+    to_srgb_linear = _xyz_d50_to_srgb() @ matrix
     srgb = np.allclose(to_srgb_linear, np.eye(3), atol=2e-3) and bool(
         np.abs(curves - _srgb_decode(np.arange(256) / 255.0)[:, None]).max() < 2e-3
     )
@@ -220,7 +229,7 @@ def apply(rgb: np.ndarray, transform: Transform) -> np.ndarray:
         np.multiply(converted, _LINEAR_STEPS - 1, out=converted)
         np.rint(converted, out=converted)
         np.clip(converted, 0, _LINEAR_STEPS - 1, out=converted)
-        out[top : top + rows] = _ENCODE[converted.astype(np.int32)].reshape(-1, width, 3)
+        out[top : top + rows] = _encode_table()[converted.astype(np.int32)].reshape(-1, width, 3)
     return out
 
 

@@ -140,8 +140,12 @@ class App:
             elif event.stage == "warmup":
                 self.stage("warmup", "active", "compiling kernels…")
 
+        # A warm-up predicts once on zeros so that the first image is not the one to wait for kernels to compile.
+        # When images are already waiting (chosen while Python started), the first of them does that work
+        # instead: a warm-up then only delays the result the visitor is waiting for, by one prediction.
+        warmup = self.queue.empty()
         try:
-            self.classifier = await ImageClassifier.load(self.root + MANIFEST, progress=progress)
+            self.classifier = await ImageClassifier.load(self.root + MANIFEST, progress=progress, warmup=warmup)
         except ModelLoadError as exc:
             fetch.drop_preloaded()
             self.classifier = None
@@ -152,7 +156,8 @@ class App:
         fetch.drop_preloaded()  # a variant's files that were fetched early but not needed
         info = self.classifier.model.load_info
         skipped = "; ".join(f"{name} skipped: {why}" for name, why in info.attempts.items())
-        detail = f"{info.variant} weights, warm-up {info.warmup_ms:.0f} ms" + (f" ({skipped})" if skipped else "")
+        warmed = f"warm-up {info.warmup_ms:.0f} ms" if info.warmup_ms is not None else "warmed up by the first image"
+        detail = f"{info.variant} weights, {warmed}" + (f" ({skipped})" if skipped else "")
         self.stage("warmup", "done", detail)
         took = (time.perf_counter() - started) * 1e3
         page.text("#model-status", f"Model: {detail}").data("#app", "model", "ready").data("#app", "ready", "true")

@@ -3,8 +3,9 @@
 A Web Worker cannot touch the page. With SharedArrayBuffer (a cross-origin
 isolated page) PyScript can make synchronous calls into it, but without one (a
 static host that sends no COOP/COEP headers and no service worker to add them;
-WebKit, which has no SharedArrayBuffer at all) only messages cross. So every
-update takes the one path that works in both modes: Python queues operations and
+WebKit, which has no SharedArrayBuffer at all) only messages cross, and a
+synchronous call blocks Python until the page's thread answers. So every
+update takes the one path that works in both modes and never waits: Python queues operations and
 sends them to the page in one message per event-loop turn, and ``js/python.js``
 applies them in order. Nothing is read back: the page passes what Python needs
 as arguments.
@@ -115,52 +116,18 @@ class Page:
         self._send(json.dumps(ops, separators=(",", ":")))
 
 
-class DirectPage(Page):
-    """The same operations, applied at once through PyScript's synchronous ``window`` proxy.
-
-    Used where SharedArrayBuffer exists: each operation is then a few short calls into the page,
-    as the app has always done, which the Long Tasks test measures as the smoothest for the page.
-    """
-
-    def __init__(self, document: Any) -> None:
-        super().__init__(lambda ops: None, schedule=lambda flush: None)
-        self._document = document
-
-    def _queue(self, *op: Any) -> Page:
-        kind, selector, *args = op
-        el = self._document.querySelector(selector)
-        if el is None:
-            return self
-        if kind == "text":
-            el.textContent = args[0]
-        elif kind == "html":
-            el.innerHTML = args[0]
-        elif kind == "outer":
-            el.outerHTML = args[0]
-        elif kind == "insert":
-            el.insertAdjacentHTML(args[0], args[1])
-        elif kind == "append":
-            el.append(args[0])
-        elif kind == "prop":
-            setattr(el, args[0], args[1])
-        elif kind == "data":
-            setattr(el.dataset, args[0], args[1])
-        elif kind == "call":
-            getattr(el, args[0])()
-        return self
-
-
 def connect() -> Page:
-    """The page of this PyScript worker: direct where SharedArrayBuffer allows, else by messages
-    (``js/python.js`` exports ``pyapp_page`` to the worker)."""
-    from polyscript import xworker  # type: ignore[import-not-found]
+    """The page of this worker: each flush is one message, ``{pyapp: "page", ops}``, that ``js/python.js``
+    applies in order.
 
-    window = getattr(xworker, "window", None)
-    if window is not None:
-        try:
-            return DirectPage(window.document)
-        except Exception:  # the proxy exists but cannot reach the page: use messages
-            pass
-    apply = xworker.sync.pyapp_page
-    # Without SharedArrayBuffer the call returns a Promise; nothing waits for it (updates are one-way).
-    return Page(lambda ops: apply(ops))
+    A plain ``postMessage``, isolated or not. PyScript's synchronous ``window`` proxy (isolated pages only) costs a
+    blocking round trip to the page's thread for each property it touches: the boot's progress updates alone made
+    ~600 of them, 0.3 s of a repeat visit's wait for its first result (measured in the cold benchmark's timeline).
+    A message is never waited for, whatever the page's thread is doing.
+    """
+    import js  # the worker's global scope
+
+    def send(ops: str) -> None:
+        js.postMessage(js.Object.fromEntries([["pyapp", "page"], ["ops", ops]]))
+
+    return Page(send)

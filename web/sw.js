@@ -5,9 +5,10 @@
 // - every file of the build is checked against its sha256 in build.json before
 //   it is cached or served from the network, so one version never mixes with
 //   another (a server that already has a newer build gets a 409 instead);
-// - the first install caches only the app shell and activates at once, so the
-//   first visit downloads each file once (through this worker, which caches it);
-//   the page then asks for the rest of the offline set ("complete": build.json's
+// - the first install caches nothing and activates at once, so the first visit
+//   waits for it as little as possible and downloads each file once (through this
+//   worker, which caches it as it passes); the page then asks for the rest of the
+//   offline set, its shell included ("complete": build.json's
 //   `offline` list: the app's runtime, not the samples, Pillow, model variants and
 //   datasets, which are kept when first used); later installs cache that set before
 //   they take over, moving over from the older cache every file whose sha256 did not
@@ -370,7 +371,11 @@ self.addEventListener("install", (event) => {
       const { info, files } = await buildInfo();
       const others = (await caches.keys()).filter((k) => k.startsWith("pyapp-") && k !== CACHE);
       if (others.length === 0) {
-        await cacheFiles(Object.keys(info.shell)); // first visit: shell now, the rest as it is used
+        // First visit: take over at once, caching nothing yet. The page waits for this worker before it
+        // boots (so that each file it downloads comes through here and is kept as it passes), and on a
+        // host without isolation headers it reloads to be served by it: every millisecond here is the
+        // visitor's. The shell, which the page has already loaded, is kept with the rest of the offline set
+        // ("complete", after the boot), as are the files nothing fetched on the way.
         await self.skipWaiting();
       } else {
         // An update: complete before it may take over (what did not change comes from the older cache).

@@ -533,6 +533,18 @@ function markFirstResult() {
   observer.observe(results, { subtree: true, attributes: true, attributeFilter: ["class"], childList: true });
 }
 
+/**
+ * Fetch the files the service worker has not cached yet, so that it keeps them before the worker asks. Those it
+ * has (a repeat visit) are left alone: fetching them again would only keep the service worker, which answers
+ * the worker's own requests too, busy reading megabytes for nothing while Python boots.
+ */
+async function prefetchUncached(files) {
+  for (const f of files) {
+    const url = new URL(f, root);
+    if (!(await globalThis.caches?.match(url).catch(() => null))) fetch(url).catch(() => {});
+  }
+}
+
 async function main() {
   listenToServiceWorker();
   markFirstResult();
@@ -574,10 +586,9 @@ async function main() {
     showMode(isolation);
     if (!isolation.reg && isolation.why) offlineStatus(`Offline support unavailable: ${isolation.why}`, "unavailable");
     const progress = trackProgress(info, () => boot.progress());
-    if (navigator.serviceWorker?.controller) {
-      // Overlap: TF.js's files (into the cache) while Pyodide boots. The model's the worker fetches itself.
-      for (const f of info.boot["TF.js"]) fetch(new URL(f, root)).catch(() => {});
-    }
+    // Overlap: TF.js's files (into the cache) while PyScript starts the worker. The model's the worker fetches
+    // itself.
+    if (navigator.serviceWorker?.controller) prefetchUncached(info.boot["TF.js"]);
     boot.enter("Python runtime (Pyodide, numpy, pyapp, TF.js)");
     const python = await startApp();
     supervisor.running(python);

@@ -2,8 +2,9 @@
 // pyapp and TF.js loaded; shared by the app page and the playground. Resolves to the
 // worker's `sync` object (the Python functions the script exported).
 //
-// The worker changes the page only through `pyapp_page` (web/page.py queues DOM operations,
-// this file applies them): a message that works with or without SharedArrayBuffer.
+// The worker changes the page only by messages (web/page.py queues DOM operations and posts them as
+// `{pyapp: "page", ops}`, this file applies them): they work with or without SharedArrayBuffer, and the
+// worker never waits for the page.
 
 /** Whether SharedArrayBuffer really works here: the same probe PyScript's worker channel uses. */
 export function sharedMemory() {
@@ -120,7 +121,7 @@ async function watchEnd(lock) {
  * @param {string} src the Python file, relative to root
  * @param {string} name the worker's name
  * @param {object} options
- * @param {object} options.exports page functions the worker may call (besides pyapp_page)
+ * @param {object} options.exports page functions the worker may call
  * @param {string[]} options.packages the build's Pyodide packages to load besides pyapp
  * @param {string[]} options.preload files (relative to root) the script reads first, fetched while Pyodide boots
  * @param {string[]} options.modules the app's own Python modules (relative to root) the script imports, besides
@@ -174,7 +175,11 @@ export async function startPython(
     if (performance.now() - t0 > 30_000) throw new Error(`PyScript did not start a worker for ${src} in 30 s`);
   }
   const { xworker } = script;
-  Object.assign(xworker.sync, { pyapp_page: applyPageOps, ...exports });
+  // Before the script runs (PyScript starts it once the interpreter is ready): no operation is missed.
+  xworker.addEventListener("message", ({ data }) => {
+    if (data?.pyapp === "page") applyPageOps(data.ops);
+  });
+  Object.assign(xworker.sync, exports);
   await xworker.ready;
   // A Python exception at the script's top level does not reject `ready` (PyScript prints it in the
   // worker's console): the script's last line exports `booted`, so its absence means it stopped early.
