@@ -1,5 +1,5 @@
 // Runs pyapp_build/pycompile.py's compile_archive under Pyodide in Node: the browser's own CPython, so the
-// bytecode is the browser's. Usage: node pycompile.mjs <pyodide dir> <pycompile.py> '<[[src, dest, prefix], ...]>'
+// bytecode is the browser's. Usage: node pycompile.mjs <pyodide dir> <pycompile.py> '<[[src, dest, prefix, sources], ...]>'
 // The host's root is mounted at /host, so host paths work as /host/<path>.
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -16,7 +16,7 @@ pyodide.FS.mkdirTree("/host");
 pyodide.FS.mount(pyodide.FS.filesystems.NODEFS, { root: "/" }, "/host");
 pyodide.pyimport("sys").path.insert(0, `/host${dirname(script)}`);
 const pycompile = pyodide.pyimport("pycompile");
-for (const [source, dest, prefix] of JSON.parse(jobs)) {
-  const n = pycompile.compile_archive(`/host${source}`, `/host${dest}`, prefix);
+for (const [source, dest, prefix, sources] of JSON.parse(jobs)) {
+  const n = pycompile.compile_archive(`/host${source}`, `/host${dest}`, prefix, sources);
   console.log(`${source}: ${n} modules compiled`);
 }

@@ -45,6 +45,18 @@ from pathlib import Path
 RUNNER = Path(__file__).with_name("pycompile.mjs")
 #: CPython 3.12's bytecode magic (``importlib.util.MAGIC_NUMBER`` under Pyodide 0.27).
 PYC_MAGIC_312 = (3531).to_bytes(2, "little") + b"\r\n"
+#: Its ``sys.implementation.cache_tag``: the name of a module's bytecode in ``__pycache__``.
+CACHE_TAG_312 = "cpython-312"
+
+
+def pycache_name(name: str) -> str:
+    """Where CPython 3.12 looks for the bytecode of the module ``name`` (a ``.py`` path in an archive).
+
+    >>> pycache_name("pyapp/model.py"), pycache_name("top.py")
+    ('pyapp/__pycache__/model.cpython-312.pyc', '__pycache__/top.cpython-312.pyc')
+    """
+    folder, _, file = name.rpartition("/")
+    return f"{folder}/__pycache__/{file[:-3]}.{CACHE_TAG_312}.pyc".lstrip("/")
 
 
 class PyCompileError(RuntimeError):
@@ -53,18 +65,29 @@ class PyCompileError(RuntimeError):
 
 @dataclass(frozen=True)
 class Job:
-    """Compile ``source`` (a zip or wheel) into ``dest``; ``prefix`` is where its members live at run time."""
+    """Compile ``source`` (a zip or wheel) into ``dest``; ``prefix`` is where its members live at run time.
+
+    ``sources``: keep each ``.py`` and add its bytecode beside it, in ``__pycache__`` (checked-hash), instead of
+    replacing it (pyapp's own wheel: see :func:`compile_archive`).
+    """
 
     source: Path
     dest: Path
     prefix: str
+    sources: bool = False
 
 
-def compile_archive(source: str, dest: str, prefix: str) -> int:
+def compile_archive(source: str, dest: str, prefix: str, sources: bool = False) -> int:
     """Write ``dest``: ``source`` with each ``.py`` member compiled to ``.pyc``, stored; the count compiled.
 
     Under the running interpreter (Pyodide's, from :func:`compile_archives`); members keep their
     order and dates, so the same input gives the same bytes.
+
+    With ``sources``, each ``pkg/m.py`` stays and ``pkg/__pycache__/m.cpython-312.pyc`` follows it, a
+    *checked*-hash pyc (PEP 552): the import system hashes the source it sits beside and uses the bytecode only
+    when it matches, so a source edited after the build is compiled as usual, never run stale. For pyapp's own
+    wheel: its sources are read at run time (tracebacks, ``inspect``, the playground's examples), and the
+    same wheel installs anywhere (other CPython versions ignore another version's ``__pycache__`` entries).
 
     >>> import tempfile, zipfile, os
     >>> d = tempfile.mkdtemp()
@@ -90,28 +113,38 @@ def compile_archive(source: str, dest: str, prefix: str) -> int:
                     code = compile(data, prefix + name, "exec", dont_inherit=True)
                 except SyntaxError as err:
                     raise PyCompileError(f"{source}: {name} does not compile: {err}") from None
-                data = bytes(bootstrap._code_to_hash_pyc(code, importlib.util.source_hash(data), False))  # type: ignore[attr-defined]
-                name += "c"
+                pyc = bytes(bootstrap._code_to_hash_pyc(code, importlib.util.source_hash(data), sources))  # type: ignore[attr-defined]
                 compiled += 1
-                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-                records[info.filename] = f"{name},sha256={digest},{len(data)}"
+                digest = base64.urlsafe_b64encode(hashlib.sha256(pyc).digest()).rstrip(b"=").decode()
+                if sources:
+                    members.append((info, name, data))
+                    name = pycache_name(name)
+                    records[name] = f"{name},sha256={digest},{len(pyc)}"
+                else:
+                    name += "c"
+                    records[info.filename] = f"{name},sha256={digest},{len(pyc)}"
+                data = pyc
             members.append((info, name, data))
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zout:
         for info, name, data in members:
             if name.endswith(".dist-info/RECORD") and records:
-                data = _record(data, records)
+                data = _record(data, records, added=sources)
             out = zipfile.ZipInfo(name, info.date_time)
             out.external_attr = info.external_attr
             zout.writestr(out, data, zipfile.ZIP_STORED)
     return compiled
 
 
-def _record(data: bytes, compiled: dict[str, str]) -> bytes:
-    """A wheel's RECORD with each compiled ``.py`` line replaced by its ``.pyc``'s (name, hash, size)."""
+def _record(data: bytes, compiled: dict[str, str], added: bool = False) -> bytes:
+    """A wheel's RECORD with each compiled ``.py`` line replaced by its ``.pyc``'s (name, hash, size), or with
+    ``added``, the ``.pyc`` lines (keyed by their own names) added before RECORD's own line."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    for row in csv.reader(io.StringIO(data.decode())):
-        if row and row[0] in compiled:
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    for row in rows:
+        if added and row and row[0].endswith(".dist-info/RECORD"):
+            out.writelines(line + "\n" for line in compiled.values())
+        if not added and row and row[0] in compiled:
             out.write(compiled[row[0]] + "\n")
         else:
             writer.writerow(row)
@@ -140,7 +173,7 @@ def _compile(jobs: Sequence[Job], pyodide_dir: Path) -> None:
     node = shutil.which("node")
     if node is None:
         raise PyCompileError("node is required to compile Python archives with Pyodide (install Node.js >= 18)")
-    spec = [[str(j.source.resolve()), str(j.dest.resolve()), j.prefix] for j in jobs]
+    spec = [[str(j.source.resolve()), str(j.dest.resolve()), j.prefix, j.sources] for j in jobs]
     proc = subprocess.run(
         [node, str(RUNNER), str(pyodide_dir.resolve()), str(Path(__file__).resolve()), json.dumps(spec)],
         capture_output=True,
@@ -169,7 +202,7 @@ def cache_entry(job: Job, pyodide_dir: Path) -> Path:
     """
     from pyapp_build.compress import cache_dir, sha256_file  # host only: this module also runs inside Pyodide
 
-    parts = [str(CACHE_FORMAT), sha256_file(job.source), job.prefix]
+    parts = [str(CACHE_FORMAT), sha256_file(job.source), job.prefix, *(["sources"] if job.sources else [])]
     parts += [sha256_file(path) for path in (Path(__file__), RUNNER, pyodide_dir / "package.json")]
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()
     return cache_dir() / "bytecode" / key[:2] / f"{key}.zip"
@@ -184,11 +217,18 @@ def _take(entry: Path, job: Job) -> bool:
         if sha256_file(entry) != entry.with_suffix(".sha256").read_text().strip():
             return False
         with zipfile.ZipFile(job.source) as zin, zipfile.ZipFile(entry) as zcached:
-            pairs = list(itertools.zip_longest(zin.infolist(), zcached.infolist()))
+            cached_members = zcached.infolist()
+            if job.sources:  # each source is followed by its bytecode: check that, then compare the rest
+                sources = [i.filename for i in zin.infolist() if i.filename.endswith(".py")]
+                names = [i.filename for i in cached_members]
+                if any(names[names.index(n) + 1 : names.index(n) + 2] != [pycache_name(n)] for n in sources):
+                    return False
+                cached_members = [i for i in cached_members if "/__pycache__/" not in f"/{i.filename}"]
+            pairs = list(itertools.zip_longest(zin.infolist(), cached_members))
         for original, cached in pairs:
             if original is None or cached is None:
                 return False
-            if original.filename.endswith(".py"):
+            if original.filename.endswith(".py") and not job.sources:
                 if cached.filename != original.filename + "c":
                     return False
             elif cached.filename != original.filename or (

@@ -12,8 +12,10 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from harness import run_in_pyodide
 
 import pyapp_build
 import serve
@@ -131,6 +133,55 @@ def test_bytecode_archives_are_the_originals_compiled_by_pyodide(built: None, tm
         assert job.dest.read_bytes() == vendored.read_bytes(), vendored.name
 
 
+def test_the_browsers_pyapp_wheel_is_the_dist_wheel_with_checked_bytecode_beside_each_module(built: None) -> None:
+    """web/vendor/wheels/ holds dist/'s wheel with, right after each module, its CPython 3.12 bytecode where the
+    import system looks (``pyapp/__pycache__/m.cpython-312.pyc``): compiled by Pyodide's own interpreter,
+    *checked*-hash (PEP 552, flags 0b11: used only while the source beside it is the one it was compiled from),
+    listed in RECORD with its sha256 and size. Every other member is dist's, byte for byte; dist/ has no bytecode
+    (pip compiles for the interpreter it installs into). Stored: brotli compresses the whole better."""
+    from pyapp_build import pycompile
+
+    with zipfile.ZipFile(pyapp_build.pins.DIST / pyapp_build.wheel_name()) as zdist:
+        dist = {i.filename: zdist.read(i) for i in zdist.infolist()}
+    with zipfile.ZipFile(pyapp_build.VENDOR / "wheels" / pyapp_build.wheel_name()) as zsite:
+        site_infos = zsite.infolist()
+        site = {i.filename: zsite.read(i) for i in site_infos}
+    assert not [n for n in dist if n.endswith(".pyc")]
+    expected = [m for n in dist for m in ([n, pycompile.pycache_name(n)] if n.endswith(".py") else [n])]
+    assert [i.filename for i in site_infos] == expected
+    assert {i.compress_type for i in site_infos} == {zipfile.ZIP_STORED}
+    record = {row.split(",")[0]: row for row in site["pyapp_tfjs-0.1.0.dist-info/RECORD"].decode().splitlines()}
+    assert set(record) == set(expected)
+    for name, data in site.items():
+        if name.endswith(".pyc"):
+            assert data[:4] == pycompile.PYC_MAGIC_312, name
+            assert int.from_bytes(data[4:8], "little") == 0b11, f"{name}: checked hash-based"
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert record[name] == f"{name},sha256={digest},{len(data)}"
+        elif not name.endswith("RECORD"):
+            assert data == dist[name], name
+    assert "pyapp/__pycache__/model.cpython-312.pyc" in site
+
+
+@run_in_pyodide
+def test_pyapp_is_imported_from_its_bytecode_in_the_browser(pyodide: Any) -> None:
+    """In Pyodide, each pyapp module loaded has its bytecode from the wheel beside it, made for this interpreter
+    (its magic number) from exactly the source beside it (the hash the import system checks): so the import used
+    it, and compiled nothing."""
+    import importlib.util
+    import sys
+
+    loaded = [m for name, m in sys.modules.items() if name.startswith("pyapp.") and getattr(m, "__file__", None)]
+    assert len(loaded) > 10, [m.__name__ for m in loaded]
+    for module in loaded:
+        with open(module.__file__, "rb") as f:
+            source = f.read()
+        with open(importlib.util.cache_from_source(module.__file__), "rb") as f:
+            pyc = f.read()
+        assert pyc[:4] == importlib.util.MAGIC_NUMBER, module.__name__
+        assert pyc[8:16] == importlib.util.source_hash(source), module.__name__
+
+
 def test_a_broken_source_stops_the_compile_with_its_name(tmp_path: Path) -> None:
     """A module that does not compile stops the build step, naming the archive and the module."""
     from pyapp_build import pycompile
@@ -219,8 +270,10 @@ def test_build_info_names_the_files_that_have_no_compressed_copies(built: None) 
     wheels: compressed already). The service worker asks a host that compresses nothing for no copy of these,
     so none of its requests is answered 404; every other such file has both copies."""
     info = json.loads((pyapp_build.VENDOR / "build.json").read_text())
-    assert info["no_copies"], "the deflated wheels (micropip, packaging, pyapp, pyfive)"
-    assert f"vendor/wheels/{pyapp_build.wheel_name()}" in info["no_copies"]
+    assert info["no_copies"], "the deflated wheels (micropip, packaging, pyfive)"
+    # pyapp's browser wheel is stored (sources and bytecode uncompressed, as Pyodide's compiled wheels are): it
+    # compresses far better as a whole, so it has its copies.
+    assert f"vendor/wheels/{pyapp_build.wheel_name()}" not in info["no_copies"]
     for rel in info["files"]:
         path = pyapp_build.MODELS / rel.removeprefix("models/") if rel.startswith("models/") else pyapp_build.WEB / rel
         if not compress.has_compressible_suffix(rel) or info["sizes"][rel] < compress.MIN_SIZE:
@@ -331,9 +384,10 @@ def test_compress_step_writes_checked_siblings_outside_build_json(
             assert compress.decode_sibling(compress.sibling(original, coding)) == original.read_bytes()
     for kind in ("png", "jpg", "gz"):  # compressed already
         assert not list(vendor.rglob(f"*.{kind}.br")), kind
-    # The stored bytecode archives get siblings; deflated wheels (pyfive's, micropip's) save too little.
+    # The stored bytecode archives get siblings (pyapp's browser wheel too); deflated wheels (pyfive's,
+    # micropip's) save too little.
     archives = sorted(p.name for p in vendor.rglob("*.br") if p.name.endswith((".whl.br", ".zip.br")))
-    assert [name.split("-")[0] for name in archives] == ["numpy", "pillow", "python_stdlib.zip.br"]
+    assert [name.split("-")[0] for name in archives] == ["numpy", "pillow", "pyapp_tfjs", "python_stdlib.zip.br"]
     info = json.loads((vendor / "build.json").read_text())
     assert not [f for f in [*info["files"], *info["sizes"]] if f.endswith((".br", ".gz")) and "digits" not in f]
     for group in info["boot"].values():
