@@ -172,6 +172,10 @@ def _visits(browser: Any, url: str, counter: ByteCounter) -> dict[str, tuple[flo
     ms = _app_first_prediction(page, url)
     out["first"] = (ms, counter.take())
     page.wait_for_selector("body[data-offline='ready']", timeout=300_000)
+    # The first visit's last piece of work: the Pyodide snapshot the repeat visit restores (saved, or why not).
+    page.wait_for_function(
+        "() => document.body.dataset.snapshot && document.body.dataset.snapshot !== 'saving'", timeout=300_000
+    )
     out["offline"] = (0.0, counter.take())
     page.close()
     again = context.new_page()

@@ -424,7 +424,9 @@ def test_offline_reload_then_update_takes_over_whole(browser: Any, site: Site, t
     assert other.evaluate("document.getElementById('app').dataset.release") == "two"
     assert page.evaluate("document.getElementById('app').dataset.release") == "two"
     caches = page.evaluate("caches.keys()")
-    assert caches == [f"pyapp-{new_build}"], caches
+    # The old build's files and its Pyodide snapshot are gone; the new build may have saved its own snapshot.
+    assert [c for c in caches if not c.startswith("pyodide-snapshot-")] == [f"pyapp-{new_build}"], caches
+    assert {c for c in caches if c.startswith("pyodide-snapshot-")} <= {f"pyodide-snapshot-{new_build}"}, caches
     # Only what changed came over the network: index.html (its sha256 changed), build.json and the new
     # worker's scripts (sw.js, and the brotli decoder it imports, which the browser's update check asks
     # for beside it); every other file of the offline copy came from the old build's cache.
@@ -464,6 +466,80 @@ def test_the_model_downloads_while_python_boots_and_only_once(browser: Any, site
     assert left == 0
     requests = site.take()
     assert {f: requests[f] for f in model_files} == dict.fromkeys(model_files, 1)
+
+
+def test_a_repeat_visit_restores_python_from_its_checked_snapshot(browser: Any, site: Site) -> None:
+    """The first visit, once its image has its result, saves the build's Pyodide snapshot (its own worker; Cache
+    Storage ``pyodide-snapshot-<build>``, with its sha256). The next visit restores the interpreter from it
+    and classifies. A snapshot whose bytes no longer match its sha256, one that is not a Pyodide snapshot at all,
+    and one made by another Pyodide (which Pyodide refuses to restore) are each discarded: that visit boots
+    CPython as usual, classifies, and saves a good one again."""
+    build = json.loads((site.out / "vendor" / "build.json").read_text())["build_id"]
+    context = browser.new_context()
+    url = site.url + "?backend=wasm"
+
+    def visit() -> tuple[str, str]:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='true']", timeout=180_000)
+        page.set_input_files("#file-input", [SAMPLES / "chelsea.png"])
+        assert app_results(page, 1)[0]["top1"] == "Neutral"
+        used = page.evaluate("document.body.dataset.pythonSnapshot")
+        saved = page.wait_for_function(
+            """() => {
+                const d = document.body.dataset;  // a boot that restored one saves none
+                if (d.pythonSnapshot === 'used') return 'used';
+                return d.snapshot && d.snapshot !== 'saving' ? d.snapshot : false;
+            }""",
+            timeout=180_000,
+        ).json_value()
+        page.close()
+        return used, str(saved)
+
+    def tamper(how: str) -> None:
+        """``flip``: one byte changed, its recorded sha256 kept. ``junk``: 1 KiB of zeros, ``other``: the snapshot
+        with another Pyodide build's id in its header (bytes 16-47), each with its own sha256."""
+        page = context.new_page()
+        page.goto(site.url + "vendor/build.json")
+        page.evaluate(
+            """async ([name, how]) => {
+                const cache = await caches.open(name);
+                const [request] = await cache.keys();
+                const old = await cache.match(request);
+                let bytes = new Uint8Array(await old.arrayBuffer());
+                let sha = old.headers.get('X-Sha256');
+                if (how === 'flip') {
+                    bytes[bytes.length >> 1] ^= 1;
+                } else {
+                    if (how === 'junk') bytes = new Uint8Array(1024);
+                    else bytes[20] ^= 1;
+                    sha = [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))]
+                        .map((x) => x.toString(16).padStart(2, '0')).join('');
+                }
+                await cache.put(request, new Response(bytes, { headers: { 'X-Sha256': sha } }));
+            }""",
+            [f"pyodide-snapshot-{build}", how],
+        )
+        page.close()
+
+    try:
+        first = visit()
+        assert first[0] == "none saved yet", first
+        assert first[1] == "saved", first
+        assert visit() == ("used", "used")
+        tamper("flip")
+        assert visit() == ("its sha256 did not match: discarded", "saved")
+        tamper("junk")
+        assert visit() == ("not a Pyodide snapshot: discarded", "saved")
+        # Well formed, but made by another Pyodide: Pyodide's own check refuses it, and the boot goes on without.
+        tamper("other")
+        used, saved = visit()
+        assert used.startswith("failed to restore (Snapshot build id mismatch"), used
+        assert used.endswith("): discarded"), used
+        assert saved == "saved"
+        assert visit() == ("used", "used")
+    finally:
+        context.close()
 
 
 def test_storage_full_costs_the_offline_copy_never_an_answer(browser: Any, site: Site) -> None:

@@ -99,6 +99,10 @@ class App:
         """
         self.root = root
         js.globalThis.PYAPP_ROOT = root  # where pyapp finds vendor/tfjs/*.wasm
+        # Whether this boot restored the interpreter from a snapshot (js/pyodide-boot.mjs), or why not: the page
+        # makes one after the first result when there was none to use.
+        boot = getattr(js.globalThis, "pyappBoot", None)
+        page.data("body", "pythonSnapshot", str(getattr(boot, "snapshot", "no snapshot support in this boot")))
         self.stage("runtime", "active")
         # TF.js is already loaded: PyScript imported js/tfjs.js (config js_modules) before this file ran.
         chosen = preferred in BACKENDS  # ?backend=... is the visitor's choice, software WebGL included

@@ -392,7 +392,11 @@ self.addEventListener("activate", (event) => {
   event.waitUntil(
     (async () => {
       const names = await caches.keys();
-      await Promise.all(names.filter((k) => k.startsWith("pyapp-") && k !== CACHE).map((k) => caches.delete(k)));
+      // Other builds' files, and their Pyodide snapshots (js/snapshot.mjs): each build saves its own.
+      const stale = (k) =>
+        (k.startsWith("pyapp-") && k !== CACHE) ||
+        (k.startsWith("pyodide-snapshot-") && k !== `pyodide-snapshot-${BUILD}`);
+      await Promise.all(names.filter(stale).map((k) => caches.delete(k)));
       await self.clients.claim();
     })(),
   );

@@ -533,6 +533,44 @@ function markFirstResult() {
   observer.observe(results, { subtree: true, attributes: true, attributeFilter: ["class"], childList: true });
 }
 
+/** Resolves once no image on the page waits for its result (at once when none does). */
+function resultsSettled() {
+  const results = $("results");
+  return new Promise((resolve) => {
+    const observer = new MutationObserver(() => check());
+    const check = () => {
+      if (results.querySelector(".result.pending")) return;
+      observer.disconnect();
+      resolve();
+    };
+    observer.observe(results, { subtree: true, attributes: true, attributeFilter: ["class"], childList: true });
+    check();
+  });
+}
+
+/**
+ * Have a worker of its own save this build's Pyodide snapshot (js/snapshot.mjs), which the next visit's boot
+ * restores instead of starting CPython. Once the images chosen during the boot have their results: its thread
+ * then competes with nothing the visitor waits for. `body[data-snapshot]` says how it went.
+ */
+function saveSnapshot(info) {
+  if (!globalThis.caches) return;
+  document.body.dataset.snapshot = "saving";
+  let worker;
+  try {
+    worker = new Worker(new URL(`js/snapshot-worker.mjs?build=${info.build_id}`, root), { type: "module" });
+  } catch (err) {
+    document.body.dataset.snapshot = `failed: ${err?.message ?? err}`;
+    return;
+  }
+  const done = (state) => {
+    document.body.dataset.snapshot = state;
+    worker.terminate();
+  };
+  worker.onmessage = ({ data }) => done(data.state === "saved" ? "saved" : `failed: ${data.error}`);
+  worker.onerror = (event) => done(`failed: ${event.message || "the snapshot worker did not start"}`);
+}
+
 /**
  * Fetch the files the service worker has not cached yet, so that it keeps them before the worker asks. Those it
  * has (a repeat visit) are left alone: fetching them again would only keep the service worker, which answers
@@ -604,6 +642,8 @@ async function main() {
     globalThis.pyapp = { add_files: (files) => supervisor.add([...files]), python: () => supervisor.python?.sync };
     document.body.dataset.ready = "true";
     afterBoot(isolation.reg, info, python.sync);
+    await opsApplied(); // the snapshot state app.py reported as it started, and the images it queued
+    if (document.body.dataset.pythonSnapshot !== "used") resultsSettled().then(() => saveSnapshot(info));
   } catch (err) {
     console.error("pyapp: boot failed", err);
     boot.fail(err, boot.info);

@@ -7,12 +7,20 @@
 //   and handed to Pyodide's own `packages` option, which downloads them while Pyodide starts and checks
 //   each against the lock's sha256. PyScript's `packages` setting would instead load micropip and
 //   packaging and resolve through them first (about a second of CPU here, for nothing to resolve).
+// - A repeat visit restores the interpreter from this build's memory snapshot (js/snapshot.mjs) when one was
+//   saved and checks out, instead of starting CPython again; `globalThis.pyappBoot.snapshot` says "used", or
+//   why not (the app shows it).
 import { loadPyodide as loadPyodideItself, version } from "../vendor/pyodide/pyodide.mjs";
+import { discardSnapshot, readSnapshot } from "./snapshot.mjs";
 
 export { version };
 
 const params = new URL(import.meta.url).searchParams;
 const packages = params.getAll("package");
+const build = params.get("build");
+// Read while TF.js loads (below): the snapshot's bytes and their check.
+const snapshot = readSnapshot(build);
+globalThis.pyappBoot = { snapshot: "not read yet" };
 
 // Files Python will fetch first (the model's), named as `?preload=<absolute URL>`: fetched now, so that they
 // download while Pyodide boots. pyapp.fetch takes each Response once from this map and checks it as any other.
@@ -36,12 +44,30 @@ export async function loadPyodide(options) {
   // PyScript derives indexURL from this module's folder; Pyodide's files are in vendor/pyodide/.
   const indexURL = new URL("../vendor/pyodide/", import.meta.url).href;
   const watch = failedFetches(indexURL);
-  try {
+  const boot = async (extra) => {
     const [pyodide] = await Promise.race([
-      Promise.all([loadPyodideItself({ ...options, indexURL, packages }), tfjs.catch(() => null)]),
+      Promise.all([loadPyodideItself({ ...options, indexURL, packages, ...extra }), tfjs.catch(() => null)]),
       watch.failed,
     ]);
     return pyodide;
+  };
+  try {
+    const { bytes, why } = await snapshot;
+    if (bytes) {
+      try {
+        const pyodide = await boot({ _loadSnapshot: bytes });
+        globalThis.pyappBoot.snapshot = "used";
+        return pyodide;
+      } catch (err) {
+        // A snapshot this Pyodide cannot restore: gone, and the boot starts CPython as usual.
+        await discardSnapshot(build);
+        globalThis.pyappBoot.snapshot = `failed to restore (${err?.message ?? err}): discarded`;
+        console.warn("pyapp: the Pyodide snapshot did not restore; booting without it", err);
+      }
+    } else {
+      globalThis.pyappBoot.snapshot = why;
+    }
+    return await boot({});
   } finally {
     watch.stop();
   }

@@ -92,11 +92,12 @@ export function applyPageOps(json) {
 }
 
 /**
- * js/pyodide-boot.mjs, told which packages to load and which files to fetch while Pyodide starts, and which
- * lock to hold.
+ * js/pyodide-boot.mjs, told which packages to load and which files to fetch while Pyodide starts, which
+ * lock to hold, and which build's snapshot to restore.
  */
-function bootModule(root, packages, preload, lock) {
+function bootModule(root, packages, preload, lock, build) {
   const url = new URL("js/pyodide-boot.mjs", root);
+  url.searchParams.set("build", build);
   for (const p of packages) url.searchParams.append("package", p);
   for (const f of preload) url.searchParams.append("preload", f);
   url.searchParams.set("lock", lock);
@@ -151,6 +152,7 @@ export async function startPython(
         [...info.pyodide_packages.filter((p) => packages.includes(p)), abs(info.pyapp_wheel)],
         preload.map(abs),
         lock,
+        info.build_id,
       ),
       files: Object.fromEntries(["page.py", ...modules].map((m) => [abs(m), `./${m}`])),
       js_modules: { worker: { [abs("js/tfjs.js")]: "tfjs" } },
