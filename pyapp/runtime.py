@@ -257,6 +257,10 @@ async def recover(reason: str | None = None) -> int:
 
 #: Backend bundles beside tf.min.js, by the backend they register (cpu and webgl are in tf.min.js).
 BACKEND_BUNDLES = {"wasm": "tf-backend-wasm.min.js", "webgpu": "tf-backend-webgpu.min.js"}
+#: A page that loads TF.js itself may leave a backend's bundle out and define this global, ``(name) => Promise``,
+#: which loads it: pyapp calls it when that backend is about to be tried (for WebGPU, only once the browser has
+#: given an adapter). The app does this for WebGPU's 325 KB, which most boots never use.
+BACKEND_LOADER = "pyappLoadBackend"
 WASM_BINARIES = ("tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm", "tfjs-backend-wasm-threaded-simd.wasm")
 TFJS_CORE = "tf.min.js"
 
@@ -546,15 +550,18 @@ async def _threads_only_where_they_help(tf: Any) -> bool:
 
 async def _precheck(backend: str) -> str | None:
     tfm = tf()
-    if tfm.findBackendFactory(backend) is None:
-        return f"the {backend} backend is not registered (its bundle is not loaded)"
-    if backend == "webgpu":
+    if backend == "webgpu":  # before the bundle: a browser without a WebGPU adapter never loads it
         gpu = getattr(js.navigator, "gpu", None)
         if gpu is None:
             return "navigator.gpu is undefined (no WebGPU in this browser or context)"
         adapter = await gpu.requestAdapter()
         if adapter is None:
             return "navigator.gpu.requestAdapter() returned null (no usable GPU adapter)"
+    loader = getattr(js.globalThis, BACKEND_LOADER, None)
+    if tfm.findBackendFactory(backend) is None and backend in BACKEND_BUNDLES and loader is not None:
+        await loader(backend)
+    if tfm.findBackendFactory(backend) is None:
+        return f"the {backend} backend is not registered (its bundle is not loaded)"
     if backend == "webgl" and not tfm.env().getNumber("WEBGL_VERSION"):
         return "WebGL is unavailable (no WebGL context could be created)"
     return None

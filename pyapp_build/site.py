@@ -382,7 +382,8 @@ def _boot_groups(files: dict[str, str]) -> dict[str, list[str]]:
         "TF.js": [
             "vendor/tfjs/tf.min.js",
             "vendor/tfjs/tf-backend-wasm.min.js",
-            "vendor/tfjs/tf-backend-webgpu.min.js",
+            # Not WebGPU's bundle: js/tfjs.js loads it only when pyapp.runtime tries WebGPU where the browser
+            # has it (it is kept for offline use with the rest of vendor/tfjs/).
             # The binary most visits load (pyapp.runtime takes the threaded one only where TF.js runs more
             # than one thread: 4 cores or more, and isolated); js/page.js swaps it where that holds.
             "vendor/tfjs/tfjs-backend-wasm-simd.wasm",

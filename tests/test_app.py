@@ -135,10 +135,13 @@ def test_keyboard_and_backend_switch(browser: Any, server_url: str) -> None:
         page.keyboard.press("Space")
     chooser.value.set_files([SAMPLES / "chelsea.png"])
     app_results(page, 1)
-    # A backend this Chromium does not offer (WebGPU needs a flag here): the app stays and says why.
+    # A backend this Chromium does not offer (WebGPU needs a flag here): the app stays and says why, without
+    # ever loading WebGPU's bundle (js/tfjs.js loads it only once the browser has given a WebGPU adapter).
     page.select_option("#backend-select", "webgpu")
     page.wait_for_function("() => document.getElementById('backend-notes').textContent.includes('webgpu refused')")
+    assert "navigator.gpu" in page.inner_text("#backend-notes")
     assert page.inner_text("#backend-status").startswith("Running on wasm")
+    assert not [u for u in _python_worker_resources(page) if "webgpu" in u]
     page.select_option("#backend-select", "cpu")
     page.wait_for_function("() => document.getElementById('backend-status').textContent.includes('cpu')")
     page.set_input_files("#file-input", [SAMPLES / "coffee.png"])
@@ -146,6 +149,21 @@ def test_keyboard_and_backend_switch(browser: Any, server_url: str) -> None:
     assert {r["top1"] for r in results} == {"Neutral"}
     assert "backend=cpu" in page.url
     context.close()
+
+
+def test_webgpu_bundle_loads_when_webgpu_is_tried(playwright: Any, server_url: str) -> None:
+    """In a Chromium with WebGPU (SwiftShader's, behind a flag here), ``?backend=webgpu`` starts the app on it:
+    the worker's TF.js had no WebGPU bundle at boot, and loads it when pyapp.runtime tries that backend."""
+    gpu = playwright.chromium.launch(executable_path=chromium_path(), args=[*CHROMIUM_FLAGS, "--enable-unsafe-webgpu"])
+    try:
+        context, page = _open_app(gpu, server_url + "?backend=webgpu")
+        assert page.evaluate("document.body.dataset.backend") == "webgpu", page.inner_text("#backend-notes")
+        assert [u for u in _python_worker_resources(page) if "webgpu" in u] == [
+            server_url + "vendor/tfjs/tf-backend-webgpu.min.js"
+        ]
+        context.close()
+    finally:
+        gpu.close()
 
 
 def test_paste_drop_and_camera(browser: Any, server_url: str) -> None:
