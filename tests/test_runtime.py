@@ -272,7 +272,9 @@ async def test_five_webgl_context_losses_in_one_batch_drop_nothing_and_leak_noth
     await loser
     assert results == expected * (len(results) // 3), "every request answered, as before the losses"
     assert len(rt.recoveries) == recoveries + 5
-    assert all("webglcontextlost" in why for why in rt.recoveries[-5:])
+    # Each loss is noticed by its webglcontextlost event, or, when a request reaches the context before the event
+    # is delivered (a busy machine: a fresh-clone CI run saw it once), by isContextLost(): either way, the loss.
+    assert all(why.startswith("the WebGL context was lost (") for why in rt.recoveries[-5:]), rt.recoveries
     assert not js.tf.backend().gpgpu.gl.isContextLost()
     gc.collect()
     after, js_after = memory.snapshot(), int(js.performance.memory.usedJSHeapSize)

@@ -533,25 +533,36 @@ function markFirstResult() {
   observer.observe(results, { subtree: true, attributes: true, attributeFilter: ["class"], childList: true });
 }
 
-/** Resolves once no image on the page waits for its result (at once when none does). */
-function resultsSettled() {
-  const results = $("results");
-  return new Promise((resolve) => {
-    const observer = new MutationObserver(() => check());
-    const check = () => {
-      if (results.querySelector(".result.pending")) return;
-      observer.disconnect();
-      resolve();
-    };
-    observer.observe(results, { subtree: true, attributes: true, attributeFilter: ["class"], childList: true });
-    check();
-  });
+/** Whether the app is working for the visitor: an image waits for its result, or a live stream runs. */
+const appBusy = () => document.body.dataset.live === "running" || Boolean($("results").querySelector(".result.pending"));
+
+/**
+ * Resolves once the app has been idle (`appBusy` false) for `quietMs`: images chosen right after the boot, or a
+ * live stream started then, come first.
+ */
+async function appIdle(quietMs = 1000) {
+  for (;;) {
+    await new Promise((resolve) => {
+      const observer = new MutationObserver(() => check());
+      const check = () => {
+        if (appBusy()) return;
+        observer.disconnect();
+        resolve();
+      };
+      const watched = ["class", "data-live"];
+      observer.observe(document.body, { subtree: true, attributes: true, attributeFilter: watched, childList: true });
+      check();
+    });
+    await sleep(quietMs);
+    if (!appBusy()) return;
+  }
 }
 
 /**
  * Have a worker of its own save this build's Pyodide snapshot (js/snapshot.mjs), which the next visit's boot
- * restores instead of starting CPython. Once the images chosen during the boot have their results: its thread
- * then competes with nothing the visitor waits for. `body[data-snapshot]` says how it went.
+ * restores instead of starting CPython. Only while the app is idle (`appIdle`): its thread then competes with
+ * nothing the visitor waits for, and a live stream started meanwhile stops it (a later visit saves one).
+ * `body[data-snapshot]` says how it went.
  */
 function saveSnapshot(info) {
   if (!globalThis.caches) return;
@@ -563,10 +574,15 @@ function saveSnapshot(info) {
     document.body.dataset.snapshot = `failed: ${err?.message ?? err}`;
     return;
   }
+  const live = new MutationObserver(() => {
+    if (document.body.dataset.live === "running") done("stopped: a live stream started");
+  });
   const done = (state) => {
-    document.body.dataset.snapshot = state;
+    live.disconnect();
+    if (document.body.dataset.snapshot === "saving") document.body.dataset.snapshot = state;
     worker.terminate();
   };
+  live.observe(document.body, { attributes: true, attributeFilter: ["data-live"] });
   worker.onmessage = ({ data }) => done(data.state === "saved" ? "saved" : `failed: ${data.error}`);
   worker.onerror = (event) => done(`failed: ${event.message || "the snapshot worker did not start"}`);
 }
@@ -643,7 +659,7 @@ async function main() {
     document.body.dataset.ready = "true";
     afterBoot(isolation.reg, info, python.sync);
     await opsApplied(); // the snapshot state app.py reported as it started, and the images it queued
-    if (document.body.dataset.pythonSnapshot !== "used") resultsSettled().then(() => saveSnapshot(info));
+    if (document.body.dataset.pythonSnapshot !== "used") appIdle().then(() => saveSnapshot(info));
   } catch (err) {
     console.error("pyapp: boot failed", err);
     boot.fail(err, boot.info);
