@@ -140,8 +140,7 @@ def _record(data: bytes, compiled: dict[str, str], added: bool = False) -> bytes
     ``added``, the ``.pyc`` lines (keyed by their own names) added before RECORD's own line."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    rows = list(csv.reader(io.StringIO(data.decode())))
-    for row in rows:
+    for row in csv.reader(io.StringIO(data.decode())):
         if added and row and row[0].endswith(".dist-info/RECORD"):
             out.writelines(line + "\n" for line in compiled.values())
         if not added and row and row[0] in compiled:
@@ -218,12 +217,16 @@ def _take(entry: Path, job: Job) -> bool:
             return False
         with zipfile.ZipFile(job.source) as zin, zipfile.ZipFile(entry) as zcached:
             cached_members = zcached.infolist()
-            if job.sources:  # each source is followed by its bytecode: check that, then compare the rest
-                sources = [i.filename for i in zin.infolist() if i.filename.endswith(".py")]
-                names = [i.filename for i in cached_members]
-                if any(names[names.index(n) + 1 : names.index(n) + 2] != [pycache_name(n)] for n in sources):
+            if job.sources:  # each source followed by its bytecode, exactly; then the rest compared as below
+                added = {pycache_name(i.filename) for i in zin.infolist() if i.filename.endswith(".py")}
+                expected = [
+                    name
+                    for i in zin.infolist()
+                    for name in (i.filename, *([pycache_name(i.filename)] if i.filename.endswith(".py") else []))
+                ]
+                if [i.filename for i in cached_members] != expected:
                     return False
-                cached_members = [i for i in cached_members if "/__pycache__/" not in f"/{i.filename}"]
+                cached_members = [i for i in cached_members if i.filename not in added]
             pairs = list(itertools.zip_longest(zin.infolist(), cached_members))
         for original, cached in pairs:
             if original is None or cached is None:

@@ -487,10 +487,10 @@ def test_the_model_downloads_while_python_boots_and_only_once(browser: Any, site
 
 
 def test_a_repeat_visit_restores_python_from_its_checked_snapshot(browser: Any, site: Site) -> None:
-    """The first visit, once its image has its result, saves the build's Pyodide snapshot (its own worker; Cache
-    Storage ``pyodide-snapshot-<build>``, with its sha256). The next visit restores the interpreter from it
-    and classifies. A snapshot whose bytes no longer match its sha256, one that is not a Pyodide snapshot at all,
-    and one made by another Pyodide (which Pyodide refuses to restore) are each discarded: that visit boots
+    """The first visit, once the app is idle (its image has its result), saves the build's Pyodide snapshot (its own
+    worker; Cache Storage ``pyodide-snapshot-<build>``, with its sha256). The next visit restores the interpreter
+    from it and classifies. A snapshot whose bytes no longer match its sha256, one that is not a Pyodide snapshot at
+    all, and one made by another Pyodide (which Pyodide refuses to restore) are each discarded: that visit boots
     CPython as usual, classifies, and saves a good one again."""
     build = json.loads((site.out / "vendor" / "build.json").read_text())["build_id"]
     context = browser.new_context()

@@ -100,7 +100,7 @@ class App:
         self.root = root
         js.globalThis.PYAPP_ROOT = root  # where pyapp finds vendor/tfjs/*.wasm
         # Whether this boot restored the interpreter from a snapshot (js/pyodide-boot.mjs), or why not: the page
-        # makes one after the first result when there was none to use.
+        # makes one, once the app is idle, when there was none to use.
         boot = getattr(js.globalThis, "pyappBoot", None)
         page.data("body", "pythonSnapshot", str(getattr(boot, "snapshot", "no snapshot support in this boot")))
         self.stage("runtime", "active")

@@ -549,8 +549,10 @@ async function appIdle(quietMs = 1000) {
         observer.disconnect();
         resolve();
       };
-      const watched = ["class", "data-live"];
-      observer.observe(document.body, { subtree: true, attributes: true, attributeFilter: watched, childList: true });
+      // Only what `appBusy` reads: the result list and body[data-live]. Not the whole page, whose live overlay
+      // changes with every frame.
+      observer.observe($("results"), { subtree: true, attributes: true, attributeFilter: ["class"], childList: true });
+      observer.observe(document.body, { attributes: true, attributeFilter: ["data-live"] });
       check();
     });
     await sleep(quietMs);

@@ -3,8 +3,8 @@
 // `makeMemorySnapshot()` / `_loadSnapshot`).
 // - Taken before any package is loaded: Pyodide 0.27.7 cannot snapshot after `loadPackage("numpy")` ("Unexpected
 //   hiwire entry"). numpy and pyapp are loaded after the restore, as on any boot.
-// - Made by a worker of its own (js/snapshot-worker.mjs), which the page starts once the app has shown its first
-//   result: nothing the visitor waits for runs on its thread.
+// - Made by a worker of its own (js/snapshot-worker.mjs), which the page starts once the app has been idle for a
+//   second (no image waiting, no live stream): nothing the visitor waits for competes with it.
 // - Kept in Cache Storage under `pyodide-snapshot-<build>`, with its sha256; a restore checks the bytes first
 //   and discards a snapshot that does not match. The service worker deletes the snapshots of other builds when
 //   a new build takes over: each build makes its own (its Pyodide may differ).
