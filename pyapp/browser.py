@@ -342,9 +342,10 @@ def _as_uploaded(image: Any, kind: str, width: int, height: int, backend: str) -
     first, as fromPixels draws an ``<img>``, it uploads un-premultiplied; a canvas kept in
     memory, as :func:`read_pixels`' is, so the backend path gets the numpy path's pixels (a GPU
     canvas redraws colour-managed bitmaps a level apart). On cpu and wasm fromPixels reads
-    every source through such a canvas already.
+    every source through such a canvas already. A VideoFrame (a camera's, from ``js/frames.js``)
+    is drawn on one on every backend: fromPixels does not take it.
     """
-    if kind != "ImageBitmap" or backend not in ("webgl", "webgpu"):
+    if kind != "VideoFrame" and (kind != "ImageBitmap" or backend not in ("webgl", "webgpu")):
         return image
 
     canvas = js.OffscreenCanvas.new(width, height)

@@ -11,7 +11,8 @@ never a silent wait.
 
 Python in a Web Worker has no ``<video>`` and no camera: there the page runs ``js/frames.js``'s
 ``pumpFrames(video, port)`` and hands Python the other end of the MessageChannel, a frame port,
-which gives the same frames (as ImageBitmaps) and the same counts.
+which gives the same frames (as VideoFrames: no pixel is copied on the page's thread; ImageBitmaps
+where the browser has no VideoFrame) and the same counts.
 
 Example (in a page)::
 
@@ -168,8 +169,8 @@ class Frame:
     """One video frame, taken when asked for.
 
     ``image`` is a pixel source to read now: the ``<video>`` itself (it shows this frame until the
-    next one), or, from a frame port, an ImageBitmap that :meth:`FrameReader.__anext__` closes when
-    the next frame is asked for; or what the reader's ``prepare`` made of either. ``time`` is when
+    next one), or, from a frame port, a VideoFrame (or ImageBitmap) that :meth:`FrameReader.__anext__`
+    closes when the next frame is asked for; or what the reader's ``prepare`` made of either. ``time`` is when
     the frame was captured (or, where the source does not say, shown), in ms since the epoch
     (:func:`epoch_ms`); ``dropped``, how many frames were shown since the previous one taken and
     not taken.
@@ -201,7 +202,7 @@ class _Delivered:
     time: float
     width: int
     height: int
-    owned: bool  # an ImageBitmap this reader closes when the next frame is asked for
+    owned: bool  # a port's VideoFrame or ImageBitmap, which this reader closes when the next frame is asked for
 
 
 class _Session:
@@ -222,7 +223,7 @@ class _Session:
     def frame(self, image: Any, presented: int, time: float, width: int, height: int, owned: bool) -> bool:
         """A frame came: prepare it now, while it is the one shown, and hand it to the waiting request.
 
-        ``owned``: an ImageBitmap from a port, closed here once prepared (or when not taken). Preparing in
+        ``owned``: a port's VideoFrame or ImageBitmap, closed here once prepared (or when not taken). Preparing in
         the browser's frame callback also spares an event-loop turn before the work starts. False when
         the frame is not taken: nobody waits, or it was captured before ``not_before`` (the fps cap).
         """

@@ -1,7 +1,7 @@
 """In the browser: encoded images are decoded by the browser, so one image gives one answer on every path.
 
-Bytes, File, Blob, ArrayBuffer, ``<img>``, ImageBitmap, ``<canvas>`` and ImageData of one photo give the
-same pixels and the same classification, on the numpy and the backend path, as NSFWJS's own
+Bytes, File, Blob, ArrayBuffer, ``<img>``, ImageBitmap, ``<canvas>``, ImageData and VideoFrame of one photo
+give the same pixels and the same classification, on the numpy and the backend path, as NSFWJS's own
 ``classify()`` of an ``<img>``; Pyodide's vulnerable libwebp never decodes anything; a 12 MP
 Display P3 photo is classified in bounded memory.
 """
@@ -58,9 +58,10 @@ def parity_files(parity_all: list[str], parity_backend: str) -> list[str]:
 def test_every_source_of_one_image_gives_the_same_pixels(
     pyodide: Any, parity_files: list[str], parity_backend: str
 ) -> None:
-    """Per file: bytes, Blob, File, ArrayBuffer, Uint8Array, ImageBitmap, <canvas>, ImageData and the <img>
-    itself read the same pixels as tf.browser.fromPixels(<img>); the backend path gets the same input from
-    the bytes as from the <img>, and the numpy path the same input within float rounding."""
+    """Per file: bytes, Blob, File, ArrayBuffer, Uint8Array, ImageBitmap, <canvas>, ImageData, a VideoFrame and
+    the <img> itself read the same pixels as tf.browser.fromPixels(<img>); the backend path gets the same input
+    from the bytes as from the <img> and a VideoFrame, and the numpy path the same input within float
+    rounding."""
     got = pyodide.run(
         f"""
         import js, numpy as np, testutil
@@ -86,6 +87,10 @@ def test_every_source_of_one_image_gives_the_same_pixels(
             ctx = canvas.getContext("2d", js.Object.fromEntries([["willReadFrequently", True]]))
             ctx.drawImage(img, 0, 0)
             image_data = ctx.getImageData(0, 0, canvas.width, canvas.height)
+            # A VideoFrame, as the live pump hands a camera's frames to Python in a worker: opaque, as a video's
+            # frames are (Chromium draws a VideoFrame with alpha unlike an <img> of it).
+            opaque = js.Object.fromEntries([["timestamp", 0], ["alpha", "discard"]])
+            video_frame = js.VideoFrame.new(canvas, opaque)
             with assert_no_leaks():
                 t = js.tf.browser.fromPixels(img, 3)
                 from_pixels = await to_numpy(t, dispose=True)
@@ -93,6 +98,7 @@ def test_every_source_of_one_image_gives_the_same_pixels(
                 sources = {{
                     "bytes": data, "Blob": blob, "File": js.File.new([u8], name), "ArrayBuffer": u8.buffer,
                     "Uint8Array": u8, "ImageBitmap": bitmap, "canvas": canvas, "ImageData": image_data,
+                    "VideoFrame": video_frame,
                 }}
                 worst = {{}}
                 decoders = set()
@@ -102,7 +108,7 @@ def test_every_source_of_one_image_gives_the_same_pixels(
                     same = decoded.pixels.shape == want.shape
                     worst[label] = int(np.abs(decoded.pixels.astype(int) - want).max()) if same else -1
                 on_backend = {{}}
-                for label, obj in (("bytes", data), ("img", img)):
+                for label, obj in (("bytes", data), ("img", img), ("VideoFrame", video_frame)):
                     on_backend[label] = await to_numpy(await clf.prepare_any(obj, "backend"), dispose=True)
                 in_numpy = await clf.prepare_any(data, "numpy")
             rows[name] = {{
@@ -110,8 +116,10 @@ def test_every_source_of_one_image_gives_the_same_pixels(
                 "sources": worst,
                 "decoders": sorted(decoders),
                 "backend bytes vs img": float(np.abs(on_backend["bytes"] - on_backend["img"]).max()),
+                "backend VideoFrame vs bytes": float(np.abs(on_backend["VideoFrame"] - on_backend["bytes"]).max()),
                 "numpy vs backend": float(np.abs(in_numpy - on_backend["bytes"]).max()),
             }}
+            video_frame.close()
             bitmap.close()
         __value__ = rows
         """,
@@ -122,6 +130,7 @@ def test_every_source_of_one_image_gives_the_same_pixels(
         assert row["decoders"] == ["browser"], (name, row)
         assert max(row["sources"].values()) == 0, (name, row)
         assert row["numpy vs backend"] < 2e-3, (name, row)
+        assert row["backend VideoFrame vs bytes"] <= 1e-6, (name, row)
         if parity_backend == "wasm":  # fromPixels reads an <img> through a 2D canvas in memory, as read_pixels
             assert row["fromPixels(img) vs read"] == 0, (name, row)
             assert row["backend bytes vs img"] <= 1e-6, (name, row)

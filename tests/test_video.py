@@ -213,24 +213,24 @@ async def _through_a_frame_port(pyodide: Pyodide) -> dict[str, Any]:
     stops: list[str] = []
     on_stop = create_proxy(lambda reason: stops.append(str(reason)))
     out: dict[str, Any] = {}
-    # Python asks; the page's pump posts each frame as an ImageBitmap; Python stops it and the camera goes off.
+    # Python asks; the page's pump posts each frame as a VideoFrame; Python stops it and the camera goes off.
     camera = await video.open_camera()
     channel = js.MessageChannel.new()
     pump.pumpFrames(camera.video, channel.port1, js.Object.fromEntries([["onStop", on_stop]]))
-    seen, bitmaps = [], []
+    seen, images = [], []
     async with video.frames(channel.port2) as reader:
         async for frame in reader:
             kind = str(js.Object.prototype.toString.call(frame.image))
             seen.append([frame.index, frame.width, frame.height, frame.dropped, kind])
-            bitmaps.append(frame.image)
+            images.append(frame.image)
             if frame.index == 4:
                 break
     await asyncio.sleep(0.1)
     out["seen"] = seen
-    out["closed bitmaps"] = [int(b.width) for b in bitmaps]  # a closed ImageBitmap is 0 wide
+    out["closed frames"] = [int(f.displayWidth) for f in images]  # a closed VideoFrame is 0 wide
     out["stops"] = list(stops)
     out["track"] = str(camera.stream.getVideoTracks()[0].readyState)
-    del bitmaps, frame
+    del images, frame
     # The page ends the frames (its camera ended): Python stops with the page's reason.
     camera = await video.open_camera()
     channel = js.MessageChannel.new()
@@ -252,13 +252,14 @@ async def _through_a_frame_port(pyodide: Pyodide) -> dict[str, Any]:
 
 
 def test_frame_port_gives_python_in_a_worker_the_same_frames(camera_page: Pyodide) -> None:
-    """Through js/frames.js's pump and a MessageChannel (as Python in a Web Worker gets them): ImageBitmaps of the
-    camera's size, each closed when the next is asked for; Python's stop reaches the page, which stops the camera;
-    the page's own end reaches Python with its reason; nothing is left behind."""
+    """Through js/frames.js's pump and a MessageChannel (as Python in a Web Worker gets them): VideoFrames of the
+    camera's size (no pixel copied on the page's thread), each closed when the next is asked for; Python's stop
+    reaches the page, which stops the camera; the page's own end reaches Python with its reason; nothing is left
+    behind."""
     got = _through_a_frame_port(camera_page)
     assert [s[:3] for s in got["seen"]] == [[i, 640, 480] for i in range(5)]
-    assert {s[4] for s in got["seen"]} == {"[object ImageBitmap]"}
-    assert got["closed bitmaps"] == [0] * 5
+    assert {s[4] for s in got["seen"]} == {"[object VideoFrame]"}
+    assert got["closed frames"] == [0] * 5
     assert got["stops"] == ["closed"]
     assert got["track"] == "ended"
     assert got["ended"] == [2, "camera ended", ["closed", "camera ended"]]
