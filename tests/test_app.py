@@ -268,7 +268,10 @@ def test_live_mode_shows_each_result_over_the_preview_and_keeps_the_main_thread_
             }"""
         )
         page.click("#live-button")
-        page.wait_for_function("() => Number(document.getElementById('live-overlay').dataset.results) >= 40")
+        # Checked every 100 ms, as app_results checks: not on every frame, work the long-task observer would see.
+        page.wait_for_function(
+            "() => Number(document.getElementById('live-overlay').dataset.results) >= 40", polling=100
+        )
         labels = page.evaluate("window.liveLabels")
         overlay = page.evaluate(
             """() => ({

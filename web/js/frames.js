@@ -102,8 +102,8 @@ export function pumpFrames(video, port, { onStop } = {}) {
 /**
  * The frame `video` shows, to transfer: a VideoFrame, which holds the browser's own frame and copies no pixels
  * on this thread (they are read in Python's worker); an ImageBitmap where there is no VideoFrame. Measured in
- * the live test: createImageBitmap(video) held the page's thread for up to ~50 ms at a stream's start
- * (a readback from the busy GPU process); `new VideoFrame(video)` takes well under a millisecond.
+ * the live test (Long Animation Frames): createImageBitmap(video) held the page's thread for 51 ms at a stream's
+ * start, and a CI run saw a 67 ms task there; `new VideoFrame(video)` took under 0.5 ms.
  */
 async function grab(video) {
   if (typeof VideoFrame === "function") {
