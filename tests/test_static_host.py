@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -55,9 +56,18 @@ class PlainHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class PlainServer(http.server.ThreadingHTTPServer):
+    """``http.server``'s threading server; a browser that drops a connection mid-file (a test closing its page)
+    is not printed as a server error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _serve(directory: Path, stall: frozenset[str] = frozenset()) -> tuple[http.server.ThreadingHTTPServer, str]:
     handler = type("Handler", (PlainHandler,), {"stall": stall})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(directory)))
+    server = PlainServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(directory)))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     host, port = server.server_address[:2]
