@@ -123,6 +123,12 @@ def test_headerless_host_gets_isolation_from_the_service_worker_with_one_reload(
     ):
         got = [r for r in REQUESTS if r.startswith(f"/{rel}")]
         assert got == [f"/{rel}{copy}"], (rel, got)
+    # A file with no copies (build.json's no_copies: a deflated wheel) is asked for as it is, without a 404 for a
+    # copy first. The boot needs none of them, so the page asks for one, as the playground does for its packages.
+    no_copy = page.evaluate("fetch('vendor/build.json').then((r) => r.json()).then((info) => info.no_copies[0])")
+    assert no_copy.endswith(".whl"), no_copy
+    assert page.evaluate("async (rel) => (await fetch(rel)).status", no_copy) == 200
+    assert [r for r in REQUESTS if r.startswith(f"/{no_copy}")] == [f"/{no_copy}"], REQUESTS
     navigations.clear()
     page.goto(plain_host + "?backend=wasm")
     page.wait_for_selector(READY)
