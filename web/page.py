@@ -5,10 +5,10 @@ isolated page) PyScript can make synchronous calls into it, but without one (a
 static host that sends no COOP/COEP headers and no service worker to add them;
 WebKit, which has no SharedArrayBuffer at all) only messages cross, and a
 synchronous call blocks Python until the page's thread answers. So every
-update takes the one path that works in both modes and never waits: Python queues operations and
-sends them to the page in one message per event-loop turn, and ``js/python.js``
-applies them in order. Nothing is read back: the page passes what Python needs
-as arguments.
+update takes the one path that works in both modes and never waits: Python
+queues operations and sends them to the page in one message per event-loop
+turn, and ``js/python.js`` applies them in order. Nothing is read back: the
+page passes what Python needs as arguments.
 
 Example::
 

@@ -1,6 +1,6 @@
 // Makes this build's Pyodide snapshot (js/snapshot.mjs) in a thread of its own, then ends: started by the page
-// once the app has shown its first result, as `js/snapshot-worker.mjs?build=<build id>`. Posts
-// `{state: "saved", bytes}` or `{state: "failed", error}`.
+// once the app has been idle for a second, as `js/snapshot-worker.mjs?build=<build id>`. Posts
+// `{state: "saved", bytes}` (its size) or `{state: "failed", error}`.
 import { loadPyodide } from "../vendor/pyodide/pyodide.mjs";
 import { makeSnapshot } from "./snapshot.mjs";
 
